@@ -1,0 +1,220 @@
+"""`tether.Client`: the Python entry point. Sync and async calls share one request path."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+import orjson
+from pydantic import BaseModel
+
+from tether.contracts.contract import Contract
+from tether.contracts.preflight import PreflightReport
+from tether.engine import Plan, output_spec, run_async, run_sync
+from tether.messages import GenerationParams, Message, OutputSpec, as_messages
+from tether.providers.base import Capabilities, Provider
+from tether.providers.pool import ProviderPool
+from tether.result import Result
+from tether.settings import PriceSettings, Settings
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+Prompt = str | Iterable[Message | Mapping[str, str]]
+ContractLike = type[BaseModel] | Contract[Any] | Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    provider: str
+    upstream_model: str
+    capabilities: Capabilities
+    price: PriceSettings
+    default: bool
+
+
+class Client:
+    """Typed, validated model calls.
+
+    >>> client = Client()                                    # doctest: +SKIP
+    >>> result = client.generate("Great food!", contract=Sentiment)  # doctest: +SKIP
+    >>> result.output.sentiment                              # doctest: +SKIP
+    """
+
+    def __init__(
+        self, settings: Settings | None = None, *, providers: Mapping[str, Provider] | None = None
+    ) -> None:
+        self.settings = settings if settings is not None else Settings.load()
+        self._pool = ProviderPool(self.settings, providers)
+        self._contracts: dict[object, Contract[Any]] = {}
+        self._specs: dict[tuple[Contract[Any], int], tuple[OutputSpec, PreflightReport]] = {}
+        self._lock = threading.Lock()
+
+    # -- public API -------------------------------------------------------------------------
+
+    @overload
+    def generate(
+        self, prompt: Prompt, *, contract: type[M], model: str | None = ..., **params: Any
+    ) -> Result[M]: ...
+    @overload
+    def generate(
+        self, prompt: Prompt, *, contract: Contract[T], model: str | None = ..., **params: Any
+    ) -> Result[T]: ...
+    @overload
+    def generate(
+        self,
+        prompt: Prompt,
+        *,
+        contract: Mapping[str, Any],
+        model: str | None = ...,
+        **params: Any,
+    ) -> Result[Any]: ...
+    @overload
+    def generate(
+        self, prompt: Prompt, *, contract: None = ..., model: str | None = ..., **params: Any
+    ) -> Result[str]: ...
+    def generate(
+        self,
+        prompt: Prompt,
+        *,
+        contract: ContractLike | None = None,
+        model: str | None = None,
+        **params: Any,
+    ) -> Result[Any]:
+        """Call `model` and return an output that meets `contract` (or raise).
+
+        `params`: max_tokens, temperature, seed, stop, max_repairs.
+        """
+        return run_sync(self.plan(prompt, contract=contract, model=model, **params))
+
+    @overload
+    async def agenerate(
+        self, prompt: Prompt, *, contract: type[M], model: str | None = ..., **params: Any
+    ) -> Result[M]: ...
+    @overload
+    async def agenerate(
+        self, prompt: Prompt, *, contract: Contract[T], model: str | None = ..., **params: Any
+    ) -> Result[T]: ...
+    @overload
+    async def agenerate(
+        self,
+        prompt: Prompt,
+        *,
+        contract: Mapping[str, Any],
+        model: str | None = ...,
+        **params: Any,
+    ) -> Result[Any]: ...
+    @overload
+    async def agenerate(
+        self, prompt: Prompt, *, contract: None = ..., model: str | None = ..., **params: Any
+    ) -> Result[str]: ...
+    async def agenerate(
+        self,
+        prompt: Prompt,
+        *,
+        contract: ContractLike | None = None,
+        model: str | None = None,
+        **params: Any,
+    ) -> Result[Any]:
+        """The async twin of `generate`."""
+        return await run_async(self.plan(prompt, contract=contract, model=model, **params))
+
+    def preflight(self, contract: ContractLike, model: str | None = None) -> PreflightReport:
+        """Which keywords `model` enforces while decoding, validates after, or cannot honour."""
+        _, provider, _ = self._pool.resolve(model)
+        return self._output_spec(self.contract(contract), provider)[1]
+
+    def models(self) -> list[ModelInfo]:
+        infos = []
+        for name in self._pool.names():
+            _, provider, price = self._pool.resolve(name)
+            infos.append(
+                ModelInfo(
+                    name=name,
+                    provider=provider.kind,
+                    upstream_model=provider.model,
+                    capabilities=provider.capabilities,
+                    price=price,
+                    default=name == self.settings.default_model,
+                )
+            )
+        return infos
+
+    def provider(self, model: str | None = None) -> Provider:
+        return self._pool.resolve(model)[1]
+
+    def contract(self, contract: ContractLike) -> Contract[Any]:
+        """Build (once) the Contract for a Pydantic model, a JSON Schema, or a Contract."""
+        if isinstance(contract, Contract):
+            return contract
+        key: object = (
+            contract
+            if isinstance(contract, type)
+            else hashlib.sha256(orjson.dumps(dict(contract), option=orjson.OPT_SORT_KEYS)).digest()
+        )
+        with self._lock:
+            found = self._contracts.get(key)
+            if found is None:
+                found = (
+                    Contract.from_model(contract)
+                    if isinstance(contract, type)
+                    else Contract.from_schema(contract)
+                )
+                self._contracts[key] = found
+        return found
+
+    def plan(
+        self,
+        prompt: Prompt,
+        *,
+        contract: ContractLike | None = None,
+        model: str | None = None,
+        max_repairs: int | None = None,
+        **params: Any,
+    ) -> Plan[Any]:
+        """Resolve model and contract and check them, without calling anything."""
+        _, provider, price = self._pool.resolve(model)
+        resolved = self.contract(contract) if contract is not None else None
+        spec = self._output_spec(resolved, provider)[0] if resolved is not None else None
+        return Plan(
+            provider=provider,
+            messages=as_messages(prompt),
+            params=GenerationParams(**params),
+            contract=resolved,
+            output=spec,
+            price=price,
+            max_repairs=self.settings.max_repairs if max_repairs is None else max_repairs,
+        )
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _output_spec(
+        self, contract: Contract[Any], provider: Provider
+    ) -> tuple[OutputSpec, PreflightReport]:
+        key = (contract, id(provider))  # contracts hash by identity; providers live in the pool
+        with self._lock:
+            cached = self._specs.get(key)
+        if cached is None:
+            cached = output_spec(contract, provider)
+            with self._lock:
+                self._specs[key] = cached
+        return cached

@@ -1,0 +1,142 @@
+"""Output contracts: a JSON Schema, optionally backed by a Pydantic model, that outputs meet."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from tether.contracts.validator import Check, SchemaValidator
+from tether.errors import SchemaError
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+_NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]+")
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class Contract(Generic[T]):
+    """A named JSON Schema plus the function that turns a valid value into `T`."""
+
+    name: str
+    schema: Mapping[str, Any]
+    convert: Callable[[Any], T]
+    validator: SchemaValidator = field(repr=False)
+
+    @classmethod
+    def from_model(cls, model: type[M]) -> Contract[M]:
+        schema = model.model_json_schema()
+        return Contract(
+            name=_safe_name(model.__name__),
+            schema=schema,
+            convert=model.model_validate,
+            validator=SchemaValidator(schema, source=f"model {model.__name__}"),
+        )
+
+    @classmethod
+    def from_schema(
+        cls, schema: Mapping[str, Any], *, name: str | None = None, source: str = "schema"
+    ) -> Contract[Any]:
+        title = schema.get("title") if isinstance(schema, Mapping) else None
+        label = name or (title if isinstance(title, str) else None) or "output"
+        return Contract(
+            name=_safe_name(label),
+            schema=schema,
+            convert=_identity,
+            validator=SchemaValidator(schema, source=source),
+        )
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Contract[Any]:
+        """Load a JSON Schema file; errors name the file and the line."""
+        file = Path(path)
+        try:
+            raw = file.read_bytes()
+        except OSError as exc:
+            raise SchemaError(
+                f"cannot read file: {exc.strerror}", source=str(file), fix="check the path"
+            ) from None
+        try:
+            schema = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise SchemaError(
+                f"not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}",
+                source=str(file),
+                fix="fix the JSON syntax at that position",
+            ) from None
+        if not isinstance(schema, dict):
+            raise SchemaError(
+                f"the top level must be a JSON object, not {type(schema).__name__}",
+                source=str(file),
+            )
+        return cls.from_schema(schema, name=file.stem, source=str(file))
+
+    def check(self, text: str) -> tuple[Check, T | None]:
+        """Validate raw output; on success also convert it (a Pydantic model may add rules)."""
+        result = self.validator.check_text(text)
+        if not result.ok:
+            return result, None
+        try:
+            return result, self.convert(result.value)
+        except ValidationError as exc:
+            errors = tuple(
+                f"at /{'/'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            return Check(result.value, errors), None
+
+    def enforcement_schema(self) -> tuple[dict[str, Any], bool]:
+        """The schema sent to providers, and whether strict modes can enforce all of it.
+
+        Objects that allow extra properties by default get `additionalProperties: false`:
+        every value the tightened schema admits is admitted by the contract, and it keeps small
+        models from inventing keys. Composition with allOf is left untouched, since tightening
+        one branch would reject the properties of another.
+        """
+        schema = copy.deepcopy(dict(self.schema))
+        if _uses(schema, "allOf"):
+            return schema, False
+        strict = _tighten(schema)
+        return schema, strict
+
+
+def _safe_name(name: str) -> str:
+    """Tool and schema names upstream accept only [a-zA-Z0-9_-]{1,64}."""
+    return (_NAME_UNSAFE.sub("_", name).strip("_") or "output")[:64]
+
+
+def _uses(node: Any, keyword: str) -> bool:
+    if isinstance(node, dict):
+        return keyword in node or any(_uses(v, keyword) for v in node.values())
+    if isinstance(node, list):
+        return any(_uses(v, keyword) for v in node)
+    return False
+
+
+def _tighten(node: Any) -> bool:
+    """Close open objects in place; return whether every object ends up strict-shaped
+    (closed, with every property required), which is what strict upstream modes demand."""
+    strict = True
+    if isinstance(node, dict):
+        props = node.get("properties")
+        if isinstance(props, dict):
+            if "additionalProperties" not in node and "patternProperties" not in node:
+                node["additionalProperties"] = False
+            required = node.get("required", [])
+            strict &= node.get("additionalProperties") is False and set(required) == set(props)
+        for value in node.values():
+            strict &= _tighten(value)
+    elif isinstance(node, list):
+        for value in node:
+            strict &= _tighten(value)
+    return strict

@@ -1,0 +1,176 @@
+"""One exception tree for everything tether raises on purpose.
+
+    TetherError                      base: a message plus a `fix` telling the user what to do
+    ├── ConfigError                  a settings file or value is wrong (file, field)
+    ├── ModelNotFound                a model name that no settings entry defines
+    ├── ProviderError                a provider could not produce a completion (provider, model)
+    │   ├── MissingApiKey            the environment variable holding the key is unset
+    │   ├── ProviderUnavailable      the server cannot be reached or timed out (url)
+    │   ├── ProviderRejected         the server refused the call (status)
+    │   ├── ContextWindowExceeded    the prompt plus the output budget do not fit the model
+    │   └── ModelFileError           a local model file is missing or corrupt (path)
+    └── ContractError                the output contract cannot be met
+        ├── SchemaError              the schema itself is malformed (source, pointer)
+        ├── UnsupportedSchema        the chosen provider cannot honour the schema
+        └── ContractViolation        repair was exhausted; carries every attempt
+
+Every error carries structured fields so callers (the CLI, the gateway) never parse messages.
+Messages never contain secrets: keys are named by the variable that holds them, never shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tether.result import Attempt
+
+
+class TetherError(Exception):
+    """Base of every error tether raises on purpose."""
+
+    def __init__(self, message: str, *, fix: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  fix: {self.fix}" if self.fix else self.message
+
+
+class ConfigError(TetherError):
+    def __init__(self, message: str, *, file: str | None, field: str | None, fix: str) -> None:
+        where = f"{file}: " if file else ""
+        what = f"{field}: " if field else ""
+        super().__init__(f"{where}{what}{message}", fix=fix)
+        self.file = file
+        self.field = field
+
+
+class ModelNotFound(TetherError):
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        listed = ", ".join(sorted(known)) or "none"
+        super().__init__(
+            f"unknown model {name!r} (configured: {listed})",
+            fix="use one of the configured names, or add a [models.<name>] table to tether.toml",
+        )
+        self.name = name
+        self.known = tuple(known)
+
+
+class ProviderError(TetherError):
+    def __init__(self, message: str, *, provider: str, model: str, fix: str = "") -> None:
+        super().__init__(f"{provider}/{model}: {message}", fix=fix)
+        self.provider = provider
+        self.model = model
+
+
+class MissingApiKey(ProviderError):
+    def __init__(self, *, provider: str, model: str, env_var: str) -> None:
+        super().__init__(
+            f"no API key: environment variable {env_var} is not set",
+            provider=provider,
+            model=model,
+            fix=f"export {env_var}=... or set api_key_env in the model's settings",
+        )
+        self.env_var = env_var
+
+
+class ProviderUnavailable(ProviderError):
+    def __init__(self, *, provider: str, model: str, url: str, reason: str) -> None:
+        super().__init__(
+            f"cannot reach {url}: {reason}",
+            provider=provider,
+            model=model,
+            fix="check that the server is running and base_url is right, or pick another model",
+        )
+        self.url = url
+
+
+class ProviderRejected(ProviderError):
+    def __init__(
+        self, *, provider: str, model: str, status: int | None, reason: str, fix: str = ""
+    ) -> None:
+        super().__init__(
+            f"request refused (status {status}): {reason}",
+            provider=provider,
+            model=model,
+            fix=fix or "read the reason above; the request was not retried",
+        )
+        self.status = status
+
+
+class ContextWindowExceeded(ProviderError):
+    def __init__(
+        self, *, provider: str, model: str, prompt_tokens: int, max_tokens: int, context_window: int
+    ) -> None:
+        super().__init__(
+            f"prompt of {prompt_tokens} tokens plus {max_tokens} output tokens exceeds the "
+            f"context window of {context_window} tokens",
+            provider=provider,
+            model=model,
+            fix="shorten the prompt or few-shot examples, lower max_tokens, or raise "
+            "context_window in the model's settings (up to what the model supports)",
+        )
+        self.prompt_tokens = prompt_tokens
+        self.max_tokens = max_tokens
+        self.context_window = context_window
+
+
+class ModelFileError(ProviderError):
+    def __init__(self, message: str, *, provider: str, model: str, path: str, fix: str) -> None:
+        super().__init__(f"{path}: {message}", provider=provider, model=model, fix=fix)
+        self.path = path
+
+
+class ContractError(TetherError):
+    """The output contract cannot be met."""
+
+
+class SchemaError(ContractError):
+    def __init__(self, message: str, *, source: str, pointer: str = "", fix: str = "") -> None:
+        at = f" at {pointer}" if pointer else ""
+        super().__init__(
+            f"{source}: invalid JSON Schema{at}: {message}",
+            fix=fix or "correct the schema so that it validates against its JSON Schema draft",
+        )
+        self.source = source
+        self.pointer = pointer
+
+
+@dataclass(frozen=True)
+class SchemaProblem:
+    """One schema keyword a provider cannot honour, and why."""
+
+    keyword: str
+    pointer: str
+    reason: str
+
+
+class UnsupportedSchema(ContractError):
+    def __init__(self, *, provider: str, model: str, problems: Sequence[SchemaProblem]) -> None:
+        lines = "; ".join(f"{p.keyword} at {p.pointer or '/'}: {p.reason}" for p in problems)
+        super().__init__(
+            f"{provider}/{model} cannot honour this schema: {lines}",
+            fix="remove or rewrite the keywords named above, or choose a model whose provider "
+            "supports them (`tether models` lists capabilities)",
+        )
+        self.provider = provider
+        self.model = model
+        self.problems = tuple(problems)
+
+
+class ContractViolation(ContractError):
+    def __init__(self, *, contract: str, attempts: Sequence[Attempt]) -> None:
+        last = attempts[-1]
+        shown = "; ".join(last.errors[:3])
+        super().__init__(
+            f"output did not meet contract {contract!r} after {len(attempts)} attempt(s): {shown}",
+            fix="raise max_repairs, simplify the schema, improve the prompt, or use a stronger "
+            "model; `attempts` holds every raw output",
+        )
+        self.contract = contract
+        self.attempts = tuple(attempts)
+        self.last_raw = last.raw

@@ -1,0 +1,96 @@
+"""Plain typed data that travels along the request path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant"]
+ROLES: frozenset[str] = frozenset({"system", "user", "assistant"})
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str
+
+
+def as_messages(prompt: str | Iterable[Message | Mapping[str, str]]) -> tuple[Message, ...]:
+    """Accept a plain string, Message objects, or OpenAI-style role/content dicts."""
+    if isinstance(prompt, str):
+        return (Message("user", prompt),)
+    out: list[Message] = []
+    for item in prompt:
+        if isinstance(item, Message):
+            out.append(item)
+            continue
+        role, content = item.get("role"), item.get("content")
+        if role not in ROLES or not isinstance(content, str):
+            raise ValueError(
+                f"message {len(out)} needs role in {sorted(ROLES)} and string content, "
+                f"got role={role!r}"
+            )
+        out.append(Message(role, content))  # type: ignore[arg-type]  # checked against ROLES
+    if not out:
+        raise ValueError("at least one message is required")
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    max_tokens: int = 512
+    temperature: float = 0.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSpec:
+    """What a provider is asked to produce: a JSON value meeting `schema`.
+
+    `schema` is the enforcement schema (possibly tightened from the contract's own schema so that
+    strict modes can apply); `strict` says every keyword in it can be enforced upstream.
+    """
+
+    name: str
+    schema: Mapping[str, Any]
+    strict: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCall:
+    """One request to one provider: one attempt of a logical request."""
+
+    messages: tuple[Message, ...]
+    params: GenerationParams = field(default_factory=GenerationParams)
+    output: OutputSpec | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    text: str
+    usage: Usage
+    model: str
+    provider: str
+    finish_reason: str = "stop"
+
+
+def transcript(messages: Sequence[Message]) -> str:
+    """A readable one-string rendering of messages, for logs and error reports."""
+    return "\n".join(f"[{m.role}] {m.content}" for m in messages)

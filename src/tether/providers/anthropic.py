@@ -1,0 +1,84 @@
+"""Anthropic Messages API. Structured output goes through a forced tool call whose input schema
+is the contract; the tool input comes back as the JSON value to validate."""
+
+from __future__ import annotations
+
+import json
+from types import ModuleType
+from typing import Any, ClassVar
+
+import anthropic
+import httpx2
+
+from tether.messages import Completion, ProviderCall, Usage
+from tether.providers.base import Capabilities, SchemaSupport
+from tether.providers.hosted import HostedProvider
+
+
+class AnthropicProvider(HostedProvider[anthropic.Anthropic, anthropic.AsyncAnthropic]):
+    kind = "anthropic"
+    default_base_url = "https://api.anthropic.com"
+    # Tool input schemas are followed, not grammar-enforced: everything is validated after.
+    default_capabilities = Capabilities(
+        supports_tools=True,
+        can_stream=True,
+        schema=SchemaSupport(root_must_be_object=True),
+    )
+    sdk: ClassVar[ModuleType] = anthropic
+
+    def _new_sync(self, *, api_key: str, http_client: httpx2.Client | None) -> anthropic.Anthropic:
+        return anthropic.Anthropic(api_key=api_key, http_client=http_client, **self._client_options)
+
+    def _new_async(
+        self, *, api_key: str, http_client: httpx2.AsyncClient | None
+    ) -> anthropic.AsyncAnthropic:
+        return anthropic.AsyncAnthropic(
+            api_key=api_key, http_client=http_client, **self._client_options
+        )
+
+    def _send(self, client: anthropic.Anthropic, arguments: dict[str, Any]) -> Any:
+        return client.messages.create(**arguments)
+
+    async def _asend(self, client: anthropic.AsyncAnthropic, arguments: dict[str, Any]) -> Any:
+        return await client.messages.create(**arguments)
+
+    def _arguments(self, call: ProviderCall) -> dict[str, Any]:
+        system = "\n\n".join(m.content for m in call.messages if m.role == "system")
+        args: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": call.params.max_tokens,
+            "temperature": call.params.temperature,
+            "messages": [
+                {"role": m.role, "content": m.content} for m in call.messages if m.role != "system"
+            ],
+        }
+        if system:
+            args["system"] = system
+        if call.params.stop:
+            args["stop_sequences"] = list(call.params.stop)
+        if call.output is not None:
+            args["tools"] = [
+                {
+                    "name": call.output.name,
+                    "description": "Record the answer in the required structure.",
+                    "input_schema": dict(call.output.schema),
+                }
+            ]
+            args["tool_choice"] = {"type": "tool", "name": call.output.name}
+        return args
+
+    def _completion(self, response: Any, call: ProviderCall) -> Completion:
+        text = ""
+        for block in response.content:
+            if call.output is not None and block.type == "tool_use":
+                text = json.dumps(block.input, ensure_ascii=False)
+                break
+            if block.type == "text":
+                text += block.text
+        return Completion(
+            text=text,
+            usage=Usage(response.usage.input_tokens, response.usage.output_tokens),
+            model=response.model or self.model,
+            provider=self.kind,
+            finish_reason="length" if response.stop_reason == "max_tokens" else "stop",
+        )

@@ -1,0 +1,79 @@
+"""The provider interface: one object per configured model that turns a call into a completion.
+
+Capabilities are data: code asks `provider.capabilities.supports_grammar`, never the name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, runtime_checkable
+
+from tether.errors import SchemaProblem
+from tether.messages import Completion, ProviderCall
+from tether.settings import CapabilityOverrides
+
+
+@dataclass(frozen=True)
+class SchemaSupport:
+    """Which JSON Schema keywords a provider enforces while generating.
+
+    Keywords not in `enforced` are still checked by tether's validator after generation;
+    keywords in `unsupported` make the provider refuse the schema, with the reason given.
+    """
+
+    enforced: frozenset[str] = frozenset()
+    unsupported: Mapping[str, str] = field(default_factory=dict)
+    root_must_be_object: bool = False
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    supports_json_schema: bool = False
+    supports_grammar: bool = False
+    supports_tools: bool = False
+    can_stream: bool = False
+    context_window: int | None = None
+    schema: SchemaSupport = SchemaSupport()
+
+    def overridden(self, overrides: CapabilityOverrides) -> Capabilities:
+        changes = {k: v for k, v in overrides.model_dump().items() if v is not None}
+        return replace(self, **changes)
+
+    @property
+    def enforcement(self) -> str:
+        if self.supports_grammar:
+            return "grammar-constrained decoding"
+        if self.supports_json_schema:
+            return "strict JSON schema mode"
+        if self.supports_tools:
+            return "tool use"
+        return "validation after generation"
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """A model behind one interface. Implementations live one per file in this package."""
+
+    @property
+    def kind(self) -> str:
+        """The provider kind as named in settings (openai, anthropic, llamacpp, fake)."""
+        ...
+
+    @property
+    def model(self) -> str:
+        """The model id the provider knows."""
+        ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    def schema_problems(self, schema: Mapping[str, Any]) -> list[SchemaProblem]:
+        """Problems found by compiling `schema` the way this provider would enforce it."""
+        ...
+
+    def complete(self, call: ProviderCall) -> Completion: ...
+
+    async def acomplete(self, call: ProviderCall) -> Completion: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,137 @@
+"""What the providers built on an official SDK (OpenAI, Anthropic) share: the key, lazily
+created sync and async clients, and the mapping of SDK errors onto tether's tree."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any, ClassVar, Generic, Self, TypeVar
+
+import httpx2
+
+from tether.errors import MissingApiKey, SchemaProblem
+from tether.messages import Completion, ProviderCall
+from tether.providers.base import Capabilities
+from tether.providers.sdk_errors import translate
+from tether.settings import ModelSettings, Settings
+
+SyncClient = TypeVar("SyncClient")
+AsyncClient = TypeVar("AsyncClient")
+
+
+class HostedProvider(ABC, Generic[SyncClient, AsyncClient]):
+    kind: ClassVar[str]
+    default_base_url: ClassVar[str]
+    default_capabilities: ClassVar[Capabilities]
+    sdk: ClassVar[ModuleType]
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        api_key_env: str | None = None,
+        timeout_s: float = 60.0,
+        max_retries: int = 2,
+        capabilities: Capabilities | None = None,
+        http_client: httpx2.Client | None = None,
+        async_http_client: httpx2.AsyncClient | None = None,
+    ) -> None:
+        """`http_client`/`async_http_client` replace the SDK's transport (proxies, replaying
+        recorded HTTP in tests)."""
+        self.model = model
+        self.capabilities = capabilities or self.default_capabilities
+        self.base_url = base_url or self.default_base_url
+        self._api_key = api_key
+        self._api_key_env = api_key_env
+        self._client_options: dict[str, Any] = {
+            "base_url": self.base_url,
+            "timeout": timeout_s,
+            "max_retries": max_retries,
+        }
+        self._http = http_client
+        self._ahttp = async_http_client
+        self._sync: SyncClient | None = None
+        self._async: AsyncClient | None = None
+
+    @classmethod
+    def from_settings(cls, name: str, model: ModelSettings, settings: Settings) -> Self:
+        return cls(
+            model.upstream_model or name,
+            base_url=model.base_url,
+            api_key=model.api_key.get_secret_value() if model.api_key else None,
+            api_key_env=model.api_key_env,
+            timeout_s=model.timeout_s,
+            max_retries=model.max_retries,
+            capabilities=cls.default_capabilities.overridden(model.capabilities),
+        )
+
+    def schema_problems(self, schema: Mapping[str, Any]) -> list[SchemaProblem]:
+        return []  # hosted providers accept any schema the validator accepts
+
+    def complete(self, call: ProviderCall) -> Completion:
+        if self._sync is None:
+            self._sync = self._new_sync(api_key=self._key(), http_client=self._http)
+        try:
+            response = self._send(self._sync, self._arguments(call))
+        except self.sdk.APIError as exc:
+            raise self._translate(exc) from None
+        return self._completion(response, call)
+
+    async def acomplete(self, call: ProviderCall) -> Completion:
+        if self._async is None:
+            self._async = self._new_async(api_key=self._key(), http_client=self._ahttp)
+        try:
+            response = await self._asend(self._async, self._arguments(call))
+        except self.sdk.APIError as exc:
+            raise self._translate(exc) from None
+        return self._completion(response, call)
+
+    def close(self) -> None:
+        if self._sync is not None:
+            self._sync.close()  # type: ignore[attr-defined]  # both SDK clients have close()
+
+    # -- what each SDK does differently ---------------------------------------------------------
+
+    @abstractmethod
+    def _new_sync(self, *, api_key: str, http_client: httpx2.Client | None) -> SyncClient: ...
+
+    @abstractmethod
+    def _new_async(
+        self, *, api_key: str, http_client: httpx2.AsyncClient | None
+    ) -> AsyncClient: ...
+
+    @abstractmethod
+    def _send(self, client: SyncClient, arguments: dict[str, Any]) -> Any: ...
+
+    @abstractmethod
+    async def _asend(self, client: AsyncClient, arguments: dict[str, Any]) -> Any: ...
+
+    @abstractmethod
+    def _arguments(self, call: ProviderCall) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def _completion(self, response: Any, call: ProviderCall) -> Completion: ...
+
+    # -- shared internals ---------------------------------------------------------------------
+
+    def _key(self) -> str:
+        if self._api_key:
+            return self._api_key
+        if self._api_key_env:
+            raise MissingApiKey(provider=self.kind, model=self.model, env_var=self._api_key_env)
+        return "unused"  # self-hosted servers without auth still need a non-empty value
+
+    def _translate(self, exc: Exception) -> Exception:
+        found = translate(
+            exc,
+            self.sdk,
+            provider=self.kind,
+            model=self.model,
+            url=self.base_url,
+            key_env=self._api_key_env,
+            secret=self._api_key,
+        )
+        return found or exc

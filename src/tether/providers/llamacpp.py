@@ -1,0 +1,212 @@
+"""Local, in-process models through llama.cpp, with llguidance-constrained JSON output.
+
+The model loads on first use (never at import or construction). One model instance serves one
+generation at a time; the async API runs it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tether.errors import ContextWindowExceeded, ModelFileError, ProviderError, SchemaProblem
+from tether.messages import Completion, ProviderCall, Usage
+from tether.providers.base import Capabilities, SchemaSupport
+from tether.providers.gguf_file import ModelFile, default_model_file, verify
+from tether.providers.grammar import (
+    ENFORCED_KEYWORDS,
+    GrammarConstraint,
+    GrammarError,
+    compile_json_schema,
+)
+from tether.settings import ModelSettings, Settings
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama, LogitsProcessorList
+    from llguidance import LLTokenizer
+
+    from tether.providers.prompt_format import ChatTemplateFormat, TranscriptFormat
+
+DEFAULT_CONTEXT_WINDOW = 4096
+CAPABILITIES = Capabilities(
+    supports_grammar=True,
+    context_window=DEFAULT_CONTEXT_WINDOW,
+    schema=SchemaSupport(enforced=ENFORCED_KEYWORDS),
+)
+
+
+class LlamaCppProvider:
+    kind = "llamacpp"
+
+    def __init__(
+        self,
+        model_file: ModelFile | None,
+        *,
+        model: str,
+        cache_dir: Path,
+        context_window: int = DEFAULT_CONTEXT_WINDOW,
+        threads: int | None = None,
+        capabilities: Capabilities = CAPABILITIES,
+    ) -> None:
+        self.model = model
+        self.capabilities = capabilities
+        self._file = model_file
+        self._cache_dir = cache_dir
+        self._context_window = context_window
+        self._threads = threads or os.cpu_count() or 1
+        self._lock = threading.Lock()
+        self._llm: Llama | None = None
+        self._format: ChatTemplateFormat | TranscriptFormat | None = None
+        self._tokenizer: LLTokenizer | None = None
+
+    @classmethod
+    def from_settings(cls, name: str, model: ModelSettings, settings: Settings) -> LlamaCppProvider:
+        window = model.context_window or DEFAULT_CONTEXT_WINDOW
+        return cls(
+            ModelFile(model.path, model.sha256) if model.path else None,
+            model=model.upstream_model or name,
+            cache_dir=settings.cache_dir,
+            context_window=window,
+            threads=model.threads,
+            capabilities=replace(
+                CAPABILITIES.overridden(model.capabilities), context_window=window
+            ),
+        )
+
+    def schema_problems(self, schema: Mapping[str, Any]) -> list[SchemaProblem]:
+        try:
+            compile_json_schema(schema)
+        except GrammarError as exc:
+            return [SchemaProblem("schema", "", f"llguidance cannot compile it: {exc}")]
+        return []
+
+    # -- calls --------------------------------------------------------------------------------
+
+    def complete(self, call: ProviderCall) -> Completion:
+        with self._lock:
+            llm, prompt_format = self._load()
+            rendered = prompt_format.render(call.messages)
+            prompt_tokens = llm.tokenize(rendered.text.encode("utf-8"), special=True)
+            needed = len(prompt_tokens) + call.params.max_tokens
+            if needed > self._context_window:
+                raise ContextWindowExceeded(
+                    provider=self.kind,
+                    model=self.model,
+                    prompt_tokens=len(prompt_tokens),
+                    max_tokens=call.params.max_tokens,
+                    context_window=self._context_window,
+                )
+            constraint = self._constraint(call)
+            processors = _processors(constraint)
+            out = llm.create_completion(
+                prompt_tokens,
+                max_tokens=call.params.max_tokens,
+                temperature=call.params.temperature,
+                seed=call.params.seed,
+                # Under a grammar the model ends by emitting EOS when the value is complete.
+                stop=list(call.params.stop) if constraint else [*rendered.stop, *call.params.stop],
+                logits_processor=processors,
+            )
+        if constraint is not None and constraint.error:
+            raise ProviderError(
+                f"grammar rejected a token: {constraint.error}",
+                provider=self.kind,
+                model=self.model,
+            )
+        choice = out["choices"][0]  # type: ignore[index]
+        usage = out["usage"]  # type: ignore[index]
+        return Completion(
+            text=choice["text"].strip() if constraint is None else choice["text"],
+            usage=Usage(usage["prompt_tokens"], usage["completion_tokens"]),
+            model=self.model,
+            provider=self.kind,
+            finish_reason=choice["finish_reason"] or "stop",
+        )
+
+    async def acomplete(self, call: ProviderCall) -> Completion:
+        return await asyncio.to_thread(self.complete, call)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _constraint(self, call: ProviderCall) -> GrammarConstraint | None:
+        if call.output is None:
+            return None
+        try:
+            grammar = compile_json_schema(call.output.schema)
+        except GrammarError as exc:  # normally caught by pre-flight before any call
+            raise ProviderError(
+                f"llguidance cannot compile the schema: {exc}", provider=self.kind, model=self.model
+            ) from None
+        return GrammarConstraint(self._llg_tokenizer(), grammar)
+
+    def _load(self) -> tuple[Llama, ChatTemplateFormat | TranscriptFormat]:
+        if self._llm is not None and self._format is not None:
+            return self._llm, self._format
+        from llama_cpp import Llama
+
+        from tether.providers.prompt_format import ChatTemplateFormat, TranscriptFormat
+
+        file = self._file or default_model_file(self._cache_dir)
+        path = verify(file, model=self.model)
+        try:
+            llm = Llama(
+                model_path=str(path),
+                n_ctx=self._context_window,
+                n_threads=self._threads,
+                verbose=False,
+            )
+        except ValueError as exc:  # llama.cpp refuses files it cannot parse
+            raise ModelFileError(
+                f"llama.cpp cannot load it: {exc}",
+                provider=self.kind,
+                model=self.model,
+                path=str(path),
+                fix="point `path` at a valid GGUF file",
+            ) from None
+        template = llm.metadata.get("tokenizer.chat_template")
+        if template:
+            self._format = ChatTemplateFormat(
+                template,
+                eos_token=_token_text(llm, llm.token_eos()),
+                bos_token=_token_text(llm, llm.token_bos()),
+            )
+        else:
+            self._format = TranscriptFormat()
+        self._llm = llm
+        return llm, self._format
+
+    def _llg_tokenizer(self) -> LLTokenizer:
+        if self._tokenizer is None:
+            import llama_cpp
+            from llguidance.llamacpp import lltokenizer_from_vocab
+
+            assert self._llm is not None
+            self._tokenizer = lltokenizer_from_vocab(
+                llama_cpp.llama_model_get_vocab(self._llm.model)
+            )
+        return self._tokenizer
+
+
+def _token_text(llm: Llama, token: int) -> str:
+    if token < 0:
+        return ""
+    return llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+
+def _processors(constraint: GrammarConstraint | None) -> LogitsProcessorList | None:
+    if constraint is None:
+        return None
+    from llama_cpp import LogitsProcessorList
+
+    return LogitsProcessorList([constraint])

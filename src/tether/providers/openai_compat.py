@@ -1,0 +1,100 @@
+"""OpenAI-compatible chat completions over HTTP: OpenAI, vLLM, llama.cpp server, Ollama, ...
+
+Structured output uses `response_format: json_schema` (strict when the whole schema fits strict
+mode) where the server supports it, else `json_object` with the schema in a system message.
+"""
+
+from __future__ import annotations
+
+import json
+from types import ModuleType
+from typing import Any, ClassVar
+
+import httpx2
+import openai
+
+from tether.messages import Completion, Message, OutputSpec, ProviderCall, Usage
+from tether.providers.base import Capabilities, SchemaSupport
+from tether.providers.hosted import HostedProvider
+
+# Keywords OpenAI's strict structured-output mode enforces while decoding.
+STRICT_KEYWORDS = frozenset(
+    {
+        "type", "properties", "required", "additionalProperties", "items", "enum", "const",
+        "anyOf", "$ref", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
+        "exclusiveMaximum", "multipleOf", "minItems", "maxItems",
+    }
+)  # fmt: skip
+
+
+def schema_instruction(spec: OutputSpec) -> Message:
+    return Message(
+        "system",
+        "Reply with a single JSON value, no other text, that meets this JSON Schema:\n"
+        + json.dumps(spec.schema, ensure_ascii=False),
+    )
+
+
+class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
+    kind = "openai"
+    default_base_url = "https://api.openai.com/v1"
+    default_capabilities = Capabilities(
+        supports_json_schema=True,
+        supports_tools=True,
+        can_stream=True,
+        schema=SchemaSupport(enforced=STRICT_KEYWORDS),
+    )
+    sdk: ClassVar[ModuleType] = openai
+
+    def _new_sync(self, *, api_key: str, http_client: httpx2.Client | None) -> openai.OpenAI:
+        return openai.OpenAI(api_key=api_key, http_client=http_client, **self._client_options)
+
+    def _new_async(
+        self, *, api_key: str, http_client: httpx2.AsyncClient | None
+    ) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(api_key=api_key, http_client=http_client, **self._client_options)
+
+    def _send(self, client: openai.OpenAI, arguments: dict[str, Any]) -> Any:
+        return client.chat.completions.create(**arguments)
+
+    async def _asend(self, client: openai.AsyncOpenAI, arguments: dict[str, Any]) -> Any:
+        return await client.chat.completions.create(**arguments)
+
+    def _arguments(self, call: ProviderCall) -> dict[str, Any]:
+        messages = list(call.messages)
+        args: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": call.params.max_tokens,
+            "temperature": call.params.temperature,
+        }
+        if call.params.seed is not None:
+            args["seed"] = call.params.seed
+        if call.params.stop:
+            args["stop"] = list(call.params.stop)
+        if call.output is not None:
+            if self.capabilities.supports_json_schema:
+                args["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": call.output.name,
+                        "schema": dict(call.output.schema),
+                        "strict": call.output.strict,
+                    },
+                }
+            else:
+                args["response_format"] = {"type": "json_object"}
+                messages.insert(0, schema_instruction(call.output))
+        args["messages"] = [{"role": m.role, "content": m.content} for m in messages]
+        return args
+
+    def _completion(self, response: Any, call: ProviderCall) -> Completion:
+        choice = response.choices[0]
+        text = choice.message.content or getattr(choice.message, "refusal", None) or ""
+        usage = response.usage
+        return Completion(
+            text=text,
+            usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage else Usage(),
+            model=response.model or self.model,
+            provider=self.kind,
+            finish_reason=choice.finish_reason or "stop",
+        )

@@ -1,0 +1,89 @@
+"""A provider for tests: enqueue responses, inspect the calls it received. Public API."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from tether.errors import ProviderError, SchemaProblem
+from tether.messages import Completion, ProviderCall, Usage
+from tether.providers.base import Capabilities
+from tether.settings import ModelSettings, Settings
+
+Response = str | Completion | Exception
+Responder = Callable[[ProviderCall], Response]
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+class FakeProvider:
+    """Answers from a queue (or a responder function), records every call.
+
+    Token counts are whitespace-separated words: predictable numbers for cost tests.
+    """
+
+    kind = "fake"
+
+    def __init__(
+        self,
+        responses: Iterable[Response] = (),
+        *,
+        model: str = "fake-model",
+        respond: Responder | None = None,
+        capabilities: Capabilities | None = None,
+        problems: Iterable[SchemaProblem] = (),
+    ) -> None:
+        self.model = model
+        self.capabilities = capabilities or Capabilities(supports_json_schema=True)
+        self.calls: list[ProviderCall] = []
+        self._queue: deque[Response] = deque(responses)
+        self._respond = respond
+        self._problems = list(problems)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, name: str, model: ModelSettings, settings: Settings) -> FakeProvider:
+        return cls(model=model.upstream_model or name)
+
+    def enqueue(self, *responses: Response) -> None:
+        with self._lock:
+            self._queue.extend(responses)
+
+    def schema_problems(self, schema: Mapping[str, Any]) -> list[SchemaProblem]:
+        return list(self._problems)
+
+    def complete(self, call: ProviderCall) -> Completion:
+        with self._lock:
+            self.calls.append(call)
+            if self._queue:
+                response = self._queue.popleft()
+            elif self._respond is not None:
+                response = self._respond(call)
+            else:
+                raise ProviderError(
+                    "no queued response",
+                    provider=self.kind,
+                    model=self.model,
+                    fix="call enqueue() or pass respond= before making the call",
+                )
+        if isinstance(response, Exception):
+            raise response
+        if isinstance(response, Completion):
+            return response
+        prompt_words = sum(_words(m.content) for m in call.messages)
+        return Completion(
+            text=response,
+            usage=Usage(prompt_words, _words(response)),
+            model=self.model,
+            provider=self.kind,
+        )
+
+    async def acomplete(self, call: ProviderCall) -> Completion:
+        return self.complete(call)
+
+    def close(self) -> None:
+        pass

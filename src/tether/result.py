@@ -1,0 +1,53 @@
+"""What a logical request returns: the validated output and everything it cost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from tether.messages import Usage
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One provider call within a logical request (the first try or a repair)."""
+
+    raw: str
+    usage: Usage
+    cost_usd: float
+    latency_s: float
+    errors: tuple[str, ...]
+    finish_reason: str
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+
+@dataclass(frozen=True, slots=True)
+class Result(Generic[T]):
+    """A validated output plus its provenance. `output` always met the contract."""
+
+    output: T
+    raw: str
+    model: str
+    provider: str
+    attempts: tuple[Attempt, ...]
+    latency_s: float
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for attempt in self.attempts:
+            total += attempt.usage
+        return total
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(a.cost_usd for a in self.attempts)
+
+    @property
+    def repairs(self) -> int:
+        return len(self.attempts) - 1

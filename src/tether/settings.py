@@ -1,0 +1,183 @@
+"""Settings: the only place that reads configuration files and environment variables.
+
+Sources, later ones winning: built-in defaults, the TOML file (``tether.toml`` in the working
+directory, or the path in ``TETHER_CONFIG``), then ``TETHER_*`` environment variables for the
+top-level fields. API keys are read here from the variable each model names and kept as secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from tether.errors import ConfigError
+
+CONFIG_ENV = "TETHER_CONFIG"
+DEFAULT_CONFIG_FILE = "tether.toml"
+LOCAL_MODEL_NAME = "local"
+_CONVENTIONAL_KEY_VARS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+_ENV_FIELDS = {
+    "TETHER_DEFAULT_MODEL": "default_model",
+    "TETHER_CACHE_DIR": "cache_dir",
+    "TETHER_MAX_REPAIRS": "max_repairs",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PriceSettings(_Strict):
+    """Money per million tokens, in USD."""
+
+    input_per_million: float = Field(default=0.0, ge=0)
+    output_per_million: float = Field(default=0.0, ge=0)
+
+
+class CapabilityOverrides(_Strict):
+    """Override what a provider declares, for servers that support less (or more)."""
+
+    supports_json_schema: bool | None = None
+    supports_grammar: bool | None = None
+    supports_tools: bool | None = None
+    can_stream: bool | None = None
+
+
+class ModelSettings(_Strict):
+    provider: str = Field(description="provider kind: openai, anthropic, llamacpp or fake")
+    upstream_model: str | None = Field(
+        default=None, description="the model id the provider knows; defaults to the entry's name"
+    )
+    base_url: str | None = None
+    api_key_env: str | None = Field(
+        default=None, description="environment variable that holds the API key"
+    )
+    api_key: SecretStr | None = Field(default=None, exclude=True)
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=2, ge=0)
+    path: Path | None = Field(default=None, description="GGUF file for llamacpp")
+    sha256: str | None = Field(default=None, description="expected sha256 of the GGUF file")
+    context_window: int | None = Field(default=None, gt=0)
+    threads: int | None = Field(default=None, gt=0)
+    price: PriceSettings = PriceSettings()
+    capabilities: CapabilityOverrides = CapabilityOverrides()
+
+    @model_validator(mode="after")
+    def _default_key_variable(self) -> ModelSettings:
+        # Hosted APIs need a key; name the conventional variable unless told otherwise.
+        conventional = _CONVENTIONAL_KEY_VARS.get(self.provider)
+        if conventional and self.api_key_env is None and self.base_url is None:
+            return self.model_copy(update={"api_key_env": conventional})
+        return self
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        from tether.providers.registry import PROVIDER_KINDS
+
+        if value not in PROVIDER_KINDS:
+            raise ValueError(f"unknown provider {value!r}; choose one of {sorted(PROVIDER_KINDS)}")
+        return value
+
+
+def _default_models() -> dict[str, ModelSettings]:
+    return {LOCAL_MODEL_NAME: ModelSettings(provider="llamacpp", upstream_model="gemma-3-270m")}
+
+
+class Settings(_Strict):
+    default_model: str = LOCAL_MODEL_NAME
+    cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "tether")
+    max_repairs: int = Field(default=2, ge=0, le=10)
+    models: dict[str, ModelSettings] = Field(default_factory=_default_models)
+    source: str = Field(default="defaults", exclude=True)
+
+    @classmethod
+    def load(
+        cls, path: str | Path | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Read the config file (if any) and the environment; validate everything once."""
+        env = os.environ if environ is None else environ
+        file = Path(path) if path is not None else _config_path(env)
+        data: dict[str, Any] = _read_toml(file) if file is not None else {}
+        for var, key in _ENV_FIELDS.items():
+            if var in env:
+                data[key] = env[var]
+        source = str(file) if file is not None else "defaults"
+        models = data.get("models")
+        if isinstance(models, dict):
+            # A file that configures models adds to the built-in local model; it can override it.
+            data["models"] = {**_default_models(), **models}
+        try:
+            settings = cls.model_validate({**data, "source": source})
+        except ValidationError as exc:
+            raise _config_error(exc, source) from None
+        return settings.with_secrets(env)
+
+    def with_secrets(self, environ: Mapping[str, str]) -> Settings:
+        """Fill each model's api_key from the variable it names (keys stay SecretStr)."""
+        models = {
+            name: m.model_copy(update={"api_key": SecretStr(environ[m.api_key_env])})
+            if m.api_key_env and m.api_key is None and environ.get(m.api_key_env)
+            else m
+            for name, m in self.models.items()
+        }
+        return self.model_copy(update={"models": models})
+
+    def model(self, name: str | None) -> tuple[str, ModelSettings]:
+        from tether.errors import ModelNotFound
+
+        key = name or self.default_model
+        try:
+            return key, self.models[key]
+        except KeyError:
+            raise ModelNotFound(key, list(self.models)) from None
+
+
+def _config_path(environ: Mapping[str, str]) -> Path | None:
+    if CONFIG_ENV in environ:
+        path = Path(environ[CONFIG_ENV])
+        if not path.is_file():
+            raise ConfigError(
+                "file not found",
+                file=str(path),
+                field=None,
+                fix=f"create it or unset {CONFIG_ENV}",
+            )
+        return path
+    local = Path(DEFAULT_CONFIG_FILE)
+    return local if local.is_file() else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(
+            "file not found", file=str(path), field=None, fix="check the path"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"not valid TOML: {exc}", file=str(path), field=None, fix="fix the syntax at that line"
+        ) from None
+
+
+def _config_error(exc: ValidationError, source: str) -> ConfigError:
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"])
+    more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+    fix = "remove the field" if first["type"] == "extra_forbidden" else "set a valid value"
+    return ConfigError(f"{first['msg']}{more}", file=source, field=field, fix=fix)
