@@ -1,0 +1,21 @@
+"""The `tether` command line: one module per command group, wired here."""
+
+from __future__ import annotations
+
+import typer
+
+from tether.cli import generate, models
+
+app = typer.Typer(
+    name="tether",
+    help="A contract around every LLM call.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+generate.register(app)
+models.register(app)
+
+
+def main() -> None:
+    app()

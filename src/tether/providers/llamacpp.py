@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import warnings
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tether.contracts.instructions import schema_instruction
 from tether.errors import ContextWindowExceeded, ModelFileError, ProviderError, SchemaProblem
-from tether.messages import Completion, ProviderCall, Usage
+from tether.messages import Completion, Message, ProviderCall, Usage
 from tether.providers.base import Capabilities, SchemaSupport
 from tether.providers.gguf_file import ModelFile, default_model_file, verify
 from tether.providers.grammar import (
@@ -90,7 +92,7 @@ class LlamaCppProvider:
     def complete(self, call: ProviderCall) -> Completion:
         with self._lock:
             llm, prompt_format = self._load()
-            rendered = prompt_format.render(call.messages)
+            rendered = prompt_format.render(_with_instruction(call))
             prompt_tokens = llm.tokenize(rendered.text.encode("utf-8"), special=True)
             needed = len(prompt_tokens) + call.params.max_tokens
             if needed > self._context_window:
@@ -192,9 +194,12 @@ class LlamaCppProvider:
             from llguidance.llamacpp import lltokenizer_from_vocab
 
             assert self._llm is not None
-            self._tokenizer = lltokenizer_from_vocab(
-                llama_cpp.llama_model_get_vocab(self._llm.model)
-            )
+            vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
+            with warnings.catch_warnings():
+                # llguidance reads each vocabulary entry through a llama.cpp call that warns
+                # of its deprecation once per token (262k warnings for Gemma).
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self._tokenizer = lltokenizer_from_vocab(vocab)
         return self._tokenizer
 
 
@@ -210,3 +215,12 @@ def _processors(constraint: GrammarConstraint | None) -> LogitsProcessorList | N
     from llama_cpp import LogitsProcessorList
 
     return LogitsProcessorList([constraint])
+
+
+def _with_instruction(call: ProviderCall) -> list[Message]:
+    """Zero-shot structured calls get the schema spelled out: the grammar keeps the output valid,
+    but only the prompt tells the model what the fields mean. Few-shot prompts already show it."""
+    messages = list(call.messages)
+    if call.output is not None and not any(m.role == "assistant" for m in messages):
+        messages.insert(0, schema_instruction(call.output))
+    return messages

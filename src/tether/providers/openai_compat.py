@@ -6,14 +6,14 @@ mode) where the server supports it, else `json_object` with the schema in a syst
 
 from __future__ import annotations
 
-import json
 from types import ModuleType
 from typing import Any, ClassVar
 
 import httpx2
 import openai
 
-from tether.messages import Completion, Message, OutputSpec, ProviderCall, Usage
+from tether.contracts.instructions import schema_instruction
+from tether.messages import Completion, ProviderCall, Usage
 from tether.providers.base import Capabilities, SchemaSupport
 from tether.providers.hosted import HostedProvider
 
@@ -25,14 +25,6 @@ STRICT_KEYWORDS = frozenset(
         "exclusiveMaximum", "multipleOf", "minItems", "maxItems",
     }
 )  # fmt: skip
-
-
-def schema_instruction(spec: OutputSpec) -> Message:
-    return Message(
-        "system",
-        "Reply with a single JSON value, no other text, that meets this JSON Schema:\n"
-        + json.dumps(spec.schema, ensure_ascii=False),
-    )
 
 
 class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):

