@@ -30,9 +30,9 @@ def reported_errors() -> Iterator[None]:
     try:
         yield
     except TetherError as exc:
-        stderr.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
+        stderr.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
         if exc.fix:
-            stderr.print(f"[yellow]fix:[/] {escape(exc.fix)}", highlight=False)
+            stderr.print(f"[yellow]fix:[/] {escape(exc.fix)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
