@@ -9,10 +9,17 @@
     │   ├── ProviderRejected         the server refused the call (status)
     │   ├── ContextWindowExceeded    the prompt plus the output budget do not fit the model
     │   └── ModelFileError           a local model file is missing or corrupt (path)
-    └── ContractError                the output contract cannot be met
-        ├── SchemaError              the schema itself is malformed (source, pointer)
-        ├── UnsupportedSchema        the chosen provider cannot honour the schema
-        └── ContractViolation        repair was exhausted; carries every attempt
+    ├── ContractError                the output contract cannot be met
+    │   ├── SchemaError              the schema itself is malformed (source, pointer)
+    │   ├── UnsupportedSchema        the chosen provider cannot honour the schema
+    │   └── ContractViolation        repair was exhausted; carries every attempt
+    ├── PromptError                  prompts as code
+    │   ├── SpecError                a prompt spec file is wrong (file, line, field)
+    │   ├── PromptNotFound           no such prompt, version or label
+    │   ├── VersionConflict          that version exists with other content
+    │   ├── IncompatibleChange       the version bump is too small for the change (report)
+    │   └── RenderError              inputs or template failed at render time
+    └── DatabaseUnavailable          the store cannot be reached (url, password hidden)
 
 Every error carries structured fields so callers (the CLI, the gateway) never parse messages.
 Messages never contain secrets: keys are named by the variable that holds them, never shown.
@@ -174,3 +181,73 @@ class ContractViolation(ContractError):
         self.contract = contract
         self.attempts = tuple(attempts)
         self.last_raw = last.raw
+
+
+class PromptError(TetherError):
+    """Prompts as code: specs, the registry, rendering."""
+
+
+class SpecError(PromptError):
+    def __init__(
+        self, message: str, *, file: str, line: int | None = None, field: str = "", fix: str = ""
+    ) -> None:
+        where = f"{file}:{line}" if line else file
+        what = f" {field}:" if field else ""
+        super().__init__(f"{where}:{what} {message}", fix=fix or "correct the field and retry")
+        self.file = file
+        self.line = line
+        self.field = field
+
+
+class PromptNotFound(PromptError):
+    def __init__(self, name: str, *, version: str | None = None, label: str | None = None) -> None:
+        what = f"{name!r}" + (f" version {version}" if version else "")
+        what += f" label {label!r}" if label else ""
+        super().__init__(
+            f"no prompt {what} in the registry",
+            fix="push it with `tether prompts push`, or check `tether prompts list`",
+        )
+        self.name = name
+        self.version = version
+        self.label = label
+
+
+class VersionConflict(PromptError):
+    def __init__(self, name: str, version: str) -> None:
+        super().__init__(
+            f"{name!r} {version} already exists with different content; versions are immutable",
+            fix="bump the version in the spec file and push again",
+        )
+        self.name = name
+        self.version = version
+
+
+class IncompatibleChange(PromptError):
+    def __init__(
+        self, name: str, version: str, *, needed: str, previous: str, reasons: Sequence[str]
+    ) -> None:
+        listed = "; ".join(reasons)
+        super().__init__(
+            f"{name!r} {version} needs a {needed} version bump over {previous}: {listed}",
+            fix=f"set the version to at least the next {needed} version, or undo the change",
+        )
+        self.name = name
+        self.version = version
+        self.needed = needed
+        self.previous = previous
+        self.reasons = tuple(reasons)
+
+
+class RenderError(PromptError):
+    def __init__(self, name: str, message: str, *, fix: str) -> None:
+        super().__init__(f"prompt {name!r}: {message}", fix=fix)
+        self.name = name
+
+
+class DatabaseUnavailable(TetherError):
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(
+            f"database {url} unavailable: {reason}",
+            fix="check database_url in the settings and that the server is running",
+        )
+        self.url = url

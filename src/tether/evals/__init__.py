@@ -1,0 +1,1 @@
+"""Evaluations: assertions on outputs, prompt test runs and their reports."""

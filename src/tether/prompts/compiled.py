@@ -1,0 +1,170 @@
+"""A prompt spec checked and compiled once: input validator, output contract, templates.
+
+Templates render in Jinja2's immutable sandbox with StrictUndefined: an undefined variable is
+an error, attribute access to internals (`''.__class__`) is refused, and input values are data,
+never re-rendered as templates.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import BaseModel
+
+from tether.contracts.contract import Contract
+from tether.contracts.validator import SchemaValidator
+from tether.errors import RenderError, SchemaError
+from tether.messages import Message
+from tether.prompts.spec import Example, PromptSpec
+
+Loc = tuple[str | int, ...]
+
+
+class SpecProblem(Exception):
+    """A problem at a location in the spec; the loader turns it into a SpecError with a line."""
+
+    def __init__(self, loc: Loc, message: str, *, template_line: int | None = None) -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+        self.template_line = template_line
+
+
+def _environment() -> jinja2.Environment:
+    return ImmutableSandboxedEnvironment(
+        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
+    )
+
+
+def _schema_loc(base: Loc, exc: SchemaError) -> Loc:
+    parts = [p for p in exc.pointer.split("/")[1:] if p]
+    return (*base, *(int(p) if p.isdigit() else p for p in parts))
+
+
+def _import_model(path: str) -> type[BaseModel]:
+    module_name, _, attr = path.partition(":")
+    try:
+        found = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise SpecProblem(("output", "model"), f"cannot import {path!r}: {exc}") from None
+    if not (isinstance(found, type) and issubclass(found, BaseModel)):
+        raise SpecProblem(("output", "model"), f"{path!r} is not a Pydantic model class")
+    return found
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledPrompt:
+    spec: PromptSpec
+    contract: Contract[Any] | None
+    inputs: SchemaValidator
+    templates: tuple[jinja2.Template, ...]
+
+    @classmethod
+    def compile(cls, spec: PromptSpec) -> CompiledPrompt:
+        """Check everything that can be checked without a model; raise SpecProblem."""
+        try:
+            inputs = SchemaValidator(spec.inputs, source="inputs")
+        except SchemaError as exc:
+            raise SpecProblem(_schema_loc(("inputs",), exc), exc.message) from None
+        contract: Contract[Any] | None = None
+        if spec.output is not None:
+            if spec.output.model:
+                contract = Contract.from_model(_import_model(spec.output.model))
+            else:
+                assert spec.output.schema_ is not None
+                try:
+                    contract = Contract.from_schema(spec.output.schema_, name=spec.name)
+                except SchemaError as exc:
+                    raise SpecProblem(_schema_loc(("output", "schema"), exc), exc.message) from None
+        env = _environment()
+        templates = []
+        for index, message in enumerate(spec.messages):
+            try:
+                templates.append(env.from_string(message.content))
+            except jinja2.TemplateSyntaxError as exc:
+                raise SpecProblem(
+                    ("messages", index, "content"),
+                    f"template syntax: {exc.message}",
+                    template_line=exc.lineno,
+                ) from None
+        compiled = cls(spec, contract, inputs, tuple(templates))
+        compiled._check_data()
+        return compiled
+
+    def _check_data(self) -> None:
+        for index, example in enumerate(self.spec.examples):
+            self._check_inputs(example.inputs, ("examples", index, "inputs"))
+            if self.contract is not None:
+                check, _ = self.contract.check(json.dumps(example.output))
+                if not check.ok:
+                    raise SpecProblem(
+                        ("examples", index, "output"),
+                        "does not meet the output contract: " + "; ".join(check.errors),
+                    )
+        for index, case in enumerate(self.spec.tests):
+            self._check_inputs(case.inputs, ("tests", index, "inputs"))
+
+    def _check_inputs(self, values: Mapping[str, Any], loc: Loc) -> None:
+        errors = self.inputs.errors(dict(values))
+        if errors:
+            raise SpecProblem(loc, "inputs do not meet the inputs schema: " + "; ".join(errors))
+
+    # -- rendering ----------------------------------------------------------------------------
+
+    def render(self, inputs: Mapping[str, Any]) -> tuple[Message, ...]:
+        """Messages for `inputs`: system messages, then the few-shot examples as user/assistant
+        pairs (the last user template rendered with each example's inputs), then the rest."""
+        errors = self.inputs.errors(dict(inputs))
+        if errors:
+            raise RenderError(
+                self.spec.name,
+                "inputs do not meet the inputs schema: " + "; ".join(errors),
+                fix="pass inputs that match the prompt's `inputs` schema",
+            )
+        system = [i for i, m in enumerate(self.spec.messages) if m.role == "system"]
+        rest = [i for i, m in enumerate(self.spec.messages) if m.role != "system"]
+        out = [self._message(i, inputs) for i in system]
+        out += self._examples()
+        out += [self._message(i, inputs) for i in rest]
+        return tuple(out)
+
+    def _examples(self) -> list[Message]:
+        users = [i for i, m in enumerate(self.spec.messages) if m.role == "user"]
+        if not users or not self.spec.examples:
+            return []
+        template = users[-1]
+        shots: list[Message] = []
+        for example in self.spec.examples:
+            shots.append(self._message(template, example.inputs))
+            shots.append(Message("assistant", _as_text(example)))
+        return shots
+
+    def _message(self, index: int, inputs: Mapping[str, Any]) -> Message:
+        role = self.spec.messages[index].role
+        try:
+            return Message(role, self.templates[index].render(**inputs))
+        except jinja2.UndefinedError as exc:
+            raise RenderError(
+                self.spec.name,
+                f"message {index}: {exc.message}",
+                fix="pass every variable the template uses, or declare a default in it",
+            ) from None
+        except SecurityError as exc:
+            raise RenderError(
+                self.spec.name,
+                f"message {index}: unsafe template operation refused: {exc}",
+                fix="templates may only use variables, filters and plain expressions",
+            ) from None
+
+
+def _as_text(example: Example) -> str:
+    if isinstance(example.output, str):
+        return example.output
+    return json.dumps(example.output, ensure_ascii=False, separators=(",", ":"))

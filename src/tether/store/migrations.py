@@ -1,0 +1,53 @@
+"""Numbered migrations, each applied once in its own transaction and recorded in
+`schema_migrations`. A new migration is appended to MIGRATIONS; existing ones never change."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from tether.store import tables
+
+Migration = tuple[int, str, Callable[[Connection], None]]
+
+
+def _prompt_registry(conn: Connection) -> None:
+    for table in (tables.prompt_versions, tables.prompt_labels, tables.label_events):
+        table.create(conn)
+
+
+MIGRATIONS: list[Migration] = [
+    (1, "prompt registry: versions, labels, label events", _prompt_registry),
+]
+
+
+def migrate(engine: Engine) -> list[int]:
+    """Apply every migration the database lacks; return the numbers applied."""
+    tables.schema_migrations.create(engine, checkfirst=True)
+    applied: list[int] = []
+    for number, name, apply in MIGRATIONS:
+        with engine.connect() as conn:
+            done = conn.execute(
+                select(tables.schema_migrations.c.number).where(
+                    tables.schema_migrations.c.number == number
+                )
+            ).first()
+            if done:
+                continue
+            try:
+                with conn.begin():
+                    # Recording first makes a concurrent migrator fail on the primary key
+                    # before it creates anything twice.
+                    conn.execute(
+                        insert(tables.schema_migrations).values(
+                            number=number, name=name, applied_at=datetime.now(UTC)
+                        )
+                    )
+                    apply(conn)
+            except IntegrityError:
+                continue  # another process applied it first
+        applied.append(number)
+    return applied
