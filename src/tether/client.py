@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
@@ -16,10 +16,13 @@ from tether.contracts.contract import Contract
 from tether.contracts.preflight import PreflightReport
 from tether.engine import Plan, output_spec, run_async, run_sync
 from tether.messages import GenerationParams, Message, OutputSpec, as_messages
+from tether.prompts.compiled import CompiledPrompt
+from tether.prompts.registry import PromptVersion, Registry
 from tether.providers.base import Capabilities, Provider
 from tether.providers.pool import ProviderPool
 from tether.result import Result
 from tether.settings import PriceSettings, Settings
+from tether.store.engine import open_database
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -54,6 +57,7 @@ class Client:
         self._contracts: dict[object, Contract[Any]] = {}
         self._specs: dict[tuple[Contract[Any], int], tuple[OutputSpec, PreflightReport]] = {}
         self._lock = threading.Lock()
+        self._registry: Registry | None = None
 
     # -- public API -------------------------------------------------------------------------
 
@@ -124,6 +128,81 @@ class Client:
         """The async twin of `generate`."""
         return await run_async(self.plan(prompt, contract=contract, model=model, **params))
 
+    def run(
+        self,
+        prompt: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        label: str | None = "production",
+        version: str | None = None,
+        model: str | None = None,
+        **params: Any,
+    ) -> Result[Any]:
+        """Run a registered prompt: resolve the version (or label), render, call, validate."""
+        plan, found = self.prompt_plan(
+            prompt, inputs, label=label, version=version, model=model, **params
+        )
+        return replace(run_sync(plan), prompt=found.name, prompt_version=found.version)
+
+    async def arun(
+        self,
+        prompt: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        label: str | None = "production",
+        version: str | None = None,
+        model: str | None = None,
+        **params: Any,
+    ) -> Result[Any]:
+        """The async twin of `run`."""
+        plan, found = self.prompt_plan(
+            prompt, inputs, label=label, version=version, model=model, **params
+        )
+        return replace(await run_async(plan), prompt=found.name, prompt_version=found.version)
+
+    def prompt_plan(
+        self,
+        prompt: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        label: str | None = "production",
+        version: str | None = None,
+        model: str | None = None,
+        **params: Any,
+    ) -> tuple[Plan[Any], PromptVersion]:
+        """Resolve and render a registered prompt into a plan, without calling anything."""
+        found = self.registry.get(prompt, version=version, label=None if version else label)
+        compiled = self.registry.compiled(found)
+        return self.compiled_plan(compiled, inputs, model=model, **params), found
+
+    def compiled_plan(
+        self,
+        compiled: CompiledPrompt,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        model: str | None = None,
+        **params: Any,
+    ) -> Plan[Any]:
+        """A plan for a compiled prompt (registered or straight from a spec file)."""
+        spec_params = {k: v for k, v in compiled.spec.params.model_dump().items() if v is not None}
+        merged = {**spec_params, **params}
+        if "stop" in merged:
+            merged["stop"] = tuple(merged["stop"])
+        return self.plan(
+            compiled.render(inputs or {}),
+            contract=compiled.contract,
+            model=model or compiled.spec.model,
+            **merged,
+        )
+
+    @property
+    def registry(self) -> Registry:
+        """The prompt registry in the settings' database, opened (and migrated) on first use."""
+        with self._lock:
+            if self._registry is None:
+                self._registry = Registry(open_database(self.settings.database))
+            return self._registry
+
     def preflight(self, contract: ContractLike, model: str | None = None) -> PreflightReport:
         """Which keywords `model` enforces while decoding, validates after, or cannot honour."""
         _, provider, _ = self._pool.resolve(model)
@@ -193,6 +272,8 @@ class Client:
 
     def close(self) -> None:
         self._pool.close()
+        if self._registry is not None:
+            self._registry.engine.dispose()
 
     def __enter__(self) -> Client:
         return self

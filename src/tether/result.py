@@ -36,6 +36,8 @@ class Result(Generic[T]):
     provider: str
     attempts: tuple[Attempt, ...]
     latency_s: float
+    prompt: str | None = None  # set when the call came from a registered prompt
+    prompt_version: str | None = None
 
     @property
     def usage(self) -> Usage:

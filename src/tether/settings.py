@@ -7,6 +7,7 @@ top-level fields. API keys are read here from the variable each model names and 
 
 from __future__ import annotations
 
+import getpass
 import os
 import tomllib
 from collections.abc import Mapping
@@ -33,6 +34,9 @@ _ENV_FIELDS = {
     "TETHER_DEFAULT_MODEL": "default_model",
     "TETHER_CACHE_DIR": "cache_dir",
     "TETHER_MAX_REPAIRS": "max_repairs",
+    "TETHER_DATA_DIR": "data_dir",
+    "TETHER_DATABASE_URL": "database_url",
+    "TETHER_ACTOR": "actor",
 }
 
 
@@ -101,6 +105,13 @@ class Settings(_Strict):
     default_model: str = LOCAL_MODEL_NAME
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "tether")
     max_repairs: int = Field(default=2, ge=0, le=10)
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "tether")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: a SQLite file in data_dir"
+    )
+    actor: str = Field(
+        default_factory=getpass.getuser, description="who pushes prompts and moves labels"
+    )
     models: dict[str, ModelSettings] = Field(default_factory=_default_models)
     source: str = Field(default="defaults", exclude=True)
 
@@ -135,6 +146,10 @@ class Settings(_Strict):
             for name, m in self.models.items()
         }
         return self.model_copy(update={"models": models})
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'tether.db'}"
 
     def model(self, name: str | None) -> tuple[str, ModelSettings]:
         from tether.errors import ModelNotFound

@@ -69,7 +69,8 @@ def mismatches(expected: Any, actual: Any, where: str = "") -> list[str]:
     return []
 
 
-def _sent_key(request: httpx2.Request) -> str:
+def sent_key(request: httpx2.Request) -> str:
+    """The API key a request carries (anthropic 2.x sends it as a bearer token, like OpenAI)."""
     if "x-api-key" in request.headers:
         return request.headers["x-api-key"]
     return request.headers.get("authorization", "").removeprefix("Bearer ")
@@ -104,7 +105,7 @@ class Replay:
             f"request {index} body {p}" for p in mismatches(expected.get("json", {}), body)
         )
         response = recorded["response"]
-        content = json.dumps(response["body"]).replace(API_KEY_PLACEHOLDER, _sent_key(request))
+        content = json.dumps(response["body"]).replace(API_KEY_PLACEHOLDER, sent_key(request))
         return httpx2.Response(
             response["status"], headers=response.get("headers", {}), content=content.encode()
         )
@@ -121,8 +122,7 @@ class Replay:
         """Every recorded exchange was used, and every request matched its recording."""
         assert not self.problems, f"{self.name}: " + "; ".join(self.problems)
         assert len(self.requests) == len(self.exchanges), (
-            f"{self.name}: {len(self.requests)} request(s) made, "
-            f"{len(self.exchanges)} recorded"
+            f"{self.name}: {len(self.requests)} request(s) made, {len(self.exchanges)} recorded"
         )
 
     def close(self) -> None:

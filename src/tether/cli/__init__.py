@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tether.cli import generate, models
+from tether.cli import generate, models, prompt_tests, prompts
 
 app = typer.Typer(
     name="tether",
@@ -15,6 +15,8 @@ app = typer.Typer(
 )
 generate.register(app)
 models.register(app)
+prompts.register(app)
+prompt_tests.register(app)
 
 
 def main() -> None:

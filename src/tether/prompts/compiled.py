@@ -48,7 +48,7 @@ def _schema_loc(base: Loc, exc: SchemaError) -> Loc:
     return (*base, *(int(p) if p.isdigit() else p for p in parts))
 
 
-def _import_model(path: str) -> type[BaseModel]:
+def import_model(path: str) -> type[BaseModel]:
     module_name, _, attr = path.partition(":")
     try:
         found = getattr(importlib.import_module(module_name), attr)
@@ -76,7 +76,7 @@ class CompiledPrompt:
         contract: Contract[Any] | None = None
         if spec.output is not None:
             if spec.output.model:
-                contract = Contract.from_model(_import_model(spec.output.model))
+                contract = Contract.from_model(import_model(spec.output.model))
             else:
                 assert spec.output.schema_ is not None
                 try:

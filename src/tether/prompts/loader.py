@@ -34,12 +34,13 @@ def load_spec(path: str | Path) -> LoadedSpec:
     return parse_spec(text, source_name=str(file))
 
 
-def spec_files(paths: Iterable[str | Path]) -> list[Path]:
+def spec_files(paths: Iterable[str | Path], *, recursive: bool = True) -> list[Path]:
     """Spec files named directly, or found (sorted) in the folders named."""
     found: list[Path] = []
     for item in map(Path, paths):
         if item.is_dir():
-            found += sorted(p for p in item.iterdir() if p.suffix in SPEC_SUFFIXES)
+            listing = item.rglob("*") if recursive else item.iterdir()
+            found += sorted(p for p in listing if p.suffix in SPEC_SUFFIXES and p.is_file())
         else:
             found.append(item)
     return found

@@ -106,7 +106,8 @@ class PromptSpec(_Spec):
         return self.model_dump(mode="json", by_alias=True, exclude_defaults=False)
 
     def content_hash(self) -> str:
-        """sha256 of everything but the version: equal content, equal hash."""
+        """sha256 of everything but the version: equal content, equal hash. Key order counts:
+        it is the order in which a model writes an object's properties."""
         content = {k: v for k, v in self.canonical().items() if k != "version"}
-        text = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        text = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()

@@ -54,7 +54,8 @@ def _compile(schema_json: str) -> str:
 def compile_json_schema(schema: Mapping[str, Any]) -> str:
     """An llguidance grammar for `schema`. Keywords llguidance does not implement are relaxed
     (lenient mode) and left to validation; a schema it cannot compile at all raises."""
-    return _compile(json.dumps(schema, sort_keys=True))
+    # Key order is kept: it is the order in which the model writes the properties.
+    return _compile(json.dumps(schema))
 
 
 class GrammarConstraint:

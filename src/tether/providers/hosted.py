@@ -71,6 +71,9 @@ class HostedProvider(ABC, Generic[SyncClient, AsyncClient]):
     def schema_problems(self, schema: Mapping[str, Any]) -> list[SchemaProblem]:
         return []  # hosted providers accept any schema the validator accepts
 
+    def count_tokens(self, text: str) -> int | None:
+        return None  # hosted tokenizers are not available offline
+
     def complete(self, call: ProviderCall) -> Completion:
         if self._sync is None:
             self._sync = self._new_sync(api_key=self._key(), http_client=self._http)

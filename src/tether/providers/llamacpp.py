@@ -87,6 +87,11 @@ class LlamaCppProvider:
             return [SchemaProblem("schema", "", f"llguidance cannot compile it: {exc}")]
         return []
 
+    def count_tokens(self, text: str) -> int | None:
+        with self._lock:
+            llm, _ = self._load()
+            return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
     # -- calls --------------------------------------------------------------------------------
 
     def complete(self, call: ProviderCall) -> Completion:

@@ -56,6 +56,9 @@ class FakeProvider:
     def schema_problems(self, schema: Mapping[str, Any]) -> list[SchemaProblem]:
         return list(self._problems)
 
+    def count_tokens(self, text: str) -> int | None:
+        return _words(text)
+
     def complete(self, call: ProviderCall) -> Completion:
         with self._lock:
             self.calls.append(call)

@@ -27,27 +27,23 @@ MIGRATIONS: list[Migration] = [
 def migrate(engine: Engine) -> list[int]:
     """Apply every migration the database lacks; return the numbers applied."""
     tables.schema_migrations.create(engine, checkfirst=True)
+    with engine.connect() as conn:
+        done = set(conn.execute(select(tables.schema_migrations.c.number)).scalars())
     applied: list[int] = []
     for number, name, apply in MIGRATIONS:
-        with engine.connect() as conn:
-            done = conn.execute(
-                select(tables.schema_migrations.c.number).where(
-                    tables.schema_migrations.c.number == number
-                )
-            ).first()
-            if done:
-                continue
-            try:
-                with conn.begin():
-                    # Recording first makes a concurrent migrator fail on the primary key
-                    # before it creates anything twice.
-                    conn.execute(
-                        insert(tables.schema_migrations).values(
-                            number=number, name=name, applied_at=datetime.now(UTC)
-                        )
+        if number in done:
+            continue
+        try:
+            with engine.begin() as conn:
+                # Recording first makes a concurrent migrator fail on the primary key
+                # before it creates anything twice.
+                conn.execute(
+                    insert(tables.schema_migrations).values(
+                        number=number, name=name, applied_at=datetime.now(UTC)
                     )
-                    apply(conn)
-            except IntegrityError:
-                continue  # another process applied it first
+                )
+                apply(conn)
+        except IntegrityError:
+            continue  # another process applied it first
         applied.append(number)
     return applied

@@ -60,6 +60,7 @@ label_events = Table(
     Column("label", Text, nullable=False),
     Column("from_version", String(100)),
     Column("to_version", String(100), nullable=False),
+    Column("kind", String(20), nullable=False),  # "move" or "rollback"
     Column("actor", Text, nullable=False),
     Column("reason", Text, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),

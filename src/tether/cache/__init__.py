@@ -1,0 +1,1 @@
+"""Exact and semantic caches, the embedders behind semantic lookup, and their backends."""
