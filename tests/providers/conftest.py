@@ -9,22 +9,18 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 
-from .helpers import Replay
+from .helpers import Generate, LlamaServer, Replay, closed_local_port
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SERVER_READY_TIMEOUT_S = 90.0
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
-
-Generate = Callable[..., Awaitable[Any]]
-
 
 # -- no internet --------------------------------------------------------------------------------
 
@@ -52,14 +48,6 @@ def no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", guarded)
-
-
-def closed_local_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (bound, read, then closed)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 # -- recorded HTTP ------------------------------------------------------------------------------
@@ -93,16 +81,6 @@ def generate(request: pytest.FixtureRequest) -> Generate:
 
 
 # -- a real OpenAI-compatible server ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LlamaServer:
-    root: str  # http://127.0.0.1:<port>
-    model_id: str  # the id GET /v1/models lists
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.root}/v1"
 
 
 def _smollm2_path() -> Path:

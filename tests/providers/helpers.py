@@ -19,6 +19,9 @@ there into a connection error, which would hide the real reason. Call `verify()`
 from __future__ import annotations
 
 import json
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,9 @@ import pytest
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "http"
 API_KEY = "sk-test-123"
 API_KEY_PLACEHOLDER = "$API_KEY"
+
+# the `generate` fixture: `await generate(client, prompt, **kwargs)`, sync or async
+Generate = Callable[..., Awaitable[Any]]
 
 # src/tether/providers/anthropic.py passes `temperature=` to `messages.create()`, a keyword the
 # installed anthropic 2.x SDK no longer accepts, so every call fails before any HTTP is sent.
@@ -140,3 +146,23 @@ def embedded_json(text: str) -> Any:
     """The first JSON object inside `text` (how a schema is embedded in an instruction)."""
     value, _ = json.JSONDecoder().raw_decode(text, text.index("{"))
     return value
+
+
+def closed_local_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, read, then closed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@dataclass(frozen=True)
+class LlamaServer:
+    """A running llama_cpp.server (the `llama_server` fixture)."""
+
+    root: str  # http://127.0.0.1:<port>
+    model_id: str  # the id GET /v1/models lists
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.root}/v1"

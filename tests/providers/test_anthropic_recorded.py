@@ -22,8 +22,14 @@ from tether import (
 )
 from tether.providers.anthropic import AnthropicProvider
 
-from .conftest import Generate
-from .helpers import ANTHROPIC_TEMPERATURE_BUG, API_KEY, Replay, last_user_message, sent_key
+from .helpers import (
+    ANTHROPIC_TEMPERATURE_BUG,
+    API_KEY,
+    Generate,
+    Replay,
+    last_user_message,
+    sent_key,
+)
 
 SYSTEM = "You triage support tickets."
 PROMPT = "The export button crashes the app every time. Customers are blocked."

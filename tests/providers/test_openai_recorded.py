@@ -22,8 +22,7 @@ from tether import (
 )
 from tether.providers.openai_compat import OpenAICompatProvider
 
-from .conftest import Generate
-from .helpers import API_KEY, Replay, embedded_json, last_user_message
+from .helpers import API_KEY, Generate, Replay, embedded_json, last_user_message
 
 SYSTEM = "You triage support tickets."
 PROMPT = "The export button crashes the app every time. Customers are blocked."

@@ -26,7 +26,7 @@ from tether import (
     Settings,
 )
 
-from .conftest import Generate, LlamaServer
+from .helpers import Generate, LlamaServer
 
 pytestmark = pytest.mark.server
 

@@ -23,8 +23,14 @@ from tether.providers.anthropic import AnthropicProvider
 from tether.providers.hosted import HostedProvider
 from tether.providers.openai_compat import OpenAICompatProvider
 
-from .conftest import Generate, closed_local_port
-from .helpers import ANTHROPIC_TEMPERATURE_BUG, API_KEY, Replay, sent_key
+from .helpers import (
+    ANTHROPIC_TEMPERATURE_BUG,
+    API_KEY,
+    Generate,
+    Replay,
+    closed_local_port,
+    sent_key,
+)
 
 KEY_ENV = "TETHER_TEST_KEY"
 PROVIDERS: dict[str, tuple[type[HostedProvider[Any, Any]], str, str]] = {

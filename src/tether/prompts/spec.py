@@ -81,7 +81,7 @@ class TestCase(_Spec):
 
 
 class PromptSpec(_Spec):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=512)
     version: str
     description: str = ""
     model: str | None = None
