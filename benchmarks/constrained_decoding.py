@@ -41,8 +41,8 @@ TARGET_OVERHEAD_PCT = 10.0
 def parse_args(argv: list[str] | None) -> Any:
     parser = R.base_parser(__doc__.splitlines()[0] if __doc__ else NAME)
     parser.add_argument("--prompts", type=int, default=20, help="Yelp reviews turned into prompts")
-    parser.add_argument("--rounds", type=int, default=3, help="passes over all prompts")
-    parser.add_argument("--max-tokens", type=int, default=64, help="cap per generation")
+    parser.add_argument("--rounds", type=int, default=5, help="passes over all prompts")
+    parser.add_argument("--max-tokens", type=int, default=40, help="cap per generation")
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads")
     parser.add_argument("--n-ctx", type=int, default=2048)
     parser.add_argument("--seed", type=int, default=7, help="seed for choosing the reviews")
@@ -173,17 +173,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     )
     llm.close()
 
+    # Best of rounds: for each prompt and condition the fastest round (the same tokens every
+    # round at temperature 0), which filters out bursts of load from other processes.
+    best: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in records:
+        key = (r["condition"], r["prompt"])
+        rate = r["matched_decode_s"] / max(r["matched_intervals"], 1)
+        if key not in best or rate < best[key]["_rate"]:
+            best[key] = {**r, "_rate": rate}
+
     per_condition: dict[str, dict[str, Any]] = {}
     for condition in CONDITIONS:
         rows = [r for r in records if r["condition"] == condition]
+        bests = [best[(condition, p)] for p in range(len(sample))]
+        b_n = sum(r["matched_intervals"] for r in bests)
+        b_s = sum(r["matched_decode_s"] for r in bests)
         m_n = sum(r["matched_intervals"] for r in rows)
         m_s = sum(r["matched_decode_s"] for r in rows)
         a_n = sum(r["intervals"] for r in rows)
         a_s = sum(r["decode_s"] for r in rows)
         per_condition[condition] = {
-            "matched_tokens_per_s": m_n / m_s,
-            "matched_ms_per_token": 1000 * m_s / m_n,
-            "matched_intervals": m_n,
+            "tokens_per_s": b_n / b_s,
+            "ms_per_token": 1000 * b_s / b_n,
+            "best_of_rounds_intervals": b_n,
+            "mean_over_rounds_tokens_per_s": m_n / m_s,
+            "mean_over_rounds_intervals": m_n,
             "all_tokens_per_s": a_n / a_s,
             "all_intervals": a_n,
             "generated_tokens_mean": statistics.fmean(r["generated_tokens"] for r in rows),
@@ -192,11 +206,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "valid_rate": sum(r["valid"] for r in rows) / len(rows),
         }
 
-    free = per_condition["unconstrained"]["matched_tokens_per_s"]
-    llg = per_condition["llguidance"]["matched_tokens_per_s"]
-    gbnf = per_condition["llamacpp_grammar"]["matched_tokens_per_s"]
+    free = per_condition["unconstrained"]["tokens_per_s"]
+    llg = per_condition["llguidance"]["tokens_per_s"]
+    gbnf = per_condition["llamacpp_grammar"]["tokens_per_s"]
     overhead_pct = (1 - llg / free) * 100
     gbnf_slowdown = free / gbnf
+    mean_free = per_condition["unconstrained"]["mean_over_rounds_tokens_per_s"]
+    mean_ratios = {
+        "llguidance_overhead_pct": (
+            1 - per_condition["llguidance"]["mean_over_rounds_tokens_per_s"] / mean_free
+        )
+        * 100,
+        "llamacpp_grammar_slowdown_factor": mean_free
+        / per_condition["llamacpp_grammar"]["mean_over_rounds_tokens_per_s"],
+    }
 
     # Robustness: the same ratios per (round, prompt) pair, summarised by their median.
     pair_llg: list[float] = []
@@ -244,6 +267,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "token (prompt processing) is excluded; tokens/s = intervals / their summed time, "
                 "each interval being one decode plus one sampling step with mask/grammar work"
             ),
+            "aggregation": (
+                "headline tokens/s per condition = sum of matched intervals / their summed time, "
+                "taking for each prompt the fastest of the rounds (outputs are identical every "
+                "round at temperature 0): the machine is shared and bursts of load from other "
+                "processes otherwise dominate; the plain mean over all rounds is reported too "
+                "(ratios_mean_over_rounds, mean_over_rounds_tokens_per_s)"
+            ),
             "fixed_token_count": (
                 "per prompt and round, every condition is measured over the same number of "
                 "intervals: the shortest of the three (constrained runs stop at EOS, the free run "
@@ -269,6 +299,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ),
             "free_valid": "unconstrained validity is judged on the first output line",
         },
+        "ratios_mean_over_rounds": mean_ratios,
         "ratios_per_prompt_median": {
             "llguidance_overhead_pct": statistics.median(pair_llg) if pair_llg else None,
             "llamacpp_grammar_slowdown_factor": statistics.median(pair_gbnf) if pair_gbnf else None,
@@ -287,10 +318,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows = [
         (
             c,
-            R.fmt(per_condition[c]["matched_tokens_per_s"], 1),
-            R.fmt(per_condition[c]["matched_ms_per_token"], 2),
-            R.fmt(per_condition[c]["matched_tokens_per_s"] / free, 3),
-            R.fmt(per_condition[c]["all_tokens_per_s"], 1),
+            R.fmt(per_condition[c]["tokens_per_s"], 1),
+            R.fmt(per_condition[c]["ms_per_token"], 2),
+            R.fmt(per_condition[c]["tokens_per_s"] / free, 3),
+            R.fmt(per_condition[c]["mean_over_rounds_tokens_per_s"], 1),
             R.fmt(per_condition[c]["setup_ms"]["median"], 2),
             f"{per_condition[c]['valid_rate']:.0%}",
         )
@@ -303,10 +334,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         title="Constrained decoding throughput (Gemma 3 270M, llama.cpp, 2 threads)",
         header=(
             "condition",
-            "tokens/s (matched)",
+            "tokens/s (best of rounds)",
             "ms/token",
             "vs unconstrained",
-            "tokens/s (all)",
+            "tokens/s (mean of rounds)",
             "setup ms (median)",
             "schema-valid",
         ),
@@ -315,7 +346,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"llguidance overhead {overhead_pct:.1f}% (target <= {TARGET_OVERHEAD_PCT:.0f}%); "
             f"llama.cpp grammar {gbnf_slowdown:.2f}x slower than unconstrained.",
             f"{args.prompts} prompts x {args.rounds} rounds, temperature 0; prompt processing "
-            "excluded, same token count per prompt across conditions (see JSON `method`).",
+            "excluded, same token count per prompt across conditions, fastest round per prompt "
+            "(see JSON `method`). Mean over rounds: overhead "
+            f"{mean_ratios['llguidance_overhead_pct']:.1f}%, llama.cpp grammar "
+            f"{mean_ratios['llamacpp_grammar_slowdown_factor']:.2f}x.",
             f"load average by round: {load_by_round}",
         ],
     )
