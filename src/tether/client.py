@@ -13,7 +13,7 @@ import orjson
 from pydantic import BaseModel
 
 from tether.contracts.contract import Contract
-from tether.contracts.preflight import PreflightReport
+from tether.contracts.preflight import PreflightReport, preflight
 from tether.engine import Plan, output_spec, run_async, run_sync
 from tether.messages import GenerationParams, Message, OutputSpec, as_messages
 from tether.prompts.compiled import CompiledPrompt
@@ -206,7 +206,8 @@ class Client:
     def preflight(self, contract: ContractLike, model: str | None = None) -> PreflightReport:
         """Which keywords `model` enforces while decoding, validates after, or cannot honour."""
         _, provider, _ = self._pool.resolve(model)
-        return self._output_spec(self.contract(contract), provider)[1]
+        schema, _ = self.contract(contract).enforcement_schema()
+        return preflight(schema, provider)
 
     def models(self) -> list[ModelInfo]:
         infos = []

@@ -58,6 +58,7 @@ class CapabilityOverrides(_Strict):
     supports_grammar: bool | None = None
     supports_tools: bool | None = None
     can_stream: bool | None = None
+    schema_in_json_object: bool | None = None
 
 
 class ModelSettings(_Strict):
@@ -79,13 +80,15 @@ class ModelSettings(_Strict):
     price: PriceSettings = PriceSettings()
     capabilities: CapabilityOverrides = CapabilityOverrides()
 
-    @model_validator(mode="after")
-    def _default_key_variable(self) -> ModelSettings:
+    @model_validator(mode="before")
+    @classmethod
+    def _default_key_variable(cls, data: Any) -> Any:
         # Hosted APIs need a key; name the conventional variable unless told otherwise.
-        conventional = _CONVENTIONAL_KEY_VARS.get(self.provider)
-        if conventional and self.api_key_env is None and self.base_url is None:
-            return self.model_copy(update={"api_key_env": conventional})
-        return self
+        if isinstance(data, dict):
+            conventional = _CONVENTIONAL_KEY_VARS.get(str(data.get("provider")))
+            if conventional and data.get("api_key_env") is None and data.get("base_url") is None:
+                return {**data, "api_key_env": conventional}
+        return data
 
     @field_validator("provider")
     @classmethod

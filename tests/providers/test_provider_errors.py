@@ -24,7 +24,6 @@ from tether.providers.hosted import HostedProvider
 from tether.providers.openai_compat import OpenAICompatProvider
 
 from .helpers import (
-    ANTHROPIC_TEMPERATURE_BUG,
     API_KEY,
     Generate,
     Replay,
@@ -40,7 +39,7 @@ PROVIDERS: dict[str, tuple[type[HostedProvider[Any, Any]], str, str]] = {
 }
 SENDING_KINDS = [
     pytest.param("openai"),
-    pytest.param("anthropic", marks=ANTHROPIC_TEMPERATURE_BUG),
+    "anthropic",
 ]
 ALL_KINDS = ["openai", "anthropic"]
 
@@ -100,7 +99,7 @@ def test_401_without_a_variable_still_gives_a_fix(replay: Callable[[str], Replay
     ("kind", "model"),
     [
         pytest.param("openai", "gpt-4.9-nano"),
-        pytest.param("anthropic", "claude-haiku-9", marks=ANTHROPIC_TEMPERATURE_BUG),
+        ("anthropic", "claude-haiku-9"),
     ],
 )
 async def test_404_unknown_upstream_model(

@@ -1,5 +1,7 @@
 """Anthropic Messages API. Structured output goes through a forced tool call whose input schema
-is the contract; the tool input comes back as the JSON value to validate."""
+is the contract (strict tool use when the schema is strict-shaped); the tool input comes back as
+the JSON value to validate. The Messages API of this SDK generation takes no sampling
+parameters, so `temperature` and `seed` are not sent."""
 
 from __future__ import annotations
 
@@ -12,17 +14,16 @@ import httpx2
 
 from tether.messages import Completion, ProviderCall, Usage
 from tether.providers.base import Capabilities, SchemaSupport
-from tether.providers.hosted import HostedProvider
+from tether.providers.hosted import STRICT_KEYWORDS, HostedProvider
 
 
 class AnthropicProvider(HostedProvider[anthropic.Anthropic, anthropic.AsyncAnthropic]):
     kind = "anthropic"
     default_base_url = "https://api.anthropic.com"
-    # Tool input schemas are followed, not grammar-enforced: everything is validated after.
     default_capabilities = Capabilities(
         supports_tools=True,
         can_stream=True,
-        schema=SchemaSupport(root_must_be_object=True),
+        schema=SchemaSupport(enforced=STRICT_KEYWORDS, root_must_be_object=True),
     )
     sdk: ClassVar[ModuleType] = anthropic
 
@@ -47,7 +48,6 @@ class AnthropicProvider(HostedProvider[anthropic.Anthropic, anthropic.AsyncAnthr
         args: dict[str, Any] = {
             "model": self.model,
             "max_tokens": call.params.max_tokens,
-            "temperature": call.params.temperature,
             "messages": [
                 {"role": m.role, "content": m.content} for m in call.messages if m.role != "system"
             ],
@@ -62,6 +62,7 @@ class AnthropicProvider(HostedProvider[anthropic.Anthropic, anthropic.AsyncAnthr
                     "name": call.output.name,
                     "description": "Record the answer in the required structure.",
                     "input_schema": dict(call.output.schema),
+                    "strict": call.output.strict,
                 }
             ]
             args["tool_choice"] = {"type": "tool", "name": call.output.name}

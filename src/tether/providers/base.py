@@ -33,6 +33,9 @@ class Capabilities:
     supports_grammar: bool = False
     supports_tools: bool = False
     can_stream: bool = False
+    # The server enforces a schema sent as {"type": "json_object", "schema": ...}
+    # (llama-cpp-python's server) rather than OpenAI's json_schema response format.
+    schema_in_json_object: bool = False
     context_window: int | None = None
     schema: SchemaSupport = SchemaSupport()
 

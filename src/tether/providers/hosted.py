@@ -16,6 +16,16 @@ from tether.providers.base import Capabilities
 from tether.providers.sdk_errors import translate
 from tether.settings import ModelSettings, Settings
 
+# Keywords the strict structured-output modes of hosted APIs (OpenAI json_schema, Anthropic
+# strict tools) enforce while decoding, when every object is closed and fully required.
+STRICT_KEYWORDS = frozenset(
+    {
+        "type", "properties", "required", "additionalProperties", "items", "enum", "const",
+        "anyOf", "$ref", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
+        "exclusiveMaximum", "multipleOf", "minItems", "maxItems",
+    }
+)  # fmt: skip
+
 SyncClient = TypeVar("SyncClient")
 AsyncClient = TypeVar("AsyncClient")
 

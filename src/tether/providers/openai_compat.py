@@ -15,16 +15,7 @@ import openai
 from tether.contracts.instructions import schema_instruction
 from tether.messages import Completion, ProviderCall, Usage
 from tether.providers.base import Capabilities, SchemaSupport
-from tether.providers.hosted import HostedProvider
-
-# Keywords OpenAI's strict structured-output mode enforces while decoding.
-STRICT_KEYWORDS = frozenset(
-    {
-        "type", "properties", "required", "additionalProperties", "items", "enum", "const",
-        "anyOf", "$ref", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
-        "exclusiveMaximum", "multipleOf", "minItems", "maxItems",
-    }
-)  # fmt: skip
+from tether.providers.hosted import STRICT_KEYWORDS, HostedProvider
 
 
 class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
@@ -75,6 +66,8 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
                 }
             else:
                 args["response_format"] = {"type": "json_object"}
+                if self.capabilities.schema_in_json_object:
+                    args["response_format"]["schema"] = dict(call.output.schema)
                 messages.insert(0, schema_instruction(call.output))
         args["messages"] = [{"role": m.role, "content": m.content} for m in messages]
         return args

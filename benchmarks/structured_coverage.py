@@ -1,0 +1,444 @@
+"""Structured-output coverage on real schemas: tether's local engine vs llama.cpp's own grammar.
+
+A fixed selection of maskbench schemas (sorted file names, evenly spaced: index i*N//count) is
+given to the default local model (Gemma 3 270M, n_ctx 4096, temperature 0) twice:
+
+- `tether`: the schema goes through tether's engine path: `Contract.from_schema` (tether's
+  SchemaValidator must compile it), `enforcement_schema()`, `compile_json_schema` (llguidance),
+  then `create_completion` with `GrammarConstraint` as the logits processor, exactly as
+  `LlamaCppProvider.complete` does; the text is checked with the contract's SchemaValidator.
+- `llamacpp_grammar`: `LlamaGrammar.from_json_schema(json.dumps(schema))` as `grammar=`; the
+  grammar is first parsed by `llama_sampler_init_grammar` on its own (a NULL result is a compile
+  failure: passing it on would crash llama-cpp-python); the text is checked against the original
+  schema with tether's SchemaValidator (jsonschema where that cannot compile the schema).
+
+A schema counts for an engine when it compiles and the single attempt yields a valid instance;
+a compile failure, an invalid output, hitting --max-tokens or the per-attempt --time-cap is a
+miss. Progress is appended to a JSONL checkpoint, so a crash (llama.cpp aborts on some grammars)
+or an interruption resumes where it stopped; an attempt that started but never finished is
+recorded as a crash (a miss).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _results as R
+
+NAME = "structured_coverage"
+ENGINES = ("tether", "llamacpp_grammar")
+INSTRUCTION = (
+    "Reply with a single JSON value, no other text, that meets this JSON Schema:\n{schema}\n"
+    "\nOutput:"
+)
+
+
+def parse_args(argv: list[str] | None) -> Any:
+    parser = R.base_parser(__doc__.splitlines()[0] if __doc__ else NAME)
+    parser.add_argument("--count", type=int, default=200, help="schemas to try")
+    parser.add_argument("--max-tokens", type=int, default=300, help="cap per attempt")
+    parser.add_argument(
+        "--time-cap", type=float, default=60.0, help="seconds per attempt (prompt included)"
+    )
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--n-ctx", type=int, default=4096)
+    parser.add_argument(
+        "--fresh", action="store_true", help="ignore the checkpoint of an earlier run"
+    )
+    return parser.parse_args(argv)
+
+
+def select(files: list[Path], count: int) -> list[Path]:
+    n = len(files)
+    if count >= n:
+        return files
+    return [files[i * n // count] for i in range(count)]
+
+
+def source_of(name: str) -> str:
+    return name.split("---", 1)[0]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    import llama_cpp
+
+    from tether.contracts.contract import Contract
+    from tether.contracts.validator import SchemaValidator
+    from tether.providers.grammar import GrammarConstraint, compile_json_schema
+    from validation import build_jsonschema
+
+    started = R.utc_now()
+    machine = R.machine()
+    folder = R.check_data(args.data, "schemas", "maskbench")
+    chosen = select(sorted(folder.glob("*.json")), args.count)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    checkpoint = args.out / f"{NAME}.partial.jsonl"
+    params = {
+        "count": args.count,
+        "max_tokens": args.max_tokens,
+        "time_cap": args.time_cap,
+        "n_ctx": args.n_ctx,
+        "threads": args.threads,
+    }
+    done: dict[tuple[str, str], dict[str, Any]] = {}
+    starts: set[tuple[str, str]] = set()
+    first_started = started
+    if checkpoint.exists() and not args.fresh:
+        lines = [json.loads(x) for x in checkpoint.read_text().splitlines() if x.strip()]
+        if lines and lines[0].get("params") == params:
+            first_started = lines[0]["started"]
+            for line in lines[1:]:
+                key = (line["file"], line["engine"])
+                if line["kind"] == "start":
+                    starts.add(key)
+                else:
+                    done[key] = line
+        else:
+            lines = []
+        if not lines:
+            checkpoint.unlink()
+    if not checkpoint.exists():
+        checkpoint.write_text(json.dumps({"params": params, "started": started}) + "\n")
+    # attempts that started but never finished: the process died inside them
+    for key in starts - set(done):
+        done[key] = {
+            "kind": "result",
+            "file": key[0],
+            "engine": key[1],
+            "compiled": None,
+            "valid": False,
+            "finish": "crashed",
+            "tokens": 0,
+            "seconds": None,
+            "error": "the process died during this attempt (resumed from the checkpoint)",
+        }
+        _append(checkpoint, done[key])
+
+    model_path = R.default_model_path()
+    llm = R.load_llama(model_path, n_ctx=args.n_ctx, threads=args.threads)
+    tokenizer = R.llg_tokenizer(llm)
+    vocab = llama_cpp.llama_model_get_vocab(llm.model)
+    budget = args.n_ctx - args.max_tokens - 8
+
+    def prompt_for(schema: Any) -> tuple[list[int], bool, int]:
+        text = json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
+        tokens = llm.tokenize(INSTRUCTION.format(schema=text).encode("utf-8"), special=True)
+        if len(tokens) <= budget:
+            return tokens, False, len(text)
+        low, high = 0, len(text)  # longest prefix of the schema text that fits
+        while low < high:
+            mid = (low + high + 1) // 2
+            cut = INSTRUCTION.format(schema=text[:mid] + " …(truncated)")
+            if len(llm.tokenize(cut.encode("utf-8"), special=True)) <= budget:
+                low = mid
+            else:
+                high = mid - 1
+        cut = INSTRUCTION.format(schema=text[:low] + " …(truncated)")
+        return llm.tokenize(cut.encode("utf-8"), special=True), True, low
+
+    def generate(tokens: list[int], **kwargs: Any) -> dict[str, Any]:
+        deadline = perf_counter() + args.time_cap
+        capped = {"hit": False}
+
+        def past_deadline(_ids: Any, _logits: Any) -> bool:
+            if perf_counter() > deadline:
+                capped["hit"] = True
+            return capped["hit"]
+
+        start = perf_counter()
+        out = llm.create_completion(
+            tokens,
+            max_tokens=args.max_tokens,
+            temperature=0.0,
+            stop=[],
+            stopping_criteria=llama_cpp.StoppingCriteriaList([past_deadline]),
+            **kwargs,
+        )
+        seconds = perf_counter() - start
+        choice = out["choices"][0]
+        finish = "time_cap" if capped["hit"] else choice["finish_reason"]
+        return {
+            "text": choice["text"],
+            "tokens": out["usage"]["completion_tokens"],
+            "seconds": seconds,
+            "finish": finish,
+        }
+
+    def run_tether(schema: Any, tokens: list[int]) -> dict[str, Any]:
+        t0 = perf_counter()
+        try:
+            contract = Contract.from_schema(schema)
+            enforced, _ = contract.enforcement_schema()
+            grammar = compile_json_schema(enforced)
+        except Exception as exc:
+            return {"compiled": False, "valid": False, "error": _short(exc), "finish": "compile"}
+        compile_s = perf_counter() - t0
+        constraint = GrammarConstraint(tokenizer, grammar)
+        gen = generate(tokens, logits_processor=llama_cpp.LogitsProcessorList([constraint]))
+        check, _ = contract.check(gen["text"])
+        return {
+            "compiled": True,
+            "compile_s": compile_s,
+            **gen,
+            "valid": check.ok and gen["finish"] == "stop",
+            "grammar_error": constraint.error,
+            "errors": list(check.errors[:3]),
+        }
+
+    def run_llamacpp(schema: Any, tokens: list[int]) -> dict[str, Any]:
+        t0 = perf_counter()
+        try:
+            grammar = llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+            sampler = llama_cpp.llama_sampler_init_grammar(
+                vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8")
+            )
+            if not sampler:
+                raise ValueError("llama.cpp could not parse the generated GBNF grammar")
+            llama_cpp.llama_sampler_free(sampler)
+        except Exception as exc:
+            return {"compiled": False, "valid": False, "error": _short(exc), "finish": "compile"}
+        compile_s = perf_counter() - t0
+        gen = generate(tokens, grammar=grammar)
+        try:
+            checker: Any = SchemaValidator(schema)
+            used = "tether SchemaValidator"
+        except Exception:
+            checker, used = build_jsonschema(schema), "jsonschema"
+        try:
+            value = json.loads(gen["text"])
+            valid, errors = bool(checker.is_valid(value)), []
+        except Exception as exc:
+            valid, errors = False, [_short(exc)]
+        if valid:
+            pass
+        elif used.startswith("tether") and not errors:
+            errors = list(checker.errors(value)[:3])
+        return {
+            "compiled": True,
+            "compile_s": compile_s,
+            "grammar_chars": len(grammar._grammar),
+            **gen,
+            "valid": valid and gen["finish"] == "stop",
+            "validated_with": used,
+            "errors": errors,
+        }
+
+    runners = {"tether": run_tether, "llamacpp_grammar": run_llamacpp}
+    wall_start = perf_counter()
+    with R.progress() as bar:
+        task = bar.add_task("coverage", total=len(chosen) * len(ENGINES), status="")
+        bar.update(task, advance=sum(1 for k in done if k[1] in ENGINES))
+        for k, file in enumerate(chosen):
+            if all((file.name, e) in done for e in ENGINES):
+                continue
+            doc = json.loads(file.read_text(encoding="utf-8"))
+            schema = doc["schema"]
+            tokens, truncated, schema_chars = prompt_for(schema)
+            order = ENGINES if k % 2 == 0 else ENGINES[::-1]
+            for position, engine in enumerate(order):
+                key = (file.name, engine)
+                if key in done:
+                    continue
+                _append(checkpoint, {"kind": "start", "file": file.name, "engine": engine})
+                try:
+                    result = runners[engine](schema, tokens)
+                except Exception as exc:  # anything unexpected is that engine's miss
+                    result = {"compiled": None, "valid": False, "error": _short(exc),
+                              "finish": "error"}  # fmt: skip
+                text = result.pop("text", None)
+                record = {
+                    "kind": "result",
+                    "file": file.name,
+                    "engine": engine,
+                    "index": k,
+                    "position_in_order": position,
+                    "prompt_tokens": len(tokens),
+                    "schema_truncated": truncated,
+                    "schema_chars_in_prompt": schema_chars,
+                    "tokens": result.pop("tokens", 0),
+                    "seconds": result.pop("seconds", None),
+                    **result,
+                    "text": text[:300] if isinstance(text, str) else None,
+                }
+                done[key] = record
+                _append(checkpoint, record)
+                tally = {
+                    e: sum(1 for (f, x), r in done.items() if x == e and r["valid"])
+                    for e in ENGINES
+                }
+                bar.update(
+                    task,
+                    advance=1,
+                    status=f"valid tether {tally['tether']} / llama.cpp "
+                    f"{tally['llamacpp_grammar']}",
+                )
+    llm.close()
+    this_run_s = perf_counter() - wall_start
+
+    names = [f.name for f in chosen]
+    per_engine: dict[str, dict[str, Any]] = {}
+    for engine in ENGINES:
+        rows = [done[(n, engine)] for n in names]
+        generated = [r for r in rows if r.get("seconds")]
+        toks = sum(r["tokens"] for r in generated)
+        secs = sum(r["seconds"] for r in generated)
+        per_engine[engine] = {
+            "share_valid": sum(r["valid"] for r in rows) / len(rows),
+            "valid": sum(r["valid"] for r in rows),
+            "compiled": sum(bool(r["compiled"]) for r in rows),
+            "compile_failures": sum(r["compiled"] is False for r in rows),
+            "finish": dict(Counter(r["finish"] for r in rows)),
+            "tokens_per_s_incl_prompt": toks / secs if secs else None,
+            "seconds_total": secs,
+            "seconds_per_attempt": R.summary([r["seconds"] for r in generated]),
+            "tokens_per_attempt": R.summary([r["tokens"] for r in generated]),
+            "by_source": {
+                src: {
+                    "schemas": sum(1 for r in rows if source_of(r["file"]) == src),
+                    "valid": sum(r["valid"] for r in rows if source_of(r["file"]) == src),
+                }
+                for src in sorted({source_of(n) for n in names})
+            },
+        }
+    both = sum(done[(n, "tether")]["valid"] and done[(n, "llamacpp_grammar")]["valid"] for n in names)
+    only_t = sum(
+        done[(n, "tether")]["valid"] and not done[(n, "llamacpp_grammar")]["valid"] for n in names
+    )
+    only_l = sum(
+        done[(n, "llamacpp_grammar")]["valid"] and not done[(n, "tether")]["valid"] for n in names
+    )
+    share_t = per_engine["tether"]["share_valid"]
+    share_l = per_engine["llamacpp_grammar"]["share_valid"]
+
+    payload: dict[str, Any] = {
+        "benchmark": NAME,
+        "compared": (
+            "share of maskbench schemas for which the local model (Gemma 3 270M) yields a "
+            "schema-valid instance in one attempt: tether's engine (llguidance GrammarConstraint) "
+            "vs llama.cpp's own grammar (LlamaGrammar.from_json_schema)"
+        ),
+        "headline": "tether's share of schemas with a valid instance",
+        "value": share_t,
+        "target": share_l,
+        "target_rule": ">= llama.cpp grammar's share",
+        "meets_target": share_t >= share_l,
+        "date_utc": first_started,
+        "machine": machine,
+        "versions": R.versions("tether", "llama_cpp_python", "llguidance", "jsonschema_rs"),
+        "parameters": {
+            **{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "temperature": 0.0,
+            "model_file": model_path.name,
+            "selection": "sorted maskbench file names, index i*N//count for i < count",
+            "instruction": INSTRUCTION,
+        },
+        "method": {
+            "tether": (
+                "Contract.from_schema (SchemaValidator compiles) -> enforcement_schema() -> "
+                "compile_json_schema (llguidance) -> create_completion(logits_processor="
+                "[GrammarConstraint]) -> contract.check(text)"
+            ),
+            "llamacpp_grammar": (
+                "LlamaGrammar.from_json_schema(json.dumps(schema)); parsed once with "
+                "llama_sampler_init_grammar (NULL = compile failure) -> create_completion("
+                "grammar=...) -> original schema checked with SchemaValidator (jsonschema when "
+                "SchemaValidator cannot compile it)"
+            ),
+            "miss": (
+                "not compiled, invalid output, finish at max_tokens or at the per-attempt time "
+                "cap, or a crash; one attempt, no repairs"
+            ),
+            "prompt": (
+                "the instruction with the compact schema JSON; schema text cut (marked "
+                "'…(truncated)') so prompt + max_tokens fit n_ctx"
+            ),
+            "order": "engines alternate first/second per schema; the second reuses the KV cache",
+            "caps": (
+                f"max_tokens {args.max_tokens} and a {args.time_cap:.0f} s time cap per attempt "
+                "(prompt processing included) keep the whole run under ~45 minutes; a capped "
+                "attempt is a miss"
+            ),
+        },
+        "schemas": len(names),
+        "schemas_truncated": sum(done[(n, "tether")].get("schema_truncated", False) for n in names),
+        "both_valid": both,
+        "only_tether_valid": only_t,
+        "only_llamacpp_valid": only_l,
+        "engines": per_engine,
+        "this_run_seconds": this_run_s,
+        "per_schema": [
+            {"file": n, **{e: _slim(done[(n, e)]) for e in ENGINES}} for n in names
+        ],
+    }
+    rows = [
+        (
+            e,
+            f"{per_engine[e]['valid']}/{len(names)}",
+            f"{per_engine[e]['share_valid']:.1%}",
+            per_engine[e]["compiled"],
+            ", ".join(f"{k} {v}" for k, v in sorted(per_engine[e]["finish"].items())),
+            R.fmt(per_engine[e]["seconds_per_attempt"]["median"], 2),
+            R.fmt(per_engine[e]["tokens_per_s_incl_prompt"], 1),
+        )
+        for e in ENGINES
+    ]
+    R.write_results(
+        NAME,
+        args.out,
+        payload,
+        title="Structured-output coverage on maskbench schemas (Gemma 3 270M)",
+        header=(
+            "engine",
+            "valid",
+            "share",
+            "compiled",
+            "finish reasons",
+            "s / attempt (median)",
+            "tokens/s (incl. prompt)",
+        ),
+        rows=rows,
+        notes=[
+            f"both valid {both}, only tether {only_t}, only llama.cpp grammar {only_l}.",
+            f"one attempt per engine, max_tokens {args.max_tokens}, time cap "
+            f"{args.time_cap:.0f} s per attempt, n_ctx {args.n_ctx}, temperature 0.",
+            "by source (tether / llama.cpp valid of schemas): "
+            + "; ".join(
+                f"{src} {v['valid']}/"
+                f"{per_engine['llamacpp_grammar']['by_source'][src]['valid']} of {v['schemas']}"
+                for src, v in per_engine["tether"]["by_source"].items()
+            ),
+        ],
+    )
+    checkpoint.unlink(missing_ok=True)
+    R.console.print(f"valid share: tether {share_t:.1%} vs llama.cpp grammar {share_l:.1%}")
+    return payload
+
+
+def _append(path: Path, record: dict[str, Any]) -> None:
+    import os
+
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(R.rounded(record), ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _slim(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in {"kind", "file", "engine"}}
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+if __name__ == "__main__":
+    main()
