@@ -82,3 +82,25 @@ def test_judge_asks_the_judge_model(settings: Any) -> None:
     prompt = judge_model.calls[0].messages[-1].content
     assert "is polite" in prompt
     assert "go away" in prompt
+
+
+def test_similarity_uses_the_local_embedder(settings: Any) -> None:
+    with Client(settings, providers={"fake": FakeProvider()}) as client:
+        services = ClientServices(client)
+        subject = Subject(
+            output={"summary": "The delivery came two weeks late."},
+            valid=True,
+            error="",
+            inputs={},
+        )
+        close = {
+            "type": "similar",
+            "field": "summary",
+            "value": "The parcel arrived very late.",
+            "threshold": 0.5,
+        }
+        far = {**close, "value": "I love the colour of the app."}
+        assert evaluate(ADAPTER.validate_python(close), subject, services).passed
+        outcome = evaluate(ADAPTER.validate_python(far), subject, services)
+    assert not outcome.passed
+    assert "similarity" in outcome.detail
