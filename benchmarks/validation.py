@@ -24,14 +24,14 @@ from time import perf_counter_ns
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _results as R
+import _results as bench
 
 NAME = "validation"
 TARGET_SPEEDUP = 20.0
 
 
 def parse_args(argv: list[str] | None) -> Any:
-    parser = R.base_parser(__doc__.splitlines()[0] if __doc__ else NAME)
+    parser = bench.base_parser(__doc__.splitlines()[0] if __doc__ else NAME)
     parser.add_argument("--repeat", type=int, default=10, help="passes per timed block")
     parser.add_argument("--rounds", type=int, default=5, help="timed blocks per schema and side")
     parser.add_argument("--limit", type=int, default=0, help="only the first N files (0 = all)")
@@ -63,9 +63,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from tether.contracts.validator import SchemaValidator
 
-    started = R.utc_now()
-    machine = R.machine()
-    folder = R.check_data(args.data, "schemas", "maskbench")
+    started = bench.utc_now()
+    machine = bench.machine()
+    folder = bench.check_data(args.data, "schemas", "maskbench")
     files = sorted(folder.glob("*.json"))
     if args.limit:
         files = files[: args.limit]
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     instances: dict[str, list[Any]] = {}
     labels: dict[str, list[bool]] = {}
 
-    with R.progress() as bar:
+    with bench.progress() as bar:
         task = bar.add_task("compile + verdicts", total=len(files), status="")
         for file in files:
             doc = json.loads(file.read_text(encoding="utf-8"))
@@ -126,9 +126,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 bar.update(task, advance=1, status=f"round {rnd + 1}")
 
     n_instances = sum(len(instances[n]) for n in timed)
-    per_instance_us = {
-        s: sum(best[s].values()) / 1000 / (args.repeat * n_instances) for s in sides
-    }
+    per_instance_us = {s: sum(best[s].values()) / 1000 / (args.repeat * n_instances) for s in sides}
     mean_per_instance_us = {
         s: sum(total_ns[s].values()) / 1000 / (args.rounds * args.repeat * n_instances)
         for s in sides
@@ -178,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "meets_target": speedup >= TARGET_SPEEDUP,
         "date_utc": started,
         "machine": machine,
-        "versions": R.versions(
+        "versions": bench.versions(
             "tether", "jsonschema", "jsonschema_rs", "referencing", "jsonschema-specifications"
         ),
         "parameters": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
@@ -221,7 +219,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "per_instance_us_mean_over_rounds": mean_per_instance_us,
         "speedup_mean_over_rounds": mean_per_instance_us["jsonschema"]
         / mean_per_instance_us["tether"],
-        "per_schema_speedup": R.summary(per_schema_ratio),
+        "per_schema_speedup": bench.summary(per_schema_ratio),
         "agreement": agreements,
         "tether_disagreements": tether_disagreements,
         "jsonschema_disagreements_count": len(jsonschema_disagreements),
@@ -232,8 +230,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows = [
         (
             s,
-            R.fmt(per_instance_us[s], 2),
-            R.fmt(per_instance_us["jsonschema"] / per_instance_us[s], 1),
+            bench.fmt(per_instance_us[s], 2),
+            bench.fmt(per_instance_us["jsonschema"] / per_instance_us[s], 1),
             len(compile_fail[s]),
             len(eval_fail[s]),
             f"{agreements[s]['own_compiled_schemas']['rate']:.2%}",
@@ -241,7 +239,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         for s in sides
     ]
-    R.write_results(
+    bench.write_results(
         NAME,
         args.out,
         payload,
@@ -267,7 +265,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "jsonschema checks fewer formats here (optional format libraries not installed).",
         ],
     )
-    R.console.print(
+    bench.console.print(
         f"jsonschema/tether per-instance time: {speedup:.1f}x (target >= {TARGET_SPEEDUP:.0f})"
     )
     return payload

@@ -19,7 +19,14 @@
     │   ├── VersionConflict          that version exists with other content
     │   ├── IncompatibleChange       the version bump is too small for the change (report)
     │   └── RenderError              inputs or template failed at render time
-    └── DatabaseUnavailable          the store cannot be reached (url, password hidden)
+    ├── DatabaseUnavailable          the store cannot be reached (url, password hidden)
+    ├── InvalidRequest               a malformed HTTP request body (param, status 400 or 413)
+    └── AccessError                  the gateway refuses a caller
+        ├── InvalidKey               missing, unknown, malformed or revoked API key
+        ├── KeyNotFound              no key with that id (admin)
+        ├── KeyScopeError            the key may not use that model or prompt
+        ├── LimitExceeded            a request or token rate limit (retry_after_s)
+        └── BudgetExhausted          the key's money budget is spent
 
 Every error carries structured fields so callers (the CLI, the gateway) never parse messages.
 Messages never contain secrets: keys are named by the variable that holds them, never shown.
@@ -251,3 +258,46 @@ class DatabaseUnavailable(TetherError):
             fix="check database_url in the settings and that the server is running",
         )
         self.url = url
+
+
+class AccessError(TetherError):
+    """The gateway refuses a caller."""
+
+
+class InvalidKey(AccessError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, fix="send `Authorization: Bearer tk-...` with a valid key")
+
+
+class KeyNotFound(AccessError):
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"no key {key_id!r}", fix="list keys with `tether keys list`")
+
+
+class KeyScopeError(AccessError):
+    def __init__(self, what: str, name: str) -> None:
+        super().__init__(
+            f"this key may not use {what} {name!r}",
+            fix="use a key scoped to it, or widen the key's scope",
+        )
+
+
+class LimitExceeded(AccessError):
+    def __init__(self, what: str, *, retry_after_s: float) -> None:
+        super().__init__(what, fix=f"retry after {retry_after_s:.0f} s or raise the key's limit")
+        self.retry_after_s = retry_after_s
+
+
+class BudgetExhausted(AccessError):
+    def __init__(self, key_id: str, spent: float, budget: float) -> None:
+        super().__init__(
+            f"key {key_id} has spent ${spent:.4f} of its ${budget:.4f} budget",
+            fix="raise the key's budget or use another key",
+        )
+
+
+class InvalidRequest(TetherError):
+    def __init__(self, message: str, *, param: str | None = None, status: int = 400) -> None:
+        super().__init__(message, fix="correct the request body (OpenAI chat completions format)")
+        self.param = param
+        self.status = status

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -91,6 +91,10 @@ class Completion:
     finish_reason: str = "stop"
 
 
-def transcript(messages: Sequence[Message]) -> str:
-    """A readable one-string rendering of messages, for logs and error reports."""
-    return "\n".join(f"[{m.role}] {m.content}" for m in messages)
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    """A piece of a streamed completion; the last one carries usage and the finish reason."""
+
+    text: str
+    usage: Usage | None = None
+    finish_reason: str | None = None

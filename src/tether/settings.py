@@ -37,6 +37,8 @@ _ENV_FIELDS = {
     "TETHER_DATA_DIR": "data_dir",
     "TETHER_DATABASE_URL": "database_url",
     "TETHER_ACTOR": "actor",
+    "TETHER_ADMIN_TOKEN": "server.admin_token",
+    "TETHER_REQUIRE_KEYS": "server.require_keys",
 }
 
 
@@ -100,6 +102,22 @@ class ModelSettings(_Strict):
         return value
 
 
+class ServerSettings(_Strict):
+    """The gateway (`tether serve`)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    require_keys: bool = Field(default=True, description="refuse /v1 calls without a key")
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token for /admin and the dashboard; unset: loopback clients only",
+    )
+    log_retention_days: int | None = Field(default=None, gt=0)
+    spool_max_mb: int = Field(default=256, gt=0)
+    graceful_shutdown_s: float = Field(default=30.0, gt=0)
+
+
 def _default_models() -> dict[str, ModelSettings]:
     return {LOCAL_MODEL_NAME: ModelSettings(provider="llamacpp", upstream_model="gemma-3-270m")}
 
@@ -116,6 +134,7 @@ class Settings(_Strict):
         default_factory=getpass.getuser, description="who pushes prompts and moves labels"
     )
     models: dict[str, ModelSettings] = Field(default_factory=_default_models)
+    server: ServerSettings = ServerSettings()
     source: str = Field(default="defaults", exclude=True)
 
     @classmethod
@@ -128,7 +147,11 @@ class Settings(_Strict):
         data: dict[str, Any] = _read_toml(file) if file is not None else {}
         for var, key in _ENV_FIELDS.items():
             if var in env:
-                data[key] = env[var]
+                *parents, leaf = key.split(".")
+                target = data
+                for parent in parents:
+                    target = target.setdefault(parent, {})
+                target[leaf] = env[var]
         source = str(file) if file is not None else "defaults"
         models = data.get("models")
         if isinstance(models, dict):

@@ -22,7 +22,6 @@ class AnthropicProvider(HostedProvider[anthropic.Anthropic, anthropic.AsyncAnthr
     default_base_url = "https://api.anthropic.com"
     default_capabilities = Capabilities(
         supports_tools=True,
-        can_stream=True,
         schema=SchemaSupport(enforced=STRICT_KEYWORDS, root_must_be_object=True),
     )
     sdk: ClassVar[ModuleType] = anthropic

@@ -5,12 +5,12 @@ Capabilities are data: code asks `provider.capabilities.supports_grammar`, never
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from tether.errors import SchemaProblem
-from tether.messages import Completion, ProviderCall
+from tether.messages import Completion, ProviderCall, StreamChunk
 from tether.settings import CapabilityOverrides
 
 
@@ -82,5 +82,9 @@ class Provider(Protocol):
     def complete(self, call: ProviderCall) -> Completion: ...
 
     async def acomplete(self, call: ProviderCall) -> Completion: ...
+
+    def astream(self, call: ProviderCall) -> AsyncIterator[StreamChunk]:
+        """Text as it is generated (free text only: structured output is validated whole)."""
+        ...
 
     def close(self) -> None: ...

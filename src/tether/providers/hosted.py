@@ -4,14 +4,14 @@ created sync and async clients, and the mapping of SDK errors onto tether's tree
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from types import ModuleType
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import httpx2
 
 from tether.errors import MissingApiKey, SchemaProblem
-from tether.messages import Completion, ProviderCall
+from tether.messages import Completion, ProviderCall, StreamChunk
 from tether.providers.base import Capabilities
 from tether.providers.sdk_errors import translate
 from tether.settings import ModelSettings, Settings
@@ -101,6 +101,12 @@ class HostedProvider(ABC, Generic[SyncClient, AsyncClient]):
         except self.sdk.APIError as exc:
             raise self._translate(exc) from None
         return self._completion(response, call)
+
+    async def astream(self, call: ProviderCall) -> AsyncIterator[StreamChunk]:
+        """Whole-completion fallback; providers with native streaming override it."""
+        completion = await self.acomplete(call)
+        yield StreamChunk(completion.text)
+        yield StreamChunk("", usage=completion.usage, finish_reason=completion.finish_reason)
 
     def close(self) -> None:
         if self._sync is not None:

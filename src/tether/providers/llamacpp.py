@@ -10,14 +10,14 @@ import asyncio
 import os
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tether.contracts.instructions import schema_instruction
 from tether.errors import ContextWindowExceeded, ModelFileError, ProviderError, SchemaProblem
-from tether.messages import Completion, Message, ProviderCall, Usage
+from tether.messages import Completion, Message, ProviderCall, StreamChunk, Usage
 from tether.providers.base import Capabilities, SchemaSupport
 from tether.providers.gguf_file import ModelFile, default_model_file, verify
 from tether.providers.grammar import (
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 DEFAULT_CONTEXT_WINDOW = 4096
 CAPABILITIES = Capabilities(
     supports_grammar=True,
+    can_stream=True,
     context_window=DEFAULT_CONTEXT_WINDOW,
     schema=SchemaSupport(enforced=ENFORCED_KEYWORDS),
 )
@@ -96,29 +97,8 @@ class LlamaCppProvider:
 
     def complete(self, call: ProviderCall) -> Completion:
         with self._lock:
-            llm, prompt_format = self._load()
-            rendered = prompt_format.render(_with_instruction(call))
-            prompt_tokens = llm.tokenize(rendered.text.encode("utf-8"), special=True)
-            needed = len(prompt_tokens) + call.params.max_tokens
-            if needed > self._context_window:
-                raise ContextWindowExceeded(
-                    provider=self.kind,
-                    model=self.model,
-                    prompt_tokens=len(prompt_tokens),
-                    max_tokens=call.params.max_tokens,
-                    context_window=self._context_window,
-                )
-            constraint = self._constraint(call)
-            processors = _processors(constraint)
-            out = llm.create_completion(
-                prompt_tokens,
-                max_tokens=call.params.max_tokens,
-                temperature=call.params.temperature,
-                seed=call.params.seed,
-                # Under a grammar the model ends by emitting EOS when the value is complete.
-                stop=list(call.params.stop) if constraint else [*rendered.stop, *call.params.stop],
-                logits_processor=processors,
-            )
+            llm, prompt_tokens, options, constraint = self._prepare(call)
+            out = llm.create_completion(prompt_tokens, **options)
         if constraint is not None and constraint.error:
             raise ProviderError(
                 f"grammar rejected a token: {constraint.error}",
@@ -137,6 +117,70 @@ class LlamaCppProvider:
 
     async def acomplete(self, call: ProviderCall) -> Completion:
         return await asyncio.to_thread(self.complete, call)
+
+    async def astream(self, call: ProviderCall) -> AsyncIterator[StreamChunk]:
+        """Tokens as llama.cpp produces them, handed from its worker thread to the loop."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[StreamChunk | BaseException | None] = asyncio.Queue()
+
+        def produce() -> None:
+            try:
+                for chunk in self._stream(call):
+                    loop.call_soon_threadsafe(queue.put_nowait, chunk)
+            except BaseException as exc:  # handed over and re-raised in the loop
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        worker = loop.run_in_executor(None, produce)
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+        await worker
+
+    def _stream(self, call: ProviderCall) -> Iterator[StreamChunk]:
+        with self._lock:
+            llm, prompt_tokens, options, _ = self._prepare(call)
+            produced, finish = 0, "stop"
+            chunks = cast(
+                Iterator[dict[str, Any]],
+                llm.create_completion(prompt_tokens, stream=True, **options),
+            )
+            for out in chunks:
+                choice = out["choices"][0]
+                produced += 1
+                finish = choice["finish_reason"] or finish
+                if choice["text"]:
+                    yield StreamChunk(choice["text"])
+        yield StreamChunk("", usage=Usage(len(prompt_tokens), produced), finish_reason=finish)
+
+    def _prepare(
+        self, call: ProviderCall
+    ) -> tuple[Llama, list[int], dict[str, Any], GrammarConstraint | None]:
+        """Render, count and check the prompt; build the generation options. Holds no lock:
+        callers do."""
+        llm, prompt_format = self._load()
+        rendered = prompt_format.render(_with_instruction(call))
+        prompt_tokens = llm.tokenize(rendered.text.encode("utf-8"), special=True)
+        if len(prompt_tokens) + call.params.max_tokens > self._context_window:
+            raise ContextWindowExceeded(
+                provider=self.kind,
+                model=self.model,
+                prompt_tokens=len(prompt_tokens),
+                max_tokens=call.params.max_tokens,
+                context_window=self._context_window,
+            )
+        constraint = self._constraint(call)
+        options: dict[str, Any] = {
+            "max_tokens": call.params.max_tokens,
+            "temperature": call.params.temperature,
+            "seed": call.params.seed,
+            # Under a grammar the model ends by emitting EOS when the value is complete.
+            "stop": list(call.params.stop) if constraint else [*rendered.stop, *call.params.stop],
+            "logits_processor": _processors(constraint),
+        }
+        return llm, prompt_tokens, options, constraint
 
     def close(self) -> None:
         with self._lock:

@@ -6,6 +6,7 @@ mode) where the server supports it, else `json_object` with the schema in a syst
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -13,7 +14,7 @@ import httpx2
 import openai
 
 from tether.contracts.instructions import schema_instruction
-from tether.messages import Completion, ProviderCall, Usage
+from tether.messages import Completion, ProviderCall, StreamChunk, Usage
 from tether.providers.base import Capabilities, SchemaSupport
 from tether.providers.hosted import STRICT_KEYWORDS, HostedProvider
 
@@ -42,6 +43,29 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
 
     async def _asend(self, client: openai.AsyncOpenAI, arguments: dict[str, Any]) -> Any:
         return await client.chat.completions.create(**arguments)
+
+    async def astream(self, call: ProviderCall) -> AsyncIterator[StreamChunk]:
+        if self._async is None:
+            self._async = self._new_async(api_key=self._key(), http_client=self._ahttp)
+        arguments = {
+            **self._arguments(call),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        usage, finish = Usage(), "stop"
+        try:
+            stream = await self._async.chat.completions.create(**arguments)
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                for choice in chunk.choices:
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
+                    if choice.delta.content:
+                        yield StreamChunk(choice.delta.content)
+        except openai.APIError as exc:
+            raise self._translate(exc) from None
+        yield StreamChunk("", usage=usage, finish_reason=finish)
 
     def _arguments(self, call: ProviderCall) -> dict[str, Any]:
         messages = list(call.messages)

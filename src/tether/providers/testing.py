@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 from tether.errors import ProviderError, SchemaProblem
-from tether.messages import Completion, ProviderCall, Usage
+from tether.messages import Completion, ProviderCall, StreamChunk, Usage
 from tether.providers.base import Capabilities
 from tether.settings import ModelSettings, Settings
 
@@ -38,7 +38,7 @@ class FakeProvider:
         problems: Iterable[SchemaProblem] = (),
     ) -> None:
         self.model = model
-        self.capabilities = capabilities or Capabilities(supports_json_schema=True)
+        self.capabilities = capabilities or Capabilities(supports_json_schema=True, can_stream=True)
         self.calls: list[ProviderCall] = []
         self._queue: deque[Response] = deque(responses)
         self._respond = respond
@@ -87,6 +87,13 @@ class FakeProvider:
 
     async def acomplete(self, call: ProviderCall) -> Completion:
         return self.complete(call)
+
+    async def astream(self, call: ProviderCall) -> AsyncIterator[StreamChunk]:
+        completion = self.complete(call)
+        words = completion.text.split(" ")
+        for index, word in enumerate(words):
+            yield StreamChunk(word if index == 0 else " " + word)
+        yield StreamChunk("", usage=completion.usage, finish_reason=completion.finish_reason)
 
     def close(self) -> None:
         pass

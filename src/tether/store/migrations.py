@@ -19,8 +19,14 @@ def _prompt_registry(conn: Connection) -> None:
         table.create(conn)
 
 
+def _gateway(conn: Connection) -> None:
+    for table in (tables.api_keys, tables.requests, tables.feedback):
+        table.create(conn)
+
+
 MIGRATIONS: list[Migration] = [
     (1, "prompt registry: versions, labels, label events", _prompt_registry),
+    (2, "gateway: virtual keys, request log, feedback", _gateway),
 ]
 
 

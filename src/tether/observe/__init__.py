@@ -1,0 +1,1 @@
+"""Observability: the request log first; metrics, drift and alerts read from it."""
