@@ -16,7 +16,7 @@ A schema counts for an engine when it compiles and the single attempt yields a v
 a compile failure, an invalid output, hitting --max-tokens or the per-attempt --time-cap is a
 miss. Progress is appended to a JSONL checkpoint, so a crash (llama.cpp aborts on some grammars)
 or an interruption resumes where it stopped; an attempt that started but never finished is
-recorded as a crash (a miss).
+retried once, and recorded as a crash (a miss) if it dies again.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "threads": args.threads,
     }
     done: dict[tuple[str, str], dict[str, Any]] = {}
-    starts: set[tuple[str, str]] = set()
+    starts: Counter[tuple[str, str]] = Counter()
     first_started = started
     if checkpoint.exists() and not args.fresh:
         lines = [json.loads(x) for x in checkpoint.read_text().splitlines() if x.strip()]
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for line in lines[1:]:
                 key = (line["file"], line["engine"])
                 if line["kind"] == "start":
-                    starts.add(key)
+                    starts[key] += 1
                 else:
                     done[key] = line
         else:
@@ -110,8 +110,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             checkpoint.unlink()
     if not checkpoint.exists():
         checkpoint.write_text(json.dumps({"params": params, "started": started}) + "\n")
-    # attempts that started but never finished: the process died inside them
-    for key in starts - set(done):
+    # An attempt that started but never finished is retried once (the run may have been
+    # interrupted); one that started twice without finishing killed the process both times.
+    for key in [k for k, times in starts.items() if times >= 2 and k not in done]:
         done[key] = {
             "kind": "result",
             "file": key[0],
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "finish": "crashed",
             "tokens": 0,
             "seconds": None,
-            "error": "the process died during this attempt (resumed from the checkpoint)",
+            "error": "the process died twice during this attempt (resumed from the checkpoint)",
         }
         _append(checkpoint, done[key])
 

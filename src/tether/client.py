@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import TracebackType
@@ -26,6 +27,8 @@ from tether.store.engine import open_database
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
+
+CONTRACT_CACHE_SIZE = 1024
 
 Prompt = str | Iterable[Message | Mapping[str, str]]
 ContractLike = type[BaseModel] | Contract[Any] | Mapping[str, Any]
@@ -54,7 +57,7 @@ class Client:
     ) -> None:
         self.settings = settings if settings is not None else Settings.load()
         self._pool = ProviderPool(self.settings, providers)
-        self._contracts: dict[object, Contract[Any]] = {}
+        self._contracts: OrderedDict[object, Contract[Any]] = OrderedDict()
         self._specs: dict[tuple[Contract[Any], int], tuple[OutputSpec, PreflightReport]] = {}
         self._lock = threading.Lock()
         self._registry: Registry | None = None
@@ -228,24 +231,33 @@ class Client:
     def provider(self, model: str | None = None) -> Provider:
         return self._pool.resolve(model)[1]
 
-    def contract(self, contract: ContractLike) -> Contract[Any]:
-        """Build (once) the Contract for a Pydantic model, a JSON Schema, or a Contract."""
+    def contract(self, contract: ContractLike, *, name: str | None = None) -> Contract[Any]:
+        """Build (once) the Contract for a Pydantic model, a JSON Schema, or a Contract.
+
+        Contracts are kept in a bounded LRU: schemas sent by gateway callers cannot grow it
+        without limit."""
         if isinstance(contract, Contract):
             return contract
         key: object = (
             contract
             if isinstance(contract, type)
-            else hashlib.sha256(orjson.dumps(dict(contract), option=orjson.OPT_SORT_KEYS)).digest()
+            else (name, hashlib.sha256(orjson.dumps(dict(contract))).digest())
         )
         with self._lock:
             found = self._contracts.get(key)
-            if found is None:
-                found = (
-                    Contract.from_model(contract)
-                    if isinstance(contract, type)
-                    else Contract.from_schema(contract)
-                )
-                self._contracts[key] = found
+            if found is not None:
+                self._contracts.move_to_end(key)
+                return found
+        found = (
+            Contract.from_model(contract)
+            if isinstance(contract, type)
+            else Contract.from_schema(contract, name=name)
+        )
+        with self._lock:
+            self._contracts[key] = found
+            while len(self._contracts) > CONTRACT_CACHE_SIZE:
+                _, evicted = self._contracts.popitem(last=False)
+                self._specs = {k: v for k, v in self._specs.items() if k[0] is not evicted}
         return found
 
     def plan(

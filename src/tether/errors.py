@@ -301,3 +301,9 @@ class InvalidRequest(TetherError):
         super().__init__(message, fix="correct the request body (OpenAI chat completions format)")
         self.param = param
         self.status = status
+
+
+def no_embeddings(provider: str, model: str) -> ProviderError:
+    return ProviderError(
+        "this model has no embeddings", provider=provider, model=model, fix="use an embedding model"
+    )

@@ -61,6 +61,7 @@ class CapabilityOverrides(_Strict):
     supports_tools: bool | None = None
     can_stream: bool | None = None
     schema_in_json_object: bool | None = None
+    supports_embeddings: bool | None = None
 
 
 class ModelSettings(_Strict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tether.cli import generate, models, prompt_tests, prompts
+from tether.cli import generate, keys, models, prompt_tests, prompts, serve
 
 app = typer.Typer(
     name="tether",
@@ -17,6 +17,8 @@ generate.register(app)
 models.register(app)
 prompts.register(app)
 prompt_tests.register(app)
+keys.register(app)
+serve.register(app)
 
 
 def main() -> None:

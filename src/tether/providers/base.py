@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from tether.errors import SchemaProblem
-from tether.messages import Completion, ProviderCall, StreamChunk
+from tether.messages import Completion, ProviderCall, StreamChunk, Usage
 from tether.settings import CapabilityOverrides
 
 
@@ -36,6 +36,7 @@ class Capabilities:
     # The server enforces a schema sent as {"type": "json_object", "schema": ...}
     # (llama-cpp-python's server) rather than OpenAI's json_schema response format.
     schema_in_json_object: bool = False
+    supports_embeddings: bool = False
     context_window: int | None = None
     schema: SchemaSupport = SchemaSupport()
 
@@ -85,6 +86,10 @@ class Provider(Protocol):
 
     def astream(self, call: ProviderCall) -> AsyncIterator[StreamChunk]:
         """Text as it is generated (free text only: structured output is validated whole)."""
+        ...
+
+    async def aembed(self, texts: list[str]) -> tuple[list[list[float]], Usage]:
+        """Embeddings, where `capabilities.supports_embeddings`."""
         ...
 
     def close(self) -> None: ...

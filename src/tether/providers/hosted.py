@@ -10,8 +10,8 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import httpx2
 
-from tether.errors import MissingApiKey, SchemaProblem
-from tether.messages import Completion, ProviderCall, StreamChunk
+from tether.errors import MissingApiKey, SchemaProblem, no_embeddings
+from tether.messages import Completion, ProviderCall, StreamChunk, Usage
 from tether.providers.base import Capabilities
 from tether.providers.sdk_errors import translate
 from tether.settings import ModelSettings, Settings
@@ -107,6 +107,9 @@ class HostedProvider(ABC, Generic[SyncClient, AsyncClient]):
         completion = await self.acomplete(call)
         yield StreamChunk(completion.text)
         yield StreamChunk("", usage=completion.usage, finish_reason=completion.finish_reason)
+
+    async def aembed(self, texts: list[str]) -> tuple[list[list[float]], Usage]:
+        raise no_embeddings(self.kind, self.model)
 
     def close(self) -> None:
         if self._sync is not None:

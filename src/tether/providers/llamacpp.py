@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from tether.contracts.instructions import schema_instruction
-from tether.errors import ContextWindowExceeded, ModelFileError, ProviderError, SchemaProblem
+from tether.errors import (
+    ContextWindowExceeded,
+    ModelFileError,
+    ProviderError,
+    SchemaProblem,
+    no_embeddings,
+)
 from tether.messages import Completion, Message, ProviderCall, StreamChunk, Usage
 from tether.providers.base import Capabilities, SchemaSupport
 from tether.providers.gguf_file import ModelFile, default_model_file, verify
@@ -138,6 +144,9 @@ class LlamaCppProvider:
                 raise item
             yield item
         await worker
+
+    async def aembed(self, texts: list[str]) -> tuple[list[list[float]], Usage]:
+        raise no_embeddings(self.kind, self.model)
 
     def _stream(self, call: ProviderCall) -> Iterator[StreamChunk]:
         with self._lock:

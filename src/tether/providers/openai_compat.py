@@ -26,6 +26,7 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
         supports_json_schema=True,
         supports_tools=True,
         can_stream=True,
+        supports_embeddings=True,
         schema=SchemaSupport(enforced=STRICT_KEYWORDS),
     )
     sdk: ClassVar[ModuleType] = openai
@@ -43,6 +44,16 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
 
     async def _asend(self, client: openai.AsyncOpenAI, arguments: dict[str, Any]) -> Any:
         return await client.chat.completions.create(**arguments)
+
+    async def aembed(self, texts: list[str]) -> tuple[list[list[float]], Usage]:
+        if self._async is None:
+            self._async = self._new_async(api_key=self._key(), http_client=self._ahttp)
+        try:
+            response = await self._async.embeddings.create(model=self.model, input=texts)
+        except openai.APIError as exc:
+            raise self._translate(exc) from None
+        vectors = [list(item.embedding) for item in sorted(response.data, key=lambda d: d.index)]
+        return vectors, Usage(response.usage.prompt_tokens if response.usage else 0, 0)
 
     async def astream(self, call: ProviderCall) -> AsyncIterator[StreamChunk]:
         if self._async is None:

@@ -38,7 +38,9 @@ class FakeProvider:
         problems: Iterable[SchemaProblem] = (),
     ) -> None:
         self.model = model
-        self.capabilities = capabilities or Capabilities(supports_json_schema=True, can_stream=True)
+        self.capabilities = capabilities or Capabilities(
+            supports_json_schema=True, can_stream=True, supports_embeddings=True
+        )
         self.calls: list[ProviderCall] = []
         self._queue: deque[Response] = deque(responses)
         self._respond = respond
@@ -87,6 +89,11 @@ class FakeProvider:
 
     async def acomplete(self, call: ProviderCall) -> Completion:
         return self.complete(call)
+
+    async def aembed(self, texts: list[str]) -> tuple[list[list[float]], Usage]:
+        """Deterministic toy vectors: letter counts a-z, for plumbing tests."""
+        vectors = [[float(t.lower().count(chr(97 + i))) for i in range(26)] for t in texts]
+        return vectors, Usage(sum(_words(t) for t in texts), 0)
 
     async def astream(self, call: ProviderCall) -> AsyncIterator[StreamChunk]:
         completion = self.complete(call)

@@ -1,0 +1,80 @@
+"""`tether keys ...`: virtual API keys for the gateway."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from tether.cli.common import ConfigOption, reported_errors, stdout
+from tether.server.keys import KeyStore
+from tether.settings import Settings
+from tether.store.engine import open_database
+
+app = typer.Typer(help="Virtual API keys for the gateway.", no_args_is_help=True)
+
+
+def _store(config: object) -> KeyStore:
+    settings = Settings.load(config)  # type: ignore[arg-type]
+    return KeyStore(open_database(settings.database))
+
+
+@app.command()
+def create(
+    name: str,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", help="allowed model (repeat)")
+    ] = None,
+    prompt: Annotated[
+        list[str] | None, typer.Option("--prompt", help="allowed prompt (repeat)")
+    ] = None,
+    rpm: Annotated[int | None, typer.Option(min=1, help="requests per minute")] = None,
+    tpm: Annotated[int | None, typer.Option(min=1, help="tokens per minute")] = None,
+    budget: Annotated[float | None, typer.Option(min=0, help="money budget in USD")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Create a key. The secret is printed once, on the last line; store it now."""
+    with reported_errors():
+        key, secret = _store(config).create(
+            name, models=model, prompts=prompt, rpm=rpm, tpm=tpm, budget_usd=budget
+        )
+        stdout.print(f"created {key.id} ({escape(name)}); the secret is shown only once:")
+        print(secret)
+
+
+@app.command("list")
+def list_keys(config: ConfigOption = None) -> None:
+    """Keys with their scopes and limits (never their secrets)."""
+    with reported_errors():
+        table = Table(title="keys")
+        for column in ("id", "name", "prefix", "models", "prompts", "rpm", "tpm", "budget $",
+                       "created", "revoked"):  # fmt: skip
+            table.add_column(column)
+        for key in _store(config).list():
+            table.add_row(
+                key.id,
+                escape(key.name),
+                key.prefix + "…",
+                escape(", ".join(key.models) or "all"),
+                escape(", ".join(key.prompts) or "all"),
+                str(key.rpm or "-"),
+                str(key.tpm or "-"),
+                f"{key.budget_usd:g}" if key.budget_usd is not None else "-",
+                f"{key.created_at:%Y-%m-%d %H:%M}",
+                f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "",
+            )
+        stdout.print(table)
+
+
+@app.command()
+def revoke(key_id: str, config: ConfigOption = None) -> None:
+    """Revoke a key: every replica refuses it within seconds."""
+    with reported_errors():
+        key = _store(config).revoke(key_id)
+        stdout.print(f"revoked {key.id} ({escape(key.name)})")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="keys")

@@ -1,0 +1,116 @@
+"""`tether serve`: the gateway on uvicorn (one process; scale out with replicas)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.markup import escape
+
+from tether.cli.common import ConfigOption, reported_errors, stdout
+from tether.client import Client
+from tether.prompts.loader import load_spec, spec_files
+from tether.server.app import create_app
+from tether.settings import Settings
+
+
+def _push_examples(client: Client, folder: Path) -> list[str]:
+    """Push the spec files in `folder`; label the newest version of each `production` unless a
+    production label exists already."""
+    pushed: list[str] = []
+    for loaded in sorted(
+        (load_spec(p) for p in spec_files([folder])), key=lambda s: (s.spec.name, s.spec.semver)
+    ):
+        client.registry.push(
+            loaded.spec, source=loaded.source, author=client.settings.actor, message="demo"
+        )
+        pushed.append(loaded.spec.name)
+    for name in sorted(set(pushed)):
+        if "production" not in client.registry.labels(name):
+            latest = client.registry.get(name)
+            client.registry.set_label(
+                name, "production", latest.version, actor=client.settings.actor, reason="demo"
+            )
+    return sorted(set(pushed))
+
+
+def _banner(host: str, port: int, key: str | None, prompts: list[str]) -> None:
+    base = f"http://{host}:{port}"
+    auth = f' -H "Authorization: Bearer {key}"' if key else ""
+    stdout.print(f"\n[bold]tether gateway[/] on {base}")
+    stdout.print(f"dashboard: {base}/dashboard    API docs: {base}/docs")
+    if key:
+        stdout.print(f"demo key (shown once): [bold]{key}[/]")
+    stdout.print("\n[bold]curl[/]")
+    stdout.print(
+        escape(
+            f"curl {base}/v1/chat/completions -H 'Content-Type: application/json'{auth} \\\n"
+            """  -d '{"model": "local", "messages": [{"role": "user", "content": "Say hi"}], """
+            """"max_tokens": 16}'"""
+        ),
+        soft_wrap=True,
+    )
+    for name in prompts:
+        stdout.print(
+            escape(
+                f"curl {base}/v1/prompts/{name}/run -H 'Content-Type: application/json'{auth} \\\n"
+                """  -d '{"inputs": {"comment": "The app keeps crashing."}}'"""
+            ),
+            soft_wrap=True,
+        )
+    stdout.print("\n[bold]openai SDK[/]")
+    stdout.print(
+        escape(
+            "from openai import OpenAI\n"
+            f'client = OpenAI(base_url="{base}/v1", api_key="{key or "unused"}")\n'
+            'reply = client.chat.completions.create(model="local", '
+            'messages=[{"role": "user", "content": "Say hi"}], max_tokens=16)\n'
+            "print(reply.choices[0].message.content)"
+        ),
+        soft_wrap=True,
+    )
+    stdout.print()
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="interface (default from settings)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default from settings)")] = None,
+    demo: Annotated[
+        Path | None,
+        typer.Option(help="push the prompt specs in this folder and create a demo key"),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Start the OpenAI-compatible gateway."""
+    with reported_errors():
+        settings = Settings.load(config)
+        bind_host = host or settings.server.host
+        bind_port = port if port is not None else settings.server.port
+        app = create_app(settings)
+        gateway = app.state.gateway
+        key = None
+        prompts: list[str] = []
+        if demo is not None:
+            prompts = _push_examples(gateway.client, demo)
+            for old in gateway.keys.list():
+                if old.name == "demo" and old.revoked_at is None:
+                    gateway.keys.revoke(old.id)
+            key = gateway.keys.create("demo")[1]
+        _banner(bind_host, bind_port, key, prompts)
+    uvicorn.run(
+        app,
+        host=bind_host,
+        port=bind_port,
+        loop="uvloop",
+        http="httptools",
+        workers=1,
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=int(settings.server.graceful_shutdown_s),
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)

@@ -1,0 +1,44 @@
+"""The FastAPI application: routes, error mapping, and a lifespan that starts the request log
+writer and, on shutdown (SIGTERM included), flushes every row before the process exits."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tether.client import Client
+from tether.errors import TetherError
+from tether.server import admin_routes, health, native_routes, openai_routes
+from tether.server.errors import handle_http_error, handle_tether_error, handle_unexpected
+from tether.server.gateway import Gateway
+from tether.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, client: Client | None = None) -> FastAPI:
+    resolved = settings if settings is not None else Settings.load()
+    gateway = Gateway(resolved, client)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gateway.start()
+        try:
+            yield
+        finally:
+            gateway.close()
+
+    app = FastAPI(
+        title="tether gateway",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.gateway = gateway
+    app.add_exception_handler(TetherError, handle_tether_error)
+    app.add_exception_handler(StarletteHTTPException, handle_http_error)
+    app.add_exception_handler(Exception, handle_unexpected)
+    for module in (openai_routes, native_routes, admin_routes, health):
+        app.include_router(module.router)
+    return app

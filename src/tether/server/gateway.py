@@ -1,0 +1,232 @@
+"""The gateway's state: the client, keys, limits and the request log, plus the one place that
+turns a finished (or failed) call into a request log row."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import Request
+
+from tether.client import Client
+from tether.errors import InvalidKey, KeyScopeError, TetherError
+from tether.messages import Message, Usage
+from tether.observe.request_log import RequestLog, RequestRecord
+from tether.result import Result
+from tether.server.keys import ApiKey, KeyStore
+from tether.server.limits import Limiter
+from tether.settings import Settings
+from tether.store.engine import open_database
+
+
+def new_request_id() -> str:
+    # time-ordered prefix, then randomness: ids sort by arrival and never collide
+    return f"req_{time.time_ns():x}{secrets.token_hex(6)}"
+
+
+def _messages_json(messages: tuple[Message, ...]) -> str:
+    return json.dumps(
+        [{"role": m.role, "content": m.content} for m in messages], ensure_ascii=False
+    )
+
+
+@dataclass
+class CallRecord:
+    """What one gateway call knows about itself by the time it is recorded."""
+
+    request_id: str
+    endpoint: str
+    key: ApiKey | None
+    started: float
+    stream: bool = False
+    model: str | None = None
+    messages: tuple[Message, ...] = ()
+    contract: str | None = None
+    prompt: str | None = None
+    prompt_version: str | None = None
+
+
+class Gateway:
+    def __init__(self, settings: Settings, client: Client | None = None) -> None:
+        self.settings = settings
+        self.client = client or Client(settings)
+        engine = open_database(settings.database)
+        self.engine = engine
+        self.keys = KeyStore(engine)
+        self.limiter = Limiter(self.keys.spent())
+        self.log = RequestLog(
+            engine,
+            spool_dir=settings.data_dir / "spool",
+            spool_max_bytes=settings.server.spool_max_mb * 1024 * 1024,
+            retention_days=settings.server.log_retention_days,
+        )
+
+    def start(self) -> None:
+        self.log.start()
+
+    def close(self) -> None:
+        self.log.close()
+        self.client.close()
+        self.engine.dispose()
+
+    # -- access -------------------------------------------------------------------------------
+
+    def authenticate(self, request: Request) -> ApiKey | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, secret = header.partition(" ")
+        if not header:
+            if self.settings.server.require_keys:
+                raise InvalidKey("missing API key")
+            return None
+        if scheme.lower() != "bearer" or not secret:
+            raise InvalidKey("the Authorization header must be `Bearer <key>`")
+        return self.keys.verify(secret.strip())
+
+    def admit(self, key: ApiKey | None, *, model: str | None, prompt: str | None = None) -> None:
+        if key is None:
+            return
+        model_name = model or self.settings.default_model
+        if not key.allows_model(model_name):
+            raise KeyScopeError("model", model_name)
+        if prompt is not None and not key.allows_prompt(prompt):
+            raise KeyScopeError("prompt", prompt)
+        self.limiter.admit(key)
+
+    def is_admin(self, request: Request) -> bool:
+        token = self.settings.server.admin_token
+        if token is None:
+            host = request.client.host if request.client else ""
+            try:
+                return ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                return host in {"testclient", "localhost"}
+        presented = request.headers.get("authorization", "").partition(" ")[2]
+        presented = presented or request.cookies.get("tether_admin", "")
+        return secrets.compare_digest(presented, token.get_secret_value())
+
+    # -- recording ----------------------------------------------------------------------------
+
+    def record_result(self, call: CallRecord, result: Result[Any], output: Any) -> None:
+        usage = result.usage
+        if call.key is not None:
+            self.limiter.charge(call.key, usage.total_tokens, result.cost_usd)
+        attempts = [
+            {
+                "raw": a.raw,
+                "errors": list(a.errors),
+                "input_tokens": a.usage.input_tokens,
+                "output_tokens": a.usage.output_tokens,
+                "cost_usd": a.cost_usd,
+                "latency_ms": round(a.latency_s * 1000, 3),
+                "finish_reason": a.finish_reason,
+            }
+            for a in result.attempts
+        ]
+        self._record(
+            call,
+            status=200,
+            error=None,
+            provider=result.provider,
+            upstream_model=result.model,
+            response=result.raw,
+            output=json.dumps(output, ensure_ascii=False) if call.contract else None,
+            valid=True if call.contract else None,
+            attempts=json.dumps(attempts, ensure_ascii=False),
+            usage=usage,
+            cost=result.cost_usd,
+        )
+
+    def record_stream(
+        self, call: CallRecord, text: str, usage: Usage, cost: float, provider: str, model: str
+    ) -> None:
+        if call.key is not None:
+            self.limiter.charge(call.key, usage.total_tokens, cost)
+        self._record(
+            call,
+            status=200,
+            error=None,
+            provider=provider,
+            upstream_model=model,
+            response=text,
+            output=None,
+            valid=None,
+            attempts=None,
+            usage=usage,
+            cost=cost,
+        )
+
+    def record_error(self, call: CallRecord, exc: TetherError, status: int) -> None:
+        from tether.errors import ContractViolation
+
+        usage, cost, attempts, response = Usage(), 0.0, None, None
+        if isinstance(exc, ContractViolation):
+            for a in exc.attempts:
+                usage += a.usage
+                cost += a.cost_usd
+            attempts = json.dumps(
+                [{"raw": a.raw, "errors": list(a.errors)} for a in exc.attempts],
+                ensure_ascii=False,
+            )
+            response = exc.last_raw
+            if call.key is not None:
+                self.limiter.charge(call.key, usage.total_tokens, cost)
+        self._record(
+            call,
+            status=status,
+            error=exc.message,
+            provider=None,
+            upstream_model=None,
+            response=response,
+            output=None,
+            valid=False if call.contract else None,
+            attempts=attempts,
+            usage=usage,
+            cost=cost,
+        )
+
+    def _record(
+        self,
+        call: CallRecord,
+        *,
+        status: int,
+        error: str | None,
+        provider: str | None,
+        upstream_model: str | None,
+        response: str | None,
+        output: str | None,
+        valid: bool | None,
+        attempts: str | None,
+        usage: Usage,
+        cost: float,
+    ) -> None:
+        self.log.record(
+            RequestRecord(
+                id=call.request_id,
+                at=datetime.now(UTC),
+                endpoint=call.endpoint,
+                key_id=call.key.id if call.key else None,
+                model=call.model,
+                provider=provider,
+                upstream_model=upstream_model,
+                prompt=call.prompt,
+                prompt_version=call.prompt_version,
+                status=status,
+                error=error,
+                stream=call.stream,
+                messages=_messages_json(call.messages),
+                response=response,
+                output=output,
+                contract=call.contract,
+                valid=valid,
+                attempts=attempts,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cost_usd=cost,
+                latency_ms=round((time.perf_counter() - call.started) * 1000, 3),
+            )
+        )

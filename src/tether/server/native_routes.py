@@ -1,0 +1,115 @@
+"""tether's own routes: run a registered prompt, attach feedback to a request."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from sqlalchemy import insert, select
+from starlette.responses import Response
+
+from tether.engine import run_async
+from tether.errors import InvalidRequest, TetherError
+from tether.server.bodies import read_json
+from tether.server.errors import REQUEST_ID_HEADER, status_code
+from tether.server.openai_routes import JSON, start_call
+from tether.store.tables import feedback, requests
+
+router = APIRouter()
+
+
+def _optional_str(body: dict[str, Any], field: str) -> str | None:
+    value = body.get(field)
+    if value is not None and not isinstance(value, str):
+        raise InvalidRequest(f"`{field}` must be a string", param=field)
+    return value
+
+
+@router.post("/v1/prompts/{name}/run")
+async def run_prompt(name: str, request: Request) -> Response:
+    gateway, call = start_call(request, "prompts.run")
+    call.prompt = name
+    try:
+        body = await read_json(request, gateway.settings.server.max_body_bytes)
+        inputs = body.get("inputs", {})
+        if not isinstance(inputs, dict):
+            raise InvalidRequest("`inputs` must be an object", param="inputs")
+        version = _optional_str(body, "version")
+        label = _optional_str(body, "label") or ("production" if version is None else None)
+        plan, found = gateway.client.prompt_plan(
+            name, inputs, label=label, version=version, model=_optional_str(body, "model")
+        )
+        call.prompt_version = found.version
+        call.model = _optional_str(body, "model") or found.spec.model
+        call.messages = plan.messages
+        call.contract = plan.contract.name if plan.contract else None
+        gateway.admit(call.key, model=call.model, prompt=name)
+        result = await run_async(plan)
+    except TetherError as exc:
+        gateway.record_error(call, exc, status_code(exc)[0])
+        raise
+    output = (
+        result.output.model_dump(mode="json")
+        if hasattr(result.output, "model_dump")
+        else result.output
+    )
+    gateway.record_result(call, result, output)
+    payload = {
+        "request_id": call.request_id,
+        "prompt": name,
+        "version": found.version,
+        "model": call.model or gateway.settings.default_model,
+        "provider": result.provider,
+        "output": output,
+        "raw": result.raw,
+        "attempts": len(result.attempts),
+        "usage": {
+            "input_tokens": result.usage.input_tokens,
+            "output_tokens": result.usage.output_tokens,
+        },
+        "cost_usd": result.cost_usd,
+        "latency_ms": round(result.latency_s * 1000, 3),
+    }
+    return Response(
+        orjson.dumps(payload), media_type=JSON, headers={REQUEST_ID_HEADER: call.request_id}
+    )
+
+
+@router.post("/v1/feedback")
+async def post_feedback(request: Request) -> Response:
+    gateway, call = start_call(request, "feedback")
+    body = await read_json(request, gateway.settings.server.max_body_bytes)
+    request_id = _optional_str(body, "request_id")
+    if not request_id:
+        raise InvalidRequest("`request_id` is required", param="request_id")
+    score = body.get("score")
+    if score is not None and (isinstance(score, bool) or not isinstance(score, int | float)):
+        raise InvalidRequest("`score` must be a number", param="score")
+    label, comment = _optional_str(body, "label"), _optional_str(body, "comment")
+    if score is None and label is None and comment is None:
+        raise InvalidRequest("give at least one of score, label, comment")
+    if not _known(gateway, request_id):
+        gateway.log.flush(timeout_s=2.0)  # the row may still be on its way to the database
+        if not _known(gateway, request_id):
+            raise InvalidRequest(f"no request {request_id!r}", param="request_id", status=404)
+    row = {
+        "request_id": request_id,
+        "score": float(score) if score is not None else None,
+        "label": label,
+        "comment": comment,
+        "key_id": call.key.id if call.key else None,
+        "at": datetime.now(UTC),
+    }
+    with gateway.engine.begin() as conn:
+        conn.execute(insert(feedback).values(**row))
+    return Response(orjson.dumps({"ok": True, "request_id": request_id}), media_type=JSON)
+
+
+def _known(gateway: Any, request_id: str) -> bool:
+    with gateway.engine.connect() as conn:
+        return (
+            conn.execute(select(requests.c.id).where(requests.c.id == request_id)).first()
+            is not None
+        )

@@ -1,0 +1,209 @@
+"""OpenAI-compatible routes: chat completions (plain and SSE), models, embeddings.
+
+Handlers take the raw Request and return Response objects built with orjson: no per-request
+dependency injection or response-model validation on the hot path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from time import perf_counter
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response, StreamingResponse
+
+from tether.costs.pricing import cost_usd
+from tether.engine import Plan, run_async
+from tether.errors import InvalidRequest, TetherError
+from tether.messages import ProviderCall, Usage
+from tether.result import Result
+from tether.server.bodies import chat_request, read_json
+from tether.server.errors import REQUEST_ID_HEADER, error_body, status_code
+from tether.server.gateway import CallRecord, Gateway, new_request_id
+
+router = APIRouter()
+
+JSON = "application/json"
+
+
+def _gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def start_call(request: Request, endpoint: str) -> tuple[Gateway, CallRecord]:
+    """Name the request, authenticate the caller."""
+    gateway = _gateway(request)
+    call = CallRecord(new_request_id(), endpoint, None, perf_counter())
+    request.state.request_id = call.request_id
+    call.key = gateway.authenticate(request)
+    return gateway, call
+
+
+def _usage(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def _completion_body(call: CallRecord, result: Result[Any]) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{call.request_id}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": call.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.raw},
+                "finish_reason": result.attempts[-1].finish_reason,
+                "logprobs": None,
+            }
+        ],
+        "usage": _usage(result.usage),
+        "tether": {
+            "request_id": call.request_id,
+            "provider": result.provider,
+            "upstream_model": result.model,
+            "attempts": len(result.attempts),
+            "cost_usd": result.cost_usd,
+            "contract": call.contract,
+        },
+    }
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request) -> Response:
+    gateway, call = start_call(request, "chat.completions")
+    try:
+        chat = chat_request(await read_json(request, gateway.settings.server.max_body_bytes))
+        call.model = chat.model or gateway.settings.default_model
+        call.messages = chat.messages
+        call.stream = chat.stream
+        gateway.admit(call.key, model=call.model)
+        contract = (
+            gateway.client.contract(chat.schema, name=chat.schema_name)
+            if chat.schema is not None
+            else None
+        )
+        call.contract = contract.name if contract is not None else None
+        plan = gateway.client.plan(
+            chat.messages, contract=contract, model=call.model, **chat.params
+        )
+        if chat.stream:
+            return StreamingResponse(
+                _events(gateway, call, plan, chat.include_usage),
+                media_type="text/event-stream",
+                headers={REQUEST_ID_HEADER: call.request_id, "cache-control": "no-cache"},
+            )
+        result = await run_async(plan)
+    except TetherError as exc:
+        gateway.record_error(call, exc, status_code(exc)[0])
+        raise
+    gateway.record_result(call, result, result.output)
+    return Response(
+        orjson.dumps(_completion_body(call, result)),
+        media_type=JSON,
+        headers={REQUEST_ID_HEADER: call.request_id},
+    )
+
+
+async def _events(
+    gateway: Gateway, call: CallRecord, plan: Plan[Any], include_usage: bool
+) -> AsyncIterator[bytes]:
+    """SSE chunks. Free text streams as generated; a structured output is validated first and
+    sent once it met its contract (an unvalidated value is never passed on)."""
+    created = int(time.time())
+    head = {"id": f"chatcmpl-{call.request_id}", "object": "chat.completion.chunk",
+            "created": created, "model": call.model}  # fmt: skip
+
+    def event(payload: dict[str, Any]) -> bytes:
+        return b"data: " + orjson.dumps({**head, **payload}) + b"\n\n"
+
+    def delta(content: dict[str, Any], finish: str | None = None) -> bytes:
+        return event({"choices": [{"index": 0, "delta": content, "finish_reason": finish}]})
+
+    yield delta({"role": "assistant", "content": ""})
+    try:
+        if plan.contract is not None or not plan.provider.capabilities.can_stream:
+            result = await run_async(plan)
+            yield delta({"content": result.raw})
+            gateway.record_result(call, result, result.output)
+            usage, finish = result.usage, result.attempts[-1].finish_reason
+        else:
+            parts: list[str] = []
+            usage, finish = Usage(), "stop"
+            async for piece in plan.provider.astream(ProviderCall(plan.messages, plan.params)):
+                if piece.text:
+                    parts.append(piece.text)
+                    yield delta({"content": piece.text})
+                usage = piece.usage or usage
+                finish = piece.finish_reason or finish
+            cost = cost_usd(usage, plan.price)
+            provider = plan.provider
+            gateway.record_stream(call, "".join(parts), usage, cost, provider.kind, provider.model)
+        yield delta({}, finish)
+        if include_usage:
+            yield event({"choices": [], "usage": _usage(usage)})
+    except TetherError as exc:
+        status, error_type, code = status_code(exc)
+        gateway.record_error(call, exc, status)
+        yield b"data: " + error_body(exc.message, error_type, code) + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> Response:
+    gateway = _gateway(request)
+    key = gateway.authenticate(request)
+    data = [
+        {"id": info.name, "object": "model", "created": 0, "owned_by": info.provider}
+        for info in gateway.client.models()
+        if key is None or key.allows_model(info.name)
+    ]
+    return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
+
+
+@router.post("/v1/embeddings")
+async def embeddings(request: Request) -> Response:
+    gateway, call = start_call(request, "embeddings")
+    try:
+        body = await read_json(request, gateway.settings.server.max_body_bytes)
+        texts = body.get("input")
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            raise InvalidRequest("`input` must be a string or an array of strings", param="input")
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise InvalidRequest("`model` must be a non-empty string", param="model")
+        call.model = model
+        gateway.admit(call.key, model=model)
+        provider = gateway.client.provider(model)
+        if not provider.capabilities.supports_embeddings:
+            raise InvalidRequest(
+                f"model {model!r} ({provider.kind}) has no embeddings", param="model"
+            )
+        vectors, usage = await provider.aembed(texts)
+    except TetherError as exc:
+        gateway.record_error(call, exc, status_code(exc)[0])
+        raise
+    price = gateway.settings.models[model].price if model in gateway.settings.models else None
+    cost = cost_usd(usage, price) if price else 0.0
+    gateway.record_stream(call, "", usage, cost, provider.kind, provider.model)
+    payload = {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)
+        ],
+        "model": model,
+        "usage": {"prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens},
+    }
+    return Response(
+        orjson.dumps(payload), media_type=JSON, headers={REQUEST_ID_HEADER: call.request_id}
+    )
