@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, Row, func, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
-from tether.errors import InvalidKey, KeyNotFound
+from tether.errors import DatabaseUnavailable, InvalidKey, KeyNotFound
 from tether.store.tables import api_keys, requests
 
 KEY_PREFIX = "tk-"
@@ -158,11 +159,18 @@ class KeyStore:
         with self._lock:
             cached = self._by_hash.get(digest)
         if cached is None or now - cached[0] > CACHE_TTL_S:
-            with self._engine.connect() as conn:
-                row = conn.execute(select(api_keys).where(api_keys.c.secret_hash == digest)).first()
-            cached = (now, _key(row) if row else None)
-            with self._lock:
-                self._by_hash[digest] = cached
+            try:
+                with self._engine.connect() as conn:
+                    query = select(api_keys).where(api_keys.c.secret_hash == digest)
+                    row = conn.execute(query).first()
+            except SQLAlchemyError:
+                # Database down: keep serving the keys we know (stale beats refusing everyone).
+                if cached is None:
+                    raise DatabaseUnavailable("key store", "cannot verify the key") from None
+            else:
+                cached = (now, _key(row) if row else None)
+                with self._lock:
+                    self._by_hash[digest] = cached
         found = cached[1]
         if found is None:
             raise InvalidKey("unknown API key")
