@@ -247,6 +247,52 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return total / ticks
 
 
+def system_busy_seconds() -> float:
+    """CPU seconds all cores have spent busy since boot (/proc/stat)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_seconds() -> float:
+    """CPU seconds of this process and the children it has waited for (wrk, installers)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+class ForeignLoad:
+    """CPU used by processes that are not part of the benchmark during a window: other work on
+    the machine that would skew the figures."""
+
+    def __init__(self, servers: Sequence[Server]) -> None:
+        self.servers = servers
+        self.wall = time.monotonic()
+        self.busy = system_busy_seconds()
+        self.ours = self._ours()
+
+    def _ours(self) -> float:
+        return own_seconds() + sum(cpu_seconds(s.pids) for s in self.servers)
+
+    def share(self) -> float:
+        """Other processes' CPU since the start, as a share of all cores' time."""
+        wall = time.monotonic() - self.wall
+        foreign = (system_busy_seconds() - self.busy) - (self._ours() - self.ours)
+        return max(0.0, foreign) / (wall * (os.cpu_count() or 1))
+
+
+def wait_quiet(max_wait: float, threshold: float = 0.05) -> float:
+    """Sample the machine's CPU use for 2 s (again until quiet, up to max_wait s); return the
+    last share of all cores' time that other processes used."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        window = ForeignLoad([])
+        time.sleep(2.0)
+        share = window.share()
+        if share <= threshold or time.monotonic() >= deadline:
+            return share
+        say(f"[yellow]other processes use {share:.0%} of the CPUs; waiting for quiet[/]")
+
+
 def listening_addresses(pids: Sequence[int]) -> list[str]:
     """Local addresses of the TCP sockets these processes listen on (from `ss -ltnp`)."""
     output = command_output(["ss", "-H", "-ltnp"])

@@ -68,6 +68,9 @@ class Gateway:
 
     def start(self) -> None:
         self.log.start()
+        # Build every provider now: their imports would otherwise block the event loop on the
+        # first request (models themselves still load on first use).
+        self.client.models()
 
     def close(self) -> None:
         self.log.close()
