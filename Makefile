@@ -12,7 +12,7 @@ LLAMA_VERSION := 0.3.36
 # A wheel cache of its own, keyed by the flags, so pip never reuses a wheel built otherwise.
 LLAMA_CACHE := $(HOME)/.cache/tether/pip-llama-$(shell echo "$(LLAMA_CMAKE_ARGS)" | md5sum | cut -c1-8)
 
-.PHONY: setup run test lint typecheck pytest bench clean
+.PHONY: setup run test lint typecheck pytest bench clean browser
 
 setup: $(STAMP)
 
@@ -30,7 +30,14 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 run: $(STAMP)
+	$(BIN)/tether serve --demo prompts
+
+feedback-example: $(STAMP)
 	$(BIN)/python examples/customer_feedback/run.py
+
+# The dashboard's browser test drives Debian's Chromium (never a downloaded browser).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
@@ -39,7 +46,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) browser
 	$(BIN)/pytest
 
 test: lint typecheck pytest

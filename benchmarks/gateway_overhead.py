@@ -36,12 +36,13 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -458,6 +459,7 @@ class Target:
     headers: dict[str, str] = field(default_factory=dict)
     server: Server | None = None
     path: str = "/v1/chat/completions"
+    sent: int = 0  # requests answered, all phases (to compare with tether's request log)
 
     @property
     def url(self) -> str:
@@ -496,6 +498,7 @@ def wait_ready(target: Target, body: bytes, timeout: float) -> float:
             finally:
                 conn.close()
             if status == 200 and EXPECTED_CONTENT in reply:
+                target.sent += 1
                 return time.monotonic() - start
             last = f"{status}: {reply[:300]!r}"
         except OSError as error:
@@ -531,6 +534,7 @@ def latency_rounds(
                     if not keep:
                         raise BenchError(f"{target.name} closed the persistent connection")
                 samples[target.name] += block
+                target.sent += len(block)
                 round_medians[target.name].append(percentile(sorted(block), 50))
             if (index + 1) % max(1, rounds // 5) == 0 or index + 1 == rounds:
                 medians = ", ".join(
@@ -748,10 +752,12 @@ def warm_up(
             for _ in range(requests):
                 status, reply, _ = conn.exchange()
                 check_response(target, status, reply)
+                target.sent += 1
         finally:
             conn.close()
         if seconds > 0:
             result = run_wrk(target, 8, seconds, core)
+            target.sent += result["requests"]
             if result["non_2xx"] or result["requests"] == 0:
                 raise BenchError(f"{target.name}: warm-up got {result}")
         say(f"warmed up {target.name}")
@@ -820,14 +826,91 @@ def parse_args() -> Any:
     parser.add_argument("--client-core", type=int, default=1, help="core of client and upstream")
     parser.add_argument("--seed", type=int, default=20260101, help="seed of the round order")
     parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        help="wait up to this many seconds for other processes to leave the CPUs idle",
+    )
+    parser.add_argument(
         "--keep-logs", action="store_true", help="keep the servers' logs and configs"
     )
     return parser.parse_args()
 
 
+@dataclass
+class Measured:
+    names: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    round_medians: dict[str, list[float]] = field(default_factory=dict)
+    throughput: dict[str, dict[str, Any]] = field(default_factory=dict)
+    idle: dict[str, float] = field(default_factory=dict)
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    startup: dict[str, float] = field(default_factory=dict)
+    alive: dict[str, bool] = field(default_factory=dict)
+    sent: dict[str, int] = field(default_factory=dict)
+    foreign_cpu_before: float | None = None
+    foreign_cpu_during: float | None = None
+    tether_logged_requests: int | None = None
+
+
+def tether_logged_requests(database: Path) -> int | None:
+    """Rows in tether's request log after it stopped (None when it cannot be read)."""
+    try:
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+            return int(db.execute("SELECT count(*) FROM requests").fetchone()[0])
+    except sqlite3.Error:
+        return None
+
+
+def measure(args: Any, setup: Setup, wanted: list[str], measured: Measured, peers: dict) -> None:
+    direct = start_upstream(setup)
+    gateways: list[Target] = []
+    for name in wanted:
+        if name == "tether":
+            gateways.append(start_tether(setup, direct))
+        elif name == "litellm":
+            gateways.append(start_litellm(setup, direct, peers["litellm"]))
+        elif name == "portkey":
+            gateways.append(start_portkey(setup, direct, peers["portkey"]))
+    targets = [direct, *gateways]
+    measured.names = [t.name for t in targets]
+    measured.commands = setup.commands
+    measured.startup = setup.startup_s
+    window = ForeignLoad(setup.started)
+
+    warm_up(targets, setup.body, args.warmup_requests, args.warmup_seconds, args.client_core)
+    measured.idle = idle_cpu(gateways)
+    say(f"CPU share per gateway while idle: {measured.idle}")
+
+    say(f"c=1 latency: {args.rounds} rounds x {args.per_round} requests per target")
+    measured.samples, measured.round_medians = latency_rounds(
+        targets, setup.body, args.rounds, args.per_round, args.seed
+    )
+    measured.throughput = {t.name: {} for t in targets}
+    for index, n in enumerate(args.connection_counts):
+        shift = index % len(targets)
+        for target in targets[shift:] + targets[:shift]:
+            result = run_wrk(target, n, args.wrk_seconds, args.client_core)
+            measured.throughput[target.name][str(n)] = result
+            target.sent += result["requests"]
+            say(
+                f"wrk c={n} {target.name}: {fmt(result['requests_per_s'], 0)} req/s, "
+                f"p99 {fmt(result['latency_ms'].get('p99'))} ms, non-2xx {result['non_2xx']}"
+            )
+    measured.foreign_cpu_during = window.share()
+    measured.alive = {s.name: s.alive() for s in setup.started}
+    measured.sent = {t.name: t.sent for t in targets}
+    if measured.foreign_cpu_during > 0.05:
+        say(
+            f"[yellow]other processes used {measured.foreign_cpu_during:.0%} of the CPUs during "
+            "the measurement: the figures are skewed, rerun on a quiet machine[/]"
+        )
+
+
 def main() -> None:
     args = parse_args()
-    connections = sorted({int(n) for n in args.connections.split(",") if n.strip()})
+    args.connection_counts = sorted({int(n) for n in args.connections.split(",") if n.strip()})
     wanted = [g.strip() for g in args.gateways.split(",") if g.strip()]
     unknown = set(wanted) - {"tether", "litellm", "portkey"}
     if unknown:
@@ -837,61 +920,36 @@ def main() -> None:
         raise SystemExit(f"need two distinct cores among {sorted(cores)}")
     facts = machine()
     started_utc = utc_now()
-    body = REQUEST_BODY_FILE.read_bytes().strip()
+    measured = Measured()
 
     ensure_system_tools()
-    skipped: dict[str, str] = {}
     if "tether" in wanted and (why := tether_status()) is not None:
-        skipped["tether"] = why
+        measured.skipped["tether"] = why
+        wanted.remove("tether")
         say(f"[yellow]tether is left out: {why}[/]")
-    litellm_venv = ensure_litellm(args.cache) if "litellm" in wanted else None
-    portkey_folder = ensure_portkey(args.cache) if "portkey" in wanted else None
+    peers: dict[str, Path] = {}
+    if "litellm" in wanted:
+        peers["litellm"] = ensure_litellm(args.cache)
+    if "portkey" in wanted:
+        peers["portkey"] = ensure_portkey(args.cache)
     # The client (this process, wrk) and the upstream share one core; gateways get the other.
     os.sched_setaffinity(0, {args.client_core})
+    measured.foreign_cpu_before = wait_quiet(args.wait_quiet)
+    say(f"other processes' CPU share before starting: {measured.foreign_cpu_before:.1%}")
 
     workdir = Path(tempfile.mkdtemp(prefix="tether-gateway-bench-"))
     failed = True
     try:
         with servers_stopped_at_exit() as started:
             setup = Setup(
-                workdir, args.cache, args.gateway_core, args.client_core, body, started
+                workdir, args.cache, args.gateway_core, args.client_core,
+                REQUEST_BODY_FILE.read_bytes().strip(), started,
             )  # fmt: skip
-            direct = start_upstream(setup)
-            gateways: list[Target] = []
-            for name in wanted:
-                if name in skipped:
-                    continue
-                if name == "tether":
-                    gateways.append(start_tether(setup, direct))
-                elif name == "litellm" and litellm_venv is not None:
-                    gateways.append(start_litellm(setup, direct, litellm_venv))
-                elif name == "portkey" and portkey_folder is not None:
-                    gateways.append(start_portkey(setup, direct, portkey_folder))
-            targets = [direct, *gateways]
-
-            warm_up(targets, body, args.warmup_requests, args.warmup_seconds, args.client_core)
-            idle = idle_cpu(gateways)
-            say(f"idle CPU share per gateway: {idle}")
-
-            say(f"c=1 latency: {args.rounds} rounds x {args.per_round} requests per target")
-            samples, round_medians = latency_rounds(
-                targets, body, args.rounds, args.per_round, args.seed
+            measure(args, setup, wanted, measured, peers)
+        if "tether" in wanted:
+            measured.tether_logged_requests = tether_logged_requests(
+                workdir / "tether" / "tether.db"
             )
-
-            throughput: dict[str, dict[str, Any]] = {t.name: {} for t in targets}
-            for index, n in enumerate(connections):
-                order = targets[index % len(targets) :] + targets[: index % len(targets)]
-                for target in order:
-                    result = run_wrk(target, n, args.wrk_seconds, args.client_core)
-                    throughput[target.name][str(n)] = result
-                    p99 = result["latency_ms"].get("p99")
-                    say(
-                        f"wrk c={n} {target.name}: {fmt(result['requests_per_s'], 0)} req/s, "
-                        f"p99 {fmt(p99)} ms, non-2xx {result['non_2xx']}"
-                    )
-            final_alive = {s.name: s.alive() for s in started}
-            commands = setup.commands
-            startup = setup.startup_s
         failed = False
     finally:
         if failed or args.keep_logs:
@@ -899,22 +957,8 @@ def main() -> None:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    report(
-        args,
-        facts=facts,
-        started_utc=started_utc,
-        connections=connections,
-        names=[t.name for t in targets],
-        skipped=skipped,
-        samples=samples,
-        round_medians=round_medians,
-        throughput=throughput,
-        idle=idle,
-        commands=commands,
-        startup=startup,
-        alive=final_alive,
-        found_versions=peer_versions(args.cache, "litellm" in wanted, "portkey" in wanted),
-    )
+    found = peer_versions(args.cache, "litellm" in wanted, "portkey" in wanted)
+    report(args, facts, started_utc, measured, found)
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -925,21 +969,14 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 def report(
     args: Any,
-    *,
     facts: dict[str, Any],
     started_utc: str,
-    connections: list[int],
-    names: list[str],
-    skipped: dict[str, str],
-    samples: dict[str, list[float]],
-    round_medians: dict[str, list[float]],
-    throughput: dict[str, dict[str, Any]],
-    idle: dict[str, float],
-    commands: dict[str, list[str]],
-    startup: dict[str, float],
-    alive: dict[str, bool],
+    measured: Measured,
     found_versions: dict[str, Any],
 ) -> None:
+    names, skipped, samples = measured.names, measured.skipped, measured.samples
+    round_medians, throughput, idle = measured.round_medians, measured.throughput, measured.idle
+    connections = args.connection_counts
     latency: dict[str, dict[str, Any]] = {}
     direct = sorted(samples["direct"])
     direct_pct = {p: percentile(direct, p) for p in (50, 90, 99)}
@@ -1040,13 +1077,19 @@ def report(
                     "Authorization": "Bearer sk-bench-unused",
                 },
             },
-            "commands": commands,
+            "commands": measured.commands,
         },
         "latency_c1": latency,
         "throughput": throughput,
         "gateway_idle_cpu_share": idle,
-        "startup_s": startup,
-        "alive_at_end": alive,
+        "other_processes_cpu_share": {
+            "before_start": measured.foreign_cpu_before,
+            "during_measurement": measured.foreign_cpu_during,
+        },
+        "requests_sent": measured.sent,
+        "tether_logged_requests": measured.tether_logged_requests,
+        "startup_s": measured.startup,
+        "alive_at_end": measured.alive,
         "wrk_runs_with_errors": bad_runs,
         "versions": found_versions,
         "machine": facts,
@@ -1117,6 +1160,21 @@ def report(
         + ".",
         "Absolute numbers drift between machines and runs; compare side by side in one run.",
     ]
+    if measured.foreign_cpu_during is not None:
+        notes.append(
+            f"Other processes on the machine used {measured.foreign_cpu_during:.1%} of the CPUs "
+            f"during the measurement ({(measured.foreign_cpu_before or 0):.1%} just before)"
+            + (
+                ": figures skewed, rerun on a quiet machine."
+                if measured.foreign_cpu_during > 0.05
+                else "."
+            )
+        )
+    if "tether" in measured.sent:
+        notes.append(
+            f"tether's request log (SQLite) holds {fmt(measured.tether_logged_requests)} rows for "
+            f"{measured.sent['tether']:,} answered requests (logging stayed on, off the request path)."
+        )
     if bad_runs:
         notes.append("wrk runs with errors (their figures are suspect): " + "; ".join(bad_runs))
     json_path, md_path = write_results(
