@@ -14,8 +14,10 @@ import httpx2
 import openai
 
 from tether.contracts.instructions import schema_instruction
+from tether.errors import ProviderError
 from tether.messages import Completion, ProviderCall, StreamChunk, Usage
 from tether.providers.base import Capabilities, SchemaSupport
+from tether.providers.fast_http import FastChatTransport
 from tether.providers.hosted import STRICT_KEYWORDS, HostedProvider
 
 
@@ -30,6 +32,7 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
         schema=SchemaSupport(enforced=STRICT_KEYWORDS),
     )
     sdk: ClassVar[ModuleType] = openai
+    _fast: FastChatTransport | None = None
 
     def _new_sync(self, *, api_key: str, http_client: httpx2.Client | None) -> openai.OpenAI:
         return openai.OpenAI(api_key=api_key, http_client=http_client, **self._client_options)
@@ -44,6 +47,42 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
 
     async def _asend(self, client: openai.AsyncOpenAI, arguments: dict[str, Any]) -> Any:
         return await client.chat.completions.create(**arguments)
+
+    async def acomplete(self, call: ProviderCall) -> Completion:
+        """Through the lean aiohttp transport, unless the caller injected its own client."""
+        if self._ahttp is not None:
+            return await super().acomplete(call)
+        if self._fast is None:
+            self._fast = FastChatTransport(
+                base_url=self.base_url,
+                api_key=self._key(),
+                provider=self.kind,
+                model=self.model,
+                key_env=self._api_key_env,
+                timeout_s=self._client_options["timeout"],
+                max_retries=self._client_options["max_retries"],
+            )
+        data = await self._fast.create(self._arguments(call))
+        try:
+            choice = data["choices"][0]
+            message = choice["message"]
+            usage = data.get("usage") or {}
+            return Completion(
+                text=message.get("content") or message.get("refusal") or "",
+                usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
+                model=data.get("model") or self.model,
+                provider=self.kind,
+                finish_reason=choice.get("finish_reason") or "stop",
+            )
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise ProviderError(
+                "the server's answer is not a chat completion", provider=self.kind, model=self.model
+            ) from None
+
+    def close(self) -> None:
+        super().close()
+        if self._fast is not None:
+            self._fast.close()
 
     async def aembed(self, texts: list[str]) -> tuple[list[list[float]], Usage]:
         if self._async is None:

@@ -20,6 +20,11 @@ _FIXES = {
 }
 
 
+def fix_for(status: int, *, key_env: str | None, model: str) -> str:
+    """What to do about an upstream HTTP status."""
+    return _FIXES.get(status, "").format(key_env=key_env or "the model's api_key_env", model=model)
+
+
 def translate(
     exc: Exception,
     sdk: ModuleType,
@@ -37,14 +42,10 @@ def translate(
     if isinstance(exc, sdk.APIStatusError):
         status = int(exc.status_code)
         reason = redact(str(getattr(exc, "message", exc)), [secret or ""])
-        fix = _FIXES.get(status, "")
+        fix = fix_for(status, key_env=key_env, model=model)
         if status == 400 and getattr(exc, "code", None) == "context_length_exceeded":
             fix = "shorten the prompt or lower max_tokens"
         return ProviderRejected(
-            provider=provider,
-            model=model,
-            status=status,
-            reason=reason,
-            fix=fix.format(key_env=key_env or "the model's api_key_env", model=model),
+            provider=provider, model=model, status=status, reason=reason, fix=fix
         )
     return None
