@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import Request
 
 from tether.client import Client
-from tether.errors import InvalidKey, KeyScopeError, TetherError
+from tether.errors import ContractViolation, InvalidKey, KeyScopeError, TetherError
 from tether.messages import Message, Usage
 from tether.observe.request_log import RequestLog, RequestRecord
 from tether.result import Result
@@ -164,8 +164,6 @@ class Gateway:
         )
 
     def record_error(self, call: CallRecord, exc: TetherError, status: int) -> None:
-        from tether.errors import ContractViolation
-
         usage, cost, attempts, response = Usage(), 0.0, None, None
         if isinstance(exc, ContractViolation):
             for a in exc.attempts:
