@@ -57,6 +57,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/feedback_accuracy.py
 	$(BIN)/python benchmarks/structured_coverage.py
 	$(BIN)/python benchmarks/embedder.py
+	$(BIN)/python benchmarks/gateway_overhead.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ("schema-valid", f"{payload['schema_valid_rate']:.1%}", "100%"),
         ("mean repairs", bench.fmt(payload["mean_repairs"]), ""),
         ("mean latency (s)", bench.fmt(payload["latency_s"]["mean"]), ""),
+        ("median latency (s)", bench.fmt(payload["latency_s"]["median"]), ""),
         ("p90 latency (s)", bench.fmt(payload["latency_s"]["p90"]), ""),
         ("requests/s", bench.fmt(payload["requests_per_s"]), ""),
     ]

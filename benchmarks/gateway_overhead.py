@@ -91,7 +91,7 @@ def say(message: str) -> None:
     console.print(f"[bold cyan]gateway bench[/] {message}")
 
 
-def run_step(argv: Sequence[str], *, what: str, **kwargs: Any) -> str:
+def run_step(argv: Sequence[str | Path], *, what: str, **kwargs: Any) -> str:
     """Run an install/setup command; raise with its output when it fails."""
     say(f"{what}: {' '.join(str(a) for a in argv)}")
     done = subprocess.run(
@@ -374,18 +374,18 @@ def servers_stopped_at_exit() -> Iterator[list[Server]]:
     def on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, on_signal) for sig in handled}
     try:
         yield started
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for sig in handled:
             signal.signal(sig, signal.SIG_IGN)  # finish stopping servers before dying
         for server in reversed(started):
             say(f"stopping {server.name}")
             server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # -- the c=1 latency client -------------------------------------------------------------------
@@ -488,9 +488,7 @@ def wait_ready(target: Target, body: bytes, timeout: float) -> float:
     while time.monotonic() - start < timeout:
         server = target.server
         if server is not None and not server.alive():
-            raise BenchError(
-                f"{target.name} exited ({server.log}):\n{server.log_tail()}"
-            )  # fmt: skip
+            raise BenchError(f"{target.name} exited ({server.log}):\n{server.log_tail()}")
         try:
             conn = Connection(target.port, target.request_bytes(body))
             try:
@@ -590,10 +588,11 @@ def parse_wrk(output: str) -> dict[str, Any]:
     return result
 
 
-def run_wrk(target: Target, connections: int, seconds: float, client_core: int) -> dict[str, Any]:
+def run_wrk(target: Target, connections: int, seconds: int, client_core: int) -> dict[str, Any]:
     argv = [
         "taskset", "-c", str(client_core), "wrk", "-t1", f"-c{connections}",
-        f"-d{seconds:g}s", "--latency", "--timeout", "10s", "-s", str(CONFIG_DIR / "post.lua"),
+        f"-d{max(1, seconds)}s", "--latency", "--timeout", "10s",
+        "-s", str(CONFIG_DIR / "post.lua"),
     ]  # fmt: skip
     for key, value in target.headers.items():
         argv += ["-H", f"{key}: {value}"]
@@ -653,9 +652,7 @@ def start_upstream(setup: Setup) -> Target:
     prefix = setup.workdir / "nginx"
     prefix.mkdir()
     conf = prefix / "nginx.conf"
-    conf.write_text(
-        fill(CONFIG_DIR / "nginx.conf", {"PORT": str(port), "PREFIX": str(prefix)})
-    )  # fmt: skip
+    conf.write_text(fill(CONFIG_DIR / "nginx.conf", {"PORT": str(port), "PREFIX": str(prefix)}))
     argv = ["taskset", "-c", str(setup.client_core), "nginx", "-p", str(prefix), "-c", str(conf)]
     target = Target("direct", port, server=Server("nginx upstream", argv, port, setup.log("nginx")))
     setup.launch(target, timeout=30)
@@ -743,9 +740,7 @@ def idle_cpu(targets: Sequence[Target], seconds: float = 2.0) -> dict[str, float
     }
 
 
-def warm_up(
-    targets: Sequence[Target], body: bytes, requests: int, seconds: float, core: int
-) -> None:
+def warm_up(targets: Sequence[Target], body: bytes, requests: int, seconds: int, core: int) -> None:
     for target in targets:
         conn = Connection(target.port, target.request_bytes(body))
         try:
@@ -803,13 +798,13 @@ def parse_args() -> Any:
     parser.add_argument(
         "--per-round", type=int, default=100, help="requests per target in each round"
     )
-    parser.add_argument("--wrk-seconds", type=float, default=10.0, help="seconds per wrk run")
+    parser.add_argument("--wrk-seconds", type=int, default=10, help="seconds per wrk run")
     parser.add_argument(
         "--connections", default="1,8,32", help="wrk connection counts (comma-separated)"
     )
     parser.add_argument("--warmup-requests", type=int, default=300, help="c=1 warm-up requests")
     parser.add_argument(
-        "--warmup-seconds", type=float, default=3.0, help="wrk warm-up at 8 connections"
+        "--warmup-seconds", type=int, default=3, help="wrk warm-up at 8 connections (0: none)"
     )
     parser.add_argument(
         "--gateways",
@@ -938,7 +933,7 @@ def main() -> None:
     say(f"other processes' CPU share before starting: {measured.foreign_cpu_before:.1%}")
 
     workdir = Path(tempfile.mkdtemp(prefix="tether-gateway-bench-"))
-    failed = True
+    failed = True  # keep the logs of a failed run (not of an interrupted one)
     try:
         with servers_stopped_at_exit() as started:
             setup = Setup(
@@ -951,6 +946,9 @@ def main() -> None:
                 workdir / "tether" / "tether.db"
             )
         failed = False
+    except KeyboardInterrupt:
+        failed = args.keep_logs
+        raise
     finally:
         if failed or args.keep_logs:
             say(f"logs and configs kept in {workdir}")
@@ -1151,7 +1149,7 @@ def report(
         f"Added latency: gateway percentile minus direct percentile over {args.rounds} "
         f"interleaved rounds x {args.per_round} requests per target on persistent connections "
         f"(c=1, raw-socket client, perf_counter_ns). Throughput: wrk -t1 -cN "
-        f"-d{args.wrk_seconds:g}s --latency, POST body gateway/chat_request.json.",
+        f"-d{args.wrk_seconds}s --latency, POST body gateway/chat_request.json.",
         f"Gateways pinned to core {args.gateway_core} with one worker; client (this script, "
         f"wrk) and the nginx upstream on core {args.client_core}; loopback only.",
         cpu_note,
@@ -1173,7 +1171,7 @@ def report(
     if "tether" in measured.sent:
         notes.append(
             f"tether's request log (SQLite) holds {fmt(measured.tether_logged_requests)} rows for "
-            f"{measured.sent['tether']:,} answered requests (logging stayed on, off the request path)."
+            f"{measured.sent['tether']:,} answered requests (logging on, off the request path)."
         )
     if bad_runs:
         notes.append("wrk runs with errors (their figures are suspect): " + "; ".join(bad_runs))

@@ -22,6 +22,7 @@ retried once, and recorded as a crash (a miss) if it dies again.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -54,6 +55,13 @@ def parse_args(argv: list[str] | None) -> Any:
     parser.add_argument(
         "--fresh", action="store_true", help="ignore the checkpoint of an earlier run"
     )
+    parser.add_argument(
+        "--from-results",
+        type=Path,
+        default=None,
+        help="measure nothing: recompute the summary from the per-schema records of an earlier "
+        "results JSON (same parameters)",
+    )
     return parser.parse_args(argv)
 
 
@@ -65,11 +73,18 @@ def select(files: list[Path], count: int) -> list[Path]:
 
 
 def source_of(name: str) -> str:
-    return name.split("---", 1)[0]
+    """The maskbench source (with Github's difficulty); the JME files are one source."""
+    base = name.split("---", 1)[0]
+    return "JME" if base.startswith("JME_") else base
+
+
+RUNAWAY = re.compile(r"\d{30}")  # a number that never ends: the model repeats a digit
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.from_results is not None:
+        return resummarize(args)
     import llama_cpp
 
     from tether.contracts.contract import Contract
@@ -289,9 +304,56 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     f"{tally['llamacpp_grammar']}",
                 )
     llm.close()
-    this_run_s = perf_counter() - wall_start
+    payload = report(
+        args,
+        [f.name for f in chosen],
+        done,
+        started=first_started,
+        machine=machine,
+        model_file=model_path.name,
+        this_run_s=perf_counter() - wall_start,
+    )
+    checkpoint.unlink(missing_ok=True)
+    return payload
 
-    names = [f.name for f in chosen]
+
+def resummarize(args: Any) -> dict[str, Any]:
+    old = json.loads(args.from_results.read_text(encoding="utf-8"))
+    keys = ("count", "max_tokens", "time_cap", "n_ctx", "threads")
+    mismatched = [k for k in keys if old["parameters"].get(k) != getattr(args, k)]
+    if mismatched:
+        raise SystemExit(f"--from-results: parameters differ from that run: {mismatched}")
+    done = {
+        (row["file"], engine): {"file": row["file"], "engine": engine, **row[engine]}
+        for row in old["per_schema"]
+        for engine in ENGINES
+    }
+    machine = old["machine"]
+    # load_average_at_end is rewritten on output; keep the measured run's own value apart
+    machine.setdefault("load_average_at_end_of_run", machine.pop("load_average_at_end", None))
+    return report(
+        args,
+        [row["file"] for row in old["per_schema"]],
+        done,
+        started=old["date_utc"],
+        machine=machine,
+        model_file=old["parameters"]["model_file"],
+        this_run_s=old["this_run_seconds"],
+        resummarized=True,
+    )
+
+
+def report(
+    args: Any,
+    names: list[str],
+    done: dict[tuple[str, str], dict[str, Any]],
+    *,
+    started: str,
+    machine: dict[str, Any],
+    model_file: str,
+    this_run_s: float,
+    resummarized: bool = False,
+) -> dict[str, Any]:
     per_engine: dict[str, dict[str, Any]] = {}
     for engine in ENGINES:
         rows = [done[(n, engine)] for n in names]
@@ -308,6 +370,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "seconds_total": secs,
             "seconds_per_attempt": bench.summary([r["seconds"] for r in generated]),
             "tokens_per_attempt": bench.summary([r["tokens"] for r in generated]),
+            "capped_with_runaway_number": sum(
+                r["finish"] in ("length", "time_cap") and bool(RUNAWAY.search(r.get("text") or ""))
+                for r in rows
+            ),
             "by_source": {
                 src: {
                     "schemas": sum(1 for r in rows if source_of(r["file"]) == src),
@@ -340,13 +406,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "target": share_l,
         "target_rule": ">= llama.cpp grammar's share",
         "meets_target": share_t >= share_l,
-        "date_utc": first_started,
+        "date_utc": started,
         "machine": machine,
         "versions": bench.versions("tether", "llama_cpp_python", "llguidance", "jsonschema_rs"),
         "parameters": {
             **{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "temperature": 0.0,
-            "model_file": model_path.name,
+            "model_file": model_file,
             "selection": "sorted maskbench file names, index i*N//count for i < count",
             "instruction": INSTRUCTION,
         },
@@ -389,6 +455,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "this_run_seconds": this_run_s,
         "per_schema": [{"file": n, **{e: _slim(done[(n, e)]) for e in ENGINES}} for n in names],
     }
+    if resummarized:
+        payload["resummarized_utc"] = bench.utc_now()
+        payload["resummarized_note"] = (
+            "summary recomputed with --from-results from the per-schema records of the run "
+            "dated date_utc; nothing was measured again"
+        )
     rows = [
         (
             e,
@@ -418,6 +490,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rows=rows,
         notes=[
             f"both valid {both}, only tether {only_t}, only llama.cpp grammar {only_l}.",
+            "attempts cut off (max_tokens/time cap) while writing a number that never ends "
+            "(30+ digits): "
+            + ", ".join(f"{e} {per_engine[e]['capped_with_runaway_number']}" for e in ENGINES)
+            + ".",
             f"one attempt per engine, max_tokens {args.max_tokens}, time cap "
             f"{args.time_cap:.0f} s per attempt, n_ctx {args.n_ctx}, temperature 0.",
             "by source (tether / llama.cpp valid of schemas): "
@@ -428,7 +504,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ),
         ],
     )
-    checkpoint.unlink(missing_ok=True)
     bench.console.print(f"valid share: tether {share_t:.1%} vs llama.cpp grammar {share_l:.1%}")
     return payload
 

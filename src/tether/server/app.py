@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tether.client import Client
 from tether.errors import TetherError
 from tether.server import admin_routes, health, native_routes, openai_routes
+from tether.server.dashboard import routes as dashboard_routes
 from tether.server.errors import handle_http_error, handle_tether_error, handle_unexpected
 from tether.server.gateway import Gateway
 from tether.settings import Settings
@@ -39,6 +40,6 @@ def create_app(settings: Settings | None = None, *, client: Client | None = None
     app.add_exception_handler(TetherError, handle_tether_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
     app.add_exception_handler(Exception, handle_unexpected)
-    for module in (openai_routes, native_routes, admin_routes, health):
+    for module in (openai_routes, native_routes, admin_routes, health, dashboard_routes):
         app.include_router(module.router)
     return app

@@ -110,7 +110,10 @@ class Gateway:
                 return host in {"testclient", "localhost"}
         presented = request.headers.get("authorization", "").partition(" ")[2]
         presented = presented or request.cookies.get("tether_admin", "")
-        return secrets.compare_digest(presented, token.get_secret_value())
+        # bytes: compare_digest refuses non-ASCII str, and a header may carry anything
+        return secrets.compare_digest(
+            presented.encode("utf-8", "surrogateescape"), token.get_secret_value().encode()
+        )
 
     # -- recording ----------------------------------------------------------------------------
 
