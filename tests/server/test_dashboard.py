@@ -4,11 +4,9 @@ over HTTP. Content, filters, escaping of model output and user strings, secrets,
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from markupsafe import escape
 from openai.types.shared_params import ResponseFormatJSONSchema
 from starlette.testclient import TestClient
 
+from tests.conftest import fresh_postgres
 from tether import Client, FakeProvider
 from tether.observe.request_log import RequestRecord
 from tether.prompts.loader import parse_spec
@@ -41,9 +40,6 @@ from .conftest import LiveGateway, free_port, gateway_settings
 ROOT = Path(__file__).resolve().parents[2]
 PROMPTS = ROOT / "prompts" / "feedback-sentiment"
 ADMIN_TOKEN = "s3cret-admin-token"
-PG_ADMIN_URL = os.environ.get(
-    "TETHER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 VERDICT: ResponseFormatJSONSchema = {
     "type": "json_schema",
     "json_schema": {
@@ -584,21 +580,12 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine
         yield found
         found.dispose()
         return
-    name = f"tether_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is required: {exc}")
-    found = open_database(sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(False))
-    try:
-        yield found
-    finally:
-        found.dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_postgres() as url:
+        found = open_database(url)
+        try:
+            yield found
+        finally:
+            found.dispose()
 
 
 def test_queries_agree_across_databases(engine: sa.Engine) -> None:

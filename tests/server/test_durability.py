@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,12 +20,11 @@ import uvicorn
 from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse
 
+from tests.conftest import PG_ADMIN_URL, fresh_postgres
 from tether import Client, FakeProvider, ModelSettings, Settings
 from tether.server.app import create_app
 
 from .conftest import free_port
-
-PG_ADMIN = os.environ.get("TETHER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 class Proxy:
@@ -89,16 +86,8 @@ class Proxy:
 
 @pytest.fixture
 def pg_database() -> Iterator[str]:
-    name = f"tether_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_postgres() as url:
+        yield sa.make_url(url).database or ""
 
 
 def _count(url: str) -> tuple[int, int]:
@@ -112,7 +101,7 @@ def _count(url: str) -> tuple[int, int]:
 
 def test_database_outage_loses_and_duplicates_nothing(tmp_path: Path, pg_database: str) -> None:
     proxy = Proxy(5432)
-    url = sa.make_url(PG_ADMIN).set(database=pg_database, port=proxy.port)
+    url = sa.make_url(PG_ADMIN_URL).set(database=pg_database, port=proxy.port)
     settings = Settings(
         data_dir=tmp_path,
         database_url=url.render_as_string(hide_password=False),
@@ -159,7 +148,9 @@ def test_database_outage_loses_and_duplicates_nothing(tmp_path: Path, pg_databas
     thread.join(30)
     proxy.close()
     assert answered == 60
-    direct = sa.make_url(PG_ADMIN).set(database=pg_database).render_as_string(hide_password=False)
+    direct = (
+        sa.make_url(PG_ADMIN_URL).set(database=pg_database).render_as_string(hide_password=False)
+    )
     assert _count(direct) == (60, 60)
 
 
