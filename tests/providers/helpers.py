@@ -23,9 +23,26 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx2
+from pydantic import BaseModel
+
+# The support ticket both recorded-HTTP suites ask for.
+SYSTEM = "You triage support tickets."
+PROMPT = "The export button crashes the app every time. Customers are blocked."
+MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": PROMPT}]
+
+
+class Ticket(BaseModel):
+    title: str
+    priority: Literal["low", "medium", "high"]
+    tags: list[str]
+
+
+EXPECTED_TICKET = Ticket(
+    title="Export button crashes the app", priority="high", tags=["export", "crash"]
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "http"
 API_KEY = "sk-test-123"

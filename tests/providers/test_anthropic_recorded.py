@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import pytest
-from pydantic import BaseModel, RootModel
+from pydantic import RootModel
 
 from tether import (
     Client,
@@ -24,30 +24,19 @@ from tether.providers.anthropic import AnthropicProvider
 
 from .helpers import (
     API_KEY,
+    EXPECTED_TICKET,
+    MESSAGES,
+    SYSTEM,
     Generate,
     Replay,
+    Ticket,
     last_user_message,
     sent_key,
 )
 
-SYSTEM = "You triage support tickets."
-PROMPT = "The export button crashes the app every time. Customers are blocked."
-MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": PROMPT}]
-
-
-class Ticket(BaseModel):
-    title: str
-    priority: Literal["low", "medium", "high"]
-    tags: list[str]
-
 
 class Tags(RootModel[list[str]]):
     pass
-
-
-EXPECTED_TICKET = Ticket(
-    title="Export button crashes the app", priority="high", tags=["export", "crash"]
-)
 
 
 def client_for(recording: Replay, settings: Settings | None = None) -> Client:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -22,17 +22,16 @@ from tether import (
 )
 from tether.providers.openai_compat import OpenAICompatProvider
 
-from .helpers import API_KEY, Generate, Replay, embedded_json, last_user_message
-
-SYSTEM = "You triage support tickets."
-PROMPT = "The export button crashes the app every time. Customers are blocked."
-MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": PROMPT}]
-
-
-class Ticket(BaseModel):
-    title: str
-    priority: Literal["low", "medium", "high"]
-    tags: list[str]
+from .helpers import (
+    API_KEY,
+    EXPECTED_TICKET,
+    MESSAGES,
+    Generate,
+    Replay,
+    Ticket,
+    embedded_json,
+    last_user_message,
+)
 
 
 class Contact(BaseModel):
@@ -41,9 +40,6 @@ class Contact(BaseModel):
 
 
 TICKET_SCHEMA = Contract.from_model(Ticket).enforcement_schema()[0]
-EXPECTED_TICKET = Ticket(
-    title="Export button crashes the app", priority="high", tags=["export", "crash"]
-)
 
 
 def provider(recording: Replay, capabilities: Capabilities | None = None) -> OpenAICompatProvider:
