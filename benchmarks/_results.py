@@ -12,6 +12,7 @@ import json
 import math
 import os
 import platform
+import random
 import statistics
 import sys
 import warnings
@@ -289,3 +290,9 @@ def load_yelp(data: Path) -> list[tuple[str, int]]:
         text, _, label = line.rpartition("\t")
         rows.append((text.strip(), int(label)))
     return rows
+
+
+def pick_reviews(count: int, size: int, seed: int) -> tuple[int, list[int]]:
+    """A seeded sample of `size` review indexes out of `count`, plus one more for warming up."""
+    picked = random.Random(seed).sample(range(count), size + 1)
+    return picked[0], picked[1:]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import random
 import statistics
 import sys
 from pathlib import Path
@@ -63,9 +62,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = bench.utc_now()
     machine = bench.machine()
     reviews = bench.load_yelp(args.data)
-    rng = random.Random(args.seed)
-    picked = rng.sample(range(len(reviews)), args.prompts + 1)
-    warmup_index, sample = picked[0], picked[1:]
+    warmup_index, sample = bench.pick_reviews(len(reviews), args.prompts, args.seed)
 
     # The schema tether actually compiles for this contract (open objects closed), and the one
     # the example declares; both grammars get the same (enforced) schema.

@@ -10,7 +10,6 @@ schema-valid. One warm-up request on a review outside the sample loads the model
 from __future__ import annotations
 
 import json
-import random
 import statistics
 import sys
 from collections import Counter
@@ -44,9 +43,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = bench.utc_now()
     machine = bench.machine()
     reviews = bench.load_yelp(args.data)
-    rng = random.Random(args.seed)
-    picked = rng.sample(range(len(reviews)), args.sample + 1)
-    warmup_index, sample = picked[0], picked[1:]
+    warmup_index, sample = bench.pick_reviews(len(reviews), args.sample, args.seed)
     checker = jsonschema.Draft202012Validator(Feedback.model_json_schema())
 
     items: list[dict[str, Any]] = []
