@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,8 +17,8 @@ from tether.store.engine import open_database
 app = typer.Typer(help="Virtual API keys for the gateway.", no_args_is_help=True)
 
 
-def _store(config: object) -> KeyStore:
-    settings = Settings.load(config)  # type: ignore[arg-type]
+def _store(config: Path | None) -> KeyStore:
+    settings = Settings.load(config)
     return KeyStore(open_database(settings.database))
 
 

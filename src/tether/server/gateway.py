@@ -147,9 +147,10 @@ class Gateway:
             cost=result.cost_usd,
         )
 
-    def record_stream(
+    def record_unchecked(
         self, call: CallRecord, text: str, usage: Usage, cost: float, provider: str, model: str
     ) -> None:
+        """A call without a contract: a streamed free-text completion or embeddings."""
         if call.key is not None:
             self.limiter.charge(call.key, usage.total_tokens, cost)
         self._record(

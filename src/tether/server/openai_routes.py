@@ -146,7 +146,9 @@ async def _events(
                 finish = piece.finish_reason or finish
             cost = cost_usd(usage, plan.price)
             provider = plan.provider
-            gateway.record_stream(call, "".join(parts), usage, cost, provider.kind, provider.model)
+            gateway.record_unchecked(
+                call, "".join(parts), usage, cost, provider.kind, provider.model
+            )
         yield delta({}, finish)
         if include_usage:
             yield event({"choices": [], "usage": _usage(usage)})
@@ -195,7 +197,7 @@ async def embeddings(request: Request) -> Response:
         raise
     price = gateway.settings.models[model].price if model in gateway.settings.models else None
     cost = cost_usd(usage, price) if price else 0.0
-    gateway.record_stream(call, "", usage, cost, provider.kind, provider.model)
+    gateway.record_unchecked(call, "", usage, cost, provider.kind, provider.model)
     payload = {
         "object": "list",
         "data": [
