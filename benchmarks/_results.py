@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
+DEFAULT_DATA = REPO_ROOT / "tests" / "data"  # the vendored samples (tests/data/README.md)
 DEFAULT_RESULTS = BENCH_DIR / "results"
 EXAMPLE_DIR = REPO_ROOT / "examples" / "customer_feedback"
 
@@ -55,7 +55,8 @@ def base_parser(description: str) -> argparse.ArgumentParser:
         "--data",
         type=Path,
         default=DEFAULT_DATA,
-        help="the shared data folder (default: ../shared/data from the repo root)",
+        help="root of the data sets: the vendored samples by default; pass the full sets "
+        "(e.g. ../shared/data from the repo root) for complete runs",
     )
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_RESULTS, help="folder for <name>.json and <name>.md"
@@ -66,7 +67,7 @@ def base_parser(description: str) -> argparse.ArgumentParser:
 def check_data(data: Path, *relative: str) -> Path:
     path = data.joinpath(*relative)
     if not path.exists():
-        raise SystemExit(f"missing data: {path} (pass --data to point at the shared data folder)")
+        raise SystemExit(f"missing data: {path} (pass --data to point at the data sets' root)")
     return path
 
 
@@ -281,10 +282,13 @@ def add_example_path() -> None:
 
 
 def load_yelp(data: Path) -> list[tuple[str, int]]:
-    """(review, label) pairs of sentiment/yelp_labelled.tsv; label 1 = positive."""
+    """(review, label) pairs of sentiment/yelp_labelled.tsv; label 1 = positive.
+
+    Lines end at a newline (LF) only: `str.splitlines()` would also break a review at U+0085
+    (NEL), U+2028 and the other characters Unicode counts as line breaks."""
     path = check_data(data, "sentiment", "yelp_labelled.tsv")
     rows: list[tuple[str, int]] = []
-    for line in path.read_text(encoding="utf-8").splitlines()[1:]:  # first line is a header
+    for line in path.read_text(encoding="utf-8").split("\n")[1:]:  # first line is a header
         if not line.strip():
             continue
         text, _, label = line.rpartition("\t")
@@ -293,6 +297,12 @@ def load_yelp(data: Path) -> list[tuple[str, int]]:
 
 
 def pick_reviews(count: int, size: int, seed: int) -> tuple[int, list[int]]:
-    """A seeded sample of `size` review indexes out of `count`, plus one more for warming up."""
+    """A seeded sample of `size` review indexes out of `count`, plus one more for warming up.
+
+    A sample larger than the data allows (the vendored Yelp sample has 200 reviews) is cut to
+    `count - 1`, with a note."""
+    if size + 1 > count:
+        console.print(f"[yellow]only {count} reviews in the data: sampling {count - 1}")
+        size = count - 1
     picked = random.Random(seed).sample(range(count), size + 1)
     return picked[0], picked[1:]

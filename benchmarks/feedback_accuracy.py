@@ -2,7 +2,7 @@
 
 `tether.Client()` (default settings: the local Gemma 3 270M) and `classify(client, text)` from
 examples/customer_feedback/classifier.py, one review at a time, on a seeded random sample of
-shared/data/sentiment/yelp_labelled.tsv (1 = positive, 0 = negative). A `neutral` prediction is
+sentiment/yelp_labelled.tsv under --data (1 = positive, 0 = negative). A `neutral` prediction is
 wrong (the data is binary); a request that raises (e.g. ContractViolation) is wrong and not
 schema-valid. One warm-up request on a review outside the sample loads the model first.
 """
@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "model": model_name,
             "settings_source": settings_source,
             "max_tokens": 64,
-            "sampling": "random.Random(seed).sample(range(1000), sample + 1); first = warm-up",
+            "sampling": f"random.Random(seed).sample(range({len(reviews)}), sample + 1); "
+            "first = warm-up",
         },
         "method": {
             "calls": "sequential, one review per classify(client, text), as a user would",

@@ -1,6 +1,6 @@
 """Validation speed and conformance: tether's SchemaValidator (jsonschema-rs) vs jsonschema.
 
-Every maskbench schema (shared/data/schemas/maskbench/*.json) is compiled by both sides:
+Every maskbench schema (schemas/maskbench/*.json under --data) is compiled by both sides:
 tether's `SchemaValidator(schema)` (meta-schema check, formats validated, remote $refs refused)
 and `jsonschema.validators.validator_for(schema)` (`check_schema`, then the validator built once
 with the class's FORMAT_CHECKER and a registry that refuses remote $refs). A schema that either

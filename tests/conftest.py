@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to the shared data sets, fake-backed clients, the real local model."""
+"""Shared fixtures: the vendored test data, fake-backed clients, the real local model."""
 
 from __future__ import annotations
 
@@ -16,14 +16,13 @@ from tether import Client, FakeProvider, PriceSettings, Settings
 from tether.settings import ModelSettings
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "tests" / "data"  # small vendored samples: see tests/data/README.md
 EXAMPLES = ROOT / "examples" / "customer_feedback"
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    if not DATA.is_dir():
-        pytest.fail(f"shared data sets not found at {DATA}: the repo must sit beside shared/")
+    """The vendored samples (same layout as the full data sets the benchmarks take)."""
     return DATA
 
 

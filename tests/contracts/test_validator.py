@@ -80,13 +80,14 @@ def test_json_test_suite(data_dir: Path) -> None:
 
 
 def test_validator_agrees_with_maskbench_labels(data_dir: Path) -> None:
-    """The instances of 3,328 real-world schemas: agreement with their valid/invalid labels."""
+    """The instances of 300 real-world schemas (the vendored maskbench sample): agreement with
+    their valid/invalid labels."""
     files = sorted((data_dir / "schemas" / "maskbench").glob("*.json"))
-    assert len(files) > 3000
+    assert len(files) >= 300
     total = agree = uncompilable = 0
     disagreements: list[str] = []
     for file in files:
-        case = json.loads(file.read_text())
+        case = json.loads(file.read_text(encoding="utf-8"))
         try:
             validator = SchemaValidator(case["schema"])
         except SchemaError:

@@ -16,7 +16,7 @@ from tether.prompts.spec import PromptSpec
 
 
 def _naughty(data_dir: Path) -> list[str]:
-    strings: list[str] = json.loads((data_dir / "json" / "blns" / "blns.json").read_text())
+    strings: list[str] = json.loads((data_dir / "json" / "blns" / "blns.json").read_text("utf-8"))
     return [s for s in strings if s]  # an empty name is refused on purpose
 
 

@@ -31,7 +31,7 @@ def test_json_test_suite_bodies(live: LiveGateway, data_dir: Path) -> None:
 
 
 def test_naughty_strings_in_every_field(live: LiveGateway, data_dir: Path) -> None:
-    strings: list[str] = json.loads((data_dir / "json" / "blns" / "blns.json").read_text())
+    strings: list[str] = json.loads((data_dir / "json" / "blns" / "blns.json").read_text("utf-8"))
     headers = {"authorization": f"Bearer {live.key}"}
     sent: dict[str, str] = {}
     with httpx2.Client(base_url=live.url, headers=headers, timeout=30) as http:
