@@ -20,12 +20,16 @@
     │   ├── IncompatibleChange       the version bump is too small for the change (report)
     │   └── RenderError              inputs or template failed at render time
     ├── DatabaseUnavailable          the store cannot be reached (url, password hidden)
-    ├── InvalidRequest               a malformed HTTP request body (param, status 400 or 413)
+    ├── InvalidRequest               a malformed HTTP request body (param, status 400, 413 or 415)
     └── AccessError                  the gateway refuses a caller
         ├── InvalidKey               missing, unknown, malformed or revoked API key
+        ├── AdminRequired            admin routes without the admin token (none set, or not sent)
+        ├── CrossOrigin              a cookie-authenticated change sent from another origin
+        ├── UntrustedHost            a Host header outside server.trusted_hosts
         ├── KeyNotFound              no key with that id (admin)
         ├── KeyScopeError            the key may not use that model or prompt
         ├── LimitExceeded            a request or token rate limit (retry_after_s)
+        │   └── LoginThrottled       too many failed admin credentials from one client or all
         └── BudgetExhausted          the key's money budget is spent
 
 Every error carries structured fields so callers (the CLI, the gateway) never parse messages.
@@ -101,6 +105,7 @@ class ProviderUnavailable(ProviderError):
             fix="check that the server is running and base_url is right, or pick another model",
         )
         self.url = url
+        self.timed_out = reason == "timed out"
 
 
 class ProviderRejected(ProviderError):
@@ -269,6 +274,27 @@ class InvalidKey(AccessError):
         super().__init__(reason, fix="send `Authorization: Bearer tk-...` with a valid key")
 
 
+class AdminRequired(AccessError):
+    def __init__(self, reason: str, *, fix: str) -> None:
+        super().__init__(reason, fix=fix)
+
+
+class CrossOrigin(AccessError):
+    def __init__(self) -> None:
+        super().__init__(
+            "a cookie-authenticated change must come from the gateway's own pages",
+            fix="send it from the dashboard itself, or use `Authorization: Bearer <admin token>`",
+        )
+
+
+class UntrustedHost(AccessError):
+    def __init__(self) -> None:
+        super().__init__(
+            "the Host header names a host this gateway does not serve",
+            fix="add the host name to [server] trusted_hosts in tether.toml (`*` for any)",
+        )
+
+
 class KeyNotFound(AccessError):
     def __init__(self, key_id: str) -> None:
         super().__init__(f"no key {key_id!r}", fix="list keys with `tether keys list`")
@@ -288,6 +314,12 @@ class LimitExceeded(AccessError):
         self.retry_after_s = retry_after_s
 
 
+class LoginThrottled(LimitExceeded):
+    def __init__(self, *, retry_after_s: float) -> None:
+        super().__init__("too many failed admin credentials", retry_after_s=retry_after_s)
+        self.fix = f"retry after {retry_after_s:.0f} s with the right admin token"
+
+
 class BudgetExhausted(AccessError):
     def __init__(self, key_id: str, spent: float, budget: float) -> None:
         super().__init__(
@@ -297,8 +329,15 @@ class BudgetExhausted(AccessError):
 
 
 class InvalidRequest(TetherError):
-    def __init__(self, message: str, *, param: str | None = None, status: int = 400) -> None:
-        super().__init__(message, fix="correct the request body (OpenAI chat completions format)")
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        status: int = 400,
+        fix: str = "correct the request body (OpenAI chat completions format)",
+    ) -> None:
+        super().__init__(message, fix=fix)
         self.param = param
         self.status = status
 

@@ -7,14 +7,17 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
 import pytest
 import uvicorn
+from starlette.types import ASGIApp
 
 from tether import Client, FakeProvider, ModelSettings, PriceSettings, Settings
+from tether.providers.base import Provider
 from tether.server.app import create_app
 from tether.server.gateway import Gateway
 
@@ -55,12 +58,10 @@ def gateway_settings(tmp_path: Path, **server: object) -> Settings:
     )
 
 
-@pytest.fixture
-def live(tmp_path: Path) -> Iterator[LiveGateway]:
-    settings = gateway_settings(tmp_path)
-    fake = FakeProvider(respond=lambda call: f"echo: {call.messages[-1].content}")
-    client = Client(settings, providers={"fake": fake})
-    app = create_app(settings, client=client)
+@contextmanager
+def serving(app: ASGIApp, *, ready_path: str = "/healthz") -> Iterator[str]:
+    """Run `app` on uvicorn in a background thread on a free loopback port; yield its URL
+    once `ready_path` answers (any status), and stop it afterwards."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
@@ -71,16 +72,37 @@ def live(tmp_path: Path) -> Iterator[LiveGateway]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            if httpx2.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
+            httpx2.get(f"{url}{ready_path}", timeout=1)
+            break
         except httpx2.TransportError:
             time.sleep(0.05)
     else:
-        pytest.fail("gateway did not start")
-    gateway: Gateway = app.state.gateway
-    _, key = gateway.keys.create("test")
+        pytest.fail("server did not start")
     try:
-        yield LiveGateway(url, key, gateway, fake, settings)
+        yield url
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+@contextmanager
+def live_gateway(
+    settings: Settings, providers: dict[str, Provider] | None = None
+) -> Iterator[LiveGateway]:
+    """A running gateway on `settings`; the `fake` model echoes unless `providers` says
+    otherwise. A key named `test` is created for it."""
+    fake = FakeProvider(respond=lambda call: f"echo: {call.messages[-1].content}")
+    client = Client(settings, providers={"fake": fake, **(providers or {})})
+    app = create_app(settings, client=client)
+    with serving(app) as url:
+        gateway: Gateway = app.state.gateway
+        _, key = gateway.keys.create("test")
+        found = client.provider("fake")
+        yield LiveGateway(url, key, gateway, found if isinstance(found, FakeProvider) else fake,
+                          settings)  # fmt: skip
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[LiveGateway]:
+    with live_gateway(gateway_settings(tmp_path)) as running:
+        yield running

@@ -102,7 +102,7 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-        usage, finish = Usage(), "stop"
+        usage, finish = Usage(), None
         try:
             stream = await self._async.chat.completions.create(**arguments)
             async for chunk in stream:
@@ -115,6 +115,16 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
                         yield StreamChunk(choice.delta.content)
         except openai.APIError as exc:
             raise self._translate(exc) from None
+        except httpx2.HTTPError as exc:  # the connection broke while reading the stream
+            raise ProviderError(
+                f"the stream was cut: {type(exc).__name__}", provider=self.kind, model=self.model
+            ) from None
+        if finish is None:
+            # An upstream that closes the stream (or answers an empty 200) before saying why
+            # it stopped has not finished: never pass that on as a complete answer.
+            raise ProviderError(
+                "the stream ended before the model finished", provider=self.kind, model=self.model
+            )
         yield StreamChunk("", usage=usage, finish_reason=finish)
 
     def _arguments(self, call: ProviderCall) -> dict[str, Any]:

@@ -129,24 +129,31 @@ def _names(body: dict[str, Any], field: str) -> list[str] | None:
     return value
 
 
-def _number(body: dict[str, Any], field: str) -> Any:
+def _number(body: dict[str, Any], field: str) -> float | None:
     value = body.get(field)
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
         raise InvalidRequest(f"`{field}` must be a number", param=field)
     return value
 
 
+def _whole(body: dict[str, Any], field: str) -> int | None:
+    value = _number(body, field)
+    if value is not None and not (isinstance(value, int) or float(value).is_integer()):
+        raise InvalidRequest(f"`{field}` must be a whole number", param=field)
+    # float('inf') is not integer, so int() below never sees it
+    return int(value) if value is not None else None
+
+
 @router.post("/keys")
 async def create_key(request: Request) -> Response:
     gateway = _admin(request)
     body = await read_json(request, gateway.settings.server.max_body_bytes)
-    rpm, tpm = _number(body, "rpm"), _number(body, "tpm")
     key, secret = gateway.keys.create(
         _str(body, "name"),
         models=_names(body, "models"),
         prompts=_names(body, "prompts"),
-        rpm=int(rpm) if rpm is not None else None,
-        tpm=int(tpm) if tpm is not None else None,
+        rpm=_whole(body, "rpm"),
+        tpm=_whole(body, "tpm"),
         budget_usd=_number(body, "budget_usd"),
     )
     return _json({**key.public(), "secret": secret}, 201)

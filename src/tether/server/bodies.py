@@ -11,7 +11,13 @@ from fastapi import Request
 from tether.errors import InvalidRequest
 from tether.messages import ROLES, Message
 
-_PARAMS = {"max_tokens": int, "temperature": float, "seed": int}
+# field: (type, lowest, highest). Bounds keep values inside what every provider and the request
+# log's integer columns can hold, so an absurd number is a 400 here, never an overflow later.
+_PARAMS: dict[str, tuple[type, float, float]] = {
+    "max_tokens": (int, 1, 2**31 - 1),
+    "temperature": (float, 0.0, 2.0),
+    "seed": (int, 0, 2**32 - 1),
+}
 
 
 async def read_json(request: Request, limit: int) -> dict[str, Any]:
@@ -68,18 +74,34 @@ def _messages(data: dict[str, Any]) -> tuple[Message, ...]:
                 f"messages[{index}].role must be one of system, user, assistant",
                 param=f"messages[{index}].role",
             )
-        if isinstance(content, list):  # content parts: the text parts, in order
-            content = "".join(
-                p.get("text", "")
-                for p in content
-                if isinstance(p, dict) and p.get("type") == "text"
-            )
+        if isinstance(content, list):
+            content = _text_parts(content, index)
         if not isinstance(content, str):
             raise InvalidRequest(
                 f"messages[{index}].content must be a string", param=f"messages[{index}].content"
             )
         out.append(Message(role, content))
     return tuple(out)
+
+
+def _text_parts(parts: list[Any], index: int) -> str:
+    """Content parts joined in order. Only text parts can be honoured: any other kind is refused
+    by name rather than silently dropped."""
+    texts: list[str] = []
+    for number, part in enumerate(parts):
+        where = f"messages[{index}].content[{number}]"
+        if not isinstance(part, dict):
+            raise InvalidRequest(f"{where} must be an object", param=where)
+        kind = part.get("type")
+        if kind != "text":
+            raise InvalidRequest(
+                f"{where}.type {kind!r} is not supported; only text parts are", param=where
+            )
+        text = part.get("text")
+        if not isinstance(text, str):
+            raise InvalidRequest(f"{where}.text must be a string", param=f"{where}.text")
+        texts.append(text)
+    return "".join(texts)
 
 
 def _schema(data: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
@@ -112,16 +134,16 @@ def _params(data: dict[str, Any]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     if "max_completion_tokens" in data and "max_tokens" not in data:
         data = {**data, "max_tokens": data["max_completion_tokens"]}
-    for field, kind in _PARAMS.items():
+    for field, (kind, lowest, highest) in _PARAMS.items():
         value = data.get(field)
         if value is None:
             continue
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         if not ok or (kind is int and not isinstance(value, int)):
             raise InvalidRequest(f"`{field}` must be a {kind.__name__}", param=field)
+        if not lowest <= value <= highest:
+            raise InvalidRequest(f"`{field}` must be between {lowest} and {highest}", param=field)
         params[field] = kind(value)
-    if "max_tokens" in params and params["max_tokens"] < 1:
-        raise InvalidRequest("`max_tokens` must be at least 1", param="max_tokens")
     stop = data.get("stop")
     if isinstance(stop, str):
         params["stop"] = (stop,)

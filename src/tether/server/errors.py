@@ -5,6 +5,7 @@ Bodies carry the error's own message and fix, which never contain secrets (see e
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import orjson
 from fastapi import Request
@@ -12,12 +13,18 @@ from starlette.responses import Response
 
 from tether import errors as e
 
+if TYPE_CHECKING:
+    from tether.server.gateway import CallRecord
+
 REQUEST_ID_HEADER = "x-tether-request-id"
 log = logging.getLogger("tether.server")
 
 # (status, OpenAI error type, code) per error class; the most specific class wins.
 _STATUS: list[tuple[type[e.TetherError], int, str, str]] = [
     (e.InvalidKey, 401, "authentication_error", "invalid_api_key"),
+    (e.AdminRequired, 401, "authentication_error", "admin_required"),
+    (e.CrossOrigin, 403, "permission_error", "cross_origin"),
+    (e.UntrustedHost, 400, "invalid_request_error", "untrusted_host"),
     (e.KeyScopeError, 403, "permission_error", "key_scope"),
     (e.KeyNotFound, 404, "invalid_request_error", "key_not_found"),
     (e.BudgetExhausted, 429, "insufficient_quota", "budget_exhausted"),
@@ -36,16 +43,22 @@ _STATUS: list[tuple[type[e.TetherError], int, str, str]] = [
     (e.ProviderRejected, 502, "api_error", "upstream_rejected"),
     (e.MissingApiKey, 502, "api_error", "upstream_key_missing"),
     (e.ModelFileError, 503, "api_error", "model_file"),
+    # Any other upstream fault (invalid JSON, a cut stream): the upstream's, not ours.
+    (e.ProviderError, 502, "api_error", "upstream_error"),
     (e.DatabaseUnavailable, 503, "api_error", "database_unavailable"),
 ]
 
 
 def status_code(exc: e.TetherError) -> tuple[int, str, str]:
     if isinstance(exc, e.InvalidRequest):
-        code = "request_too_large" if exc.status == 413 else "invalid_request"
+        code = {413: "request_too_large", 415: "unsupported_media_type"}.get(
+            exc.status, "invalid_request"
+        )
         return exc.status, "invalid_request_error", code
     if isinstance(exc, e.ProviderRejected) and exc.status == 429:
         return 429, "rate_limit_error", "upstream_rate_limited"
+    if isinstance(exc, e.ProviderUnavailable) and exc.timed_out:
+        return 504, "api_error", "upstream_timeout"
     for kind, status, error_type, code in _STATUS:
         if isinstance(exc, kind):
             return status, error_type, code
@@ -73,8 +86,16 @@ def error_response(exc: e.TetherError, request_id: str | None = None) -> Respons
     )
 
 
+def _unrecorded_call(request: Request) -> CallRecord | None:
+    call: CallRecord | None = getattr(request.state, "call", None)
+    return call if call is not None and not call.recorded else None
+
+
 async def handle_tether_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, e.TetherError)
+    call = _unrecorded_call(request)
+    if call is not None:
+        request.app.state.gateway.record_error(call, exc, status_code(exc)[0])
     return error_response(exc, getattr(request.state, "request_id", None))
 
 
@@ -94,6 +115,11 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
     """A bug: log it with its traceback, answer 500 without details (they could hold data)."""
     request_id = getattr(request.state, "request_id", None)
     log.exception("unexpected error in request %s", request_id)
+    call = _unrecorded_call(request)
+    if call is not None:
+        request.app.state.gateway.record_failure(
+            call, 500, f"internal error ({type(exc).__name__}); see the gateway log"
+        )
     headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
     return Response(
         error_body("internal error; see the gateway log", "api_error", "internal_error"),

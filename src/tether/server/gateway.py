@@ -49,6 +49,7 @@ class CallRecord:
     contract: str | None = None
     prompt: str | None = None
     prompt_version: str | None = None
+    recorded: bool = False  # set once its row is queued: every call gets exactly one
 
 
 class Gateway:
@@ -90,14 +91,18 @@ class Gateway:
             raise InvalidKey("the Authorization header must be `Bearer <key>`")
         return self.keys.verify(secret.strip())
 
+    def check_prompt_scope(self, key: ApiKey | None, prompt: str) -> None:
+        if key is not None and not key.allows_prompt(prompt):
+            raise KeyScopeError("prompt", prompt)
+
     def admit(self, key: ApiKey | None, *, model: str | None, prompt: str | None = None) -> None:
         if key is None:
             return
         model_name = model or self.settings.default_model
-        if not key.allows_model(model_name):
+        if prompt is not None:
+            self.check_prompt_scope(key, prompt)
+        if not key.allows_model(model_name, via_prompt=prompt is not None):
             raise KeyScopeError("model", model_name)
-        if prompt is not None and not key.allows_prompt(prompt):
-            raise KeyScopeError("prompt", prompt)
         self.limiter.admit(key)
 
     def is_admin(self, request: Request) -> bool:
@@ -167,8 +172,29 @@ class Gateway:
             cost=cost,
         )
 
-    def record_error(self, call: CallRecord, exc: TetherError, status: int) -> None:
-        usage, cost, attempts, response = Usage(), 0.0, None, None
+    def record_failure(
+        self, call: CallRecord, status: int, error: str, *, partial: str | None = None
+    ) -> None:
+        """A call that ended without a TetherError to describe it: an unexpected error, a
+        client that went away, a cut stream. `partial` is what was sent before it ended."""
+        self._record(
+            call,
+            status=status,
+            error=error,
+            provider=None,
+            upstream_model=None,
+            response=partial,
+            output=None,
+            valid=False if call.contract else None,
+            attempts=None,
+            usage=Usage(),
+            cost=0.0,
+        )
+
+    def record_error(
+        self, call: CallRecord, exc: TetherError, status: int, *, partial: str | None = None
+    ) -> None:
+        usage, cost, attempts, response = Usage(), 0.0, None, partial
         if isinstance(exc, ContractViolation):
             for a in exc.attempts:
                 usage += a.usage
@@ -209,6 +235,9 @@ class Gateway:
         usage: Usage,
         cost: float,
     ) -> None:
+        if call.recorded:
+            return
+        call.recorded = True
         self.log.record(
             RequestRecord(
                 id=call.request_id,

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, Row, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from tether.errors import DatabaseUnavailable, InvalidKey, KeyNotFound
+from tether.server.key_fields import check_key_fields
 from tether.store.tables import api_keys, requests
 
 KEY_PREFIX = "tk-"
@@ -40,8 +41,11 @@ class ApiKey:
     created_at: datetime
     revoked_at: datetime | None
 
-    def allows_model(self, model: str) -> bool:
-        return not self.models or model in self.models
+    def allows_model(self, model: str, *, via_prompt: bool = False) -> bool:
+        """A key scoped to prompts only may reach models through those prompts, not raw chat."""
+        if self.models:
+            return model in self.models
+        return via_prompt or not self.prompts
 
     def allows_prompt(self, prompt: str) -> bool:
         return not self.prompts or prompt in self.prompts
@@ -106,6 +110,9 @@ class KeyStore:
         budget_usd: float | None = None,
     ) -> tuple[ApiKey, str]:
         """A new key and its secret; the secret is not stored and cannot be shown again."""
+        check_key_fields(
+            name, models=models, prompts=prompts, rpm=rpm, tpm=tpm, budget_usd=budget_usd
+        )
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         key_id = "key_" + secrets.token_hex(8)
         row = {

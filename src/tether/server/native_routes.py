@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,9 +12,9 @@ from sqlalchemy import insert, select
 from starlette.responses import Response
 
 from tether.engine import run_async
-from tether.errors import InvalidRequest, TetherError
+from tether.errors import InvalidRequest
 from tether.server.bodies import read_json
-from tether.server.errors import REQUEST_ID_HEADER, status_code
+from tether.server.errors import REQUEST_ID_HEADER
 from tether.server.openai_routes import JSON, start_call
 from tether.store.tables import feedback, requests
 
@@ -31,25 +32,25 @@ def _optional_str(body: dict[str, Any], field: str) -> str | None:
 async def run_prompt(name: str, request: Request) -> Response:
     gateway, call = start_call(request, "prompts.run")
     call.prompt = name
-    try:
-        body = await read_json(request, gateway.settings.server.max_body_bytes)
-        inputs = body.get("inputs", {})
-        if not isinstance(inputs, dict):
-            raise InvalidRequest("`inputs` must be an object", param="inputs")
-        version = _optional_str(body, "version")
-        label = _optional_str(body, "label") or ("production" if version is None else None)
-        plan, found = gateway.client.prompt_plan(
-            name, inputs, label=label, version=version, model=_optional_str(body, "model")
-        )
-        call.prompt_version = found.version
-        call.model = _optional_str(body, "model") or found.spec.model
-        call.messages = plan.messages
-        call.contract = plan.contract.name if plan.contract else None
-        gateway.admit(call.key, model=call.model, prompt=name)
-        result = await run_async(plan)
-    except TetherError as exc:
-        gateway.record_error(call, exc, status_code(exc)[0])
-        raise
+    # Scope first: a key scoped to other prompts learns nothing, not even whether this exists.
+    gateway.check_prompt_scope(call.key, name)
+    body = await read_json(request, gateway.settings.server.max_body_bytes)
+    inputs = body.get("inputs", {})
+    if not isinstance(inputs, dict):
+        raise InvalidRequest("`inputs` must be an object", param="inputs")
+    version = _optional_str(body, "version")
+    label = _optional_str(body, "label") or ("production" if version is None else None)
+    model = _optional_str(body, "model")
+    # The registry lookup and rendering touch the database: off the event loop.
+    plan, found = await asyncio.to_thread(
+        gateway.client.prompt_plan, name, inputs, label=label, version=version, model=model
+    )
+    call.prompt_version = found.version
+    call.model = model or found.spec.model
+    call.messages = plan.messages
+    call.contract = plan.contract.name if plan.contract else None
+    gateway.admit(call.key, model=call.model, prompt=name)
+    result = await run_async(plan)
     output = (
         result.output.model_dump(mode="json")
         if hasattr(result.output, "model_dump")

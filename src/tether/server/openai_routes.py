@@ -6,6 +6,7 @@ dependency injection or response-model validation on the hot path.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from time import perf_counter
@@ -25,8 +26,11 @@ from tether.server.errors import REQUEST_ID_HEADER, error_body, status_code
 from tether.server.gateway import CallRecord, Gateway, new_request_id
 
 router = APIRouter()
+log = logging.getLogger("tether.server")
 
 JSON = "application/json"
+# nginx's code for a client that closed the connection before the answer was complete
+CLIENT_CLOSED = 499
 
 
 def _gateway(request: Request) -> Gateway:
@@ -39,6 +43,7 @@ def start_call(request: Request, endpoint: str) -> tuple[Gateway, CallRecord]:
     gateway = _gateway(request)
     call = CallRecord(new_request_id(), endpoint, None, perf_counter())
     request.state.request_id = call.request_id
+    request.state.call = call  # the error handlers record it if the route cannot
     call.key = gateway.authenticate(request)
     return gateway, call
 
@@ -80,31 +85,25 @@ def _completion_body(call: CallRecord, result: Result[Any]) -> dict[str, Any]:
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Response:
     gateway, call = start_call(request, "chat.completions")
-    try:
-        chat = chat_request(await read_json(request, gateway.settings.server.max_body_bytes))
-        call.model = chat.model or gateway.settings.default_model
-        call.messages = chat.messages
-        call.stream = chat.stream
-        gateway.admit(call.key, model=call.model)
-        contract = (
-            gateway.client.contract(chat.schema, name=chat.schema_name)
-            if chat.schema is not None
-            else None
+    chat = chat_request(await read_json(request, gateway.settings.server.max_body_bytes))
+    call.model = chat.model or gateway.settings.default_model
+    call.messages = chat.messages
+    call.stream = chat.stream
+    gateway.admit(call.key, model=call.model)
+    contract = (
+        gateway.client.contract(chat.schema, name=chat.schema_name)
+        if chat.schema is not None
+        else None
+    )
+    call.contract = contract.name if contract is not None else None
+    plan = gateway.client.plan(chat.messages, contract=contract, model=call.model, **chat.params)
+    if chat.stream:
+        return StreamingResponse(
+            _events(gateway, call, plan, chat.include_usage),
+            media_type="text/event-stream",
+            headers={REQUEST_ID_HEADER: call.request_id, "cache-control": "no-cache"},
         )
-        call.contract = contract.name if contract is not None else None
-        plan = gateway.client.plan(
-            chat.messages, contract=contract, model=call.model, **chat.params
-        )
-        if chat.stream:
-            return StreamingResponse(
-                _events(gateway, call, plan, chat.include_usage),
-                media_type="text/event-stream",
-                headers={REQUEST_ID_HEADER: call.request_id, "cache-control": "no-cache"},
-            )
-        result = await run_async(plan)
-    except TetherError as exc:
-        gateway.record_error(call, exc, status_code(exc)[0])
-        raise
+    result = await run_async(plan)
     gateway.record_result(call, result, result.output)
     return Response(
         orjson.dumps(_completion_body(call, result)),
@@ -128,15 +127,15 @@ async def _events(
     def delta(content: dict[str, Any], finish: str | None = None) -> bytes:
         return event({"choices": [{"index": 0, "delta": content, "finish_reason": finish}]})
 
-    yield delta({"role": "assistant", "content": ""})
+    parts: list[str] = []
     try:
+        yield delta({"role": "assistant", "content": ""})
         if plan.contract is not None or not plan.provider.capabilities.can_stream:
             result = await run_async(plan)
             yield delta({"content": result.raw})
             gateway.record_result(call, result, result.output)
             usage, finish = result.usage, result.attempts[-1].finish_reason
         else:
-            parts: list[str] = []
             usage, finish = Usage(), "stop"
             async for piece in plan.provider.astream(ProviderCall(plan.messages, plan.params)):
                 if piece.text:
@@ -153,9 +152,25 @@ async def _events(
         if include_usage:
             yield event({"choices": [], "usage": _usage(usage)})
     except TetherError as exc:
+        # Headers are sent: the error travels as a terminal event, the row says what was sent.
         status, error_type, code = status_code(exc)
-        gateway.record_error(call, exc, status)
+        gateway.record_error(call, exc, status, partial="".join(parts) or None)
         yield b"data: " + error_body(exc.message, error_type, code) + b"\n\n"
+    except Exception:
+        log.exception("unexpected error in stream %s", call.request_id)
+        gateway.record_failure(call, 500, "internal error; see the gateway log",
+                               partial="".join(parts) or None)  # fmt: skip
+        yield (
+            b"data: "
+            + error_body("internal error; see the gateway log", "api_error", "internal_error")
+            + b"\n\n"
+        )
+    finally:
+        # A client that hangs up closes the generator mid-stream: still one row, marked so.
+        if not call.recorded:
+            gateway.record_failure(
+                call, CLIENT_CLOSED, "client closed the stream", partial="".join(parts) or None
+            )
     yield b"data: [DONE]\n\n"
 
 
@@ -174,27 +189,21 @@ async def list_models(request: Request) -> Response:
 @router.post("/v1/embeddings")
 async def embeddings(request: Request) -> Response:
     gateway, call = start_call(request, "embeddings")
-    try:
-        body = await read_json(request, gateway.settings.server.max_body_bytes)
-        texts = body.get("input")
-        if isinstance(texts, str):
-            texts = [texts]
-        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-            raise InvalidRequest("`input` must be a string or an array of strings", param="input")
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise InvalidRequest("`model` must be a non-empty string", param="model")
-        call.model = model
-        gateway.admit(call.key, model=model)
-        provider = gateway.client.provider(model)
-        if not provider.capabilities.supports_embeddings:
-            raise InvalidRequest(
-                f"model {model!r} ({provider.kind}) has no embeddings", param="model"
-            )
-        vectors, usage = await provider.aembed(texts)
-    except TetherError as exc:
-        gateway.record_error(call, exc, status_code(exc)[0])
-        raise
+    body = await read_json(request, gateway.settings.server.max_body_bytes)
+    texts = body.get("input")
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise InvalidRequest("`input` must be a string or an array of strings", param="input")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("`model` must be a non-empty string", param="model")
+    call.model = model
+    gateway.admit(call.key, model=model)
+    provider = gateway.client.provider(model)
+    if not provider.capabilities.supports_embeddings:
+        raise InvalidRequest(f"model {model!r} ({provider.kind}) has no embeddings", param="model")
+    vectors, usage = await provider.aembed(texts)
     price = gateway.settings.models[model].price if model in gateway.settings.models else None
     cost = cost_usd(usage, price) if price else 0.0
     gateway.record_unchecked(call, "", usage, cost, provider.kind, provider.model)

@@ -1,0 +1,210 @@
+"""Client mistakes are 4xx that name the field, upstream faults are 502/504 naming the upstream,
+and every request, whatever happened to it, leaves exactly one request-log row."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import openai
+import pytest
+from sqlalchemy import select
+
+from tests.server.conftest import LiveGateway, gateway_settings, live_gateway
+from tether import FakeProvider, ModelSettings
+from tether.messages import ProviderCall
+from tether.store.tables import requests
+
+ADMIN = "admin-secret-for-tests"
+
+
+class BrokenUpstream(ThreadingHTTPServer):
+    """An OpenAI-compatible server that answers 200 with what a broken upstream sends:
+    invalid JSON for completions, an empty body for streams."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _BrokenHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+class _BrokenHandler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length", 0))
+        streaming = b'"stream":true' in self.rfile.read(length).replace(b" ", b"")
+        body = b"" if streaming else b'{"choices": [ not json'
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream" if streaming else "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _explode(call: ProviderCall) -> str:
+    raise RuntimeError("a bug in a provider")
+
+
+@pytest.fixture
+def gw(tmp_path: Path) -> Iterator[LiveGateway]:
+    upstream = BrokenUpstream()
+    settings = gateway_settings(tmp_path, admin_token=ADMIN)
+    models = {
+        **settings.models,
+        "broken": ModelSettings(provider="openai", base_url=upstream.url, max_retries=0),
+        "buggy": ModelSettings(provider="fake"),
+    }
+    settings = settings.model_copy(update={"models": models})
+    with live_gateway(settings, {"buggy": FakeProvider(respond=_explode)}) as running:
+        yield running
+    upstream.shutdown()
+
+
+def _chat(gw: LiveGateway, body: dict[str, Any]) -> httpx2.Response:
+    return httpx2.post(
+        f"{gw.v1}/chat/completions",
+        json={"model": "fake", "messages": [{"role": "user", "content": "hi"}], **body},
+        headers={"authorization": f"Bearer {gw.key}"},
+        timeout=30,
+    )
+
+
+def _row(gw: LiveGateway, response: httpx2.Response) -> Any:
+    request_id = response.headers["x-tether-request-id"]
+    assert gw.gateway.log.flush(5)
+    with gw.gateway.engine.connect() as conn:
+        rows = conn.execute(select(requests).where(requests.c.id == request_id)).all()
+    assert len(rows) == 1, f"expected one row for {request_id}, found {len(rows)}"
+    return rows[0]
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]},
+         "messages[0].content[0].text"),
+        ({"messages": [{"role": "user", "content": [{"type": "text", "text": None}]}]},
+         "messages[0].content[0].text"),
+        ({"messages": [{"role": "user", "content": ["plain"]}]}, "messages[0].content[0]"),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
+         "messages[0].content[0]"),
+        ({"max_tokens": 2**70}, "max_tokens"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"seed": 2**64}, "seed"),
+        ({"seed": -1}, "seed"),
+        ({"temperature": 1e300}, "temperature"),
+    ],
+)  # fmt: skip
+def test_bad_fields_are_400_naming_the_field(
+    gw: LiveGateway, body: dict[str, Any], param: str
+) -> None:
+    response = _chat(gw, body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
+    assert _row(gw, response).status == 400
+
+
+def test_text_parts_are_joined(gw: LiveGateway) -> None:
+    parts = [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
+    response = _chat(gw, {"messages": [{"role": "user", "content": parts}]})
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"] == "echo: ab"
+
+
+def _admin_keys(gw: LiveGateway, body: dict[str, Any]) -> httpx2.Response:
+    return httpx2.post(
+        f"{gw.url}/admin/keys",
+        json={"name": "k", **body},
+        headers={"authorization": f"Bearer {ADMIN}"},
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"rpm": 2**63 + 1}, "rpm"),
+        ({"rpm": -1}, "rpm"),
+        ({"tpm": -5}, "tpm"),
+        ({"tpm": 1.5}, "tpm"),
+        ({"budget_usd": -0.01}, "budget_usd"),
+        ({"budget_usd": 1e300}, "budget_usd"),
+        ({"name": ""}, "name"),
+        ({"name": "x" * 201}, "name"),
+        ({"models": [""]}, "models"),
+    ],
+)
+def test_admin_key_fields_are_bounded(gw: LiveGateway, body: dict[str, Any], param: str) -> None:
+    before = len(gw.gateway.keys.list())
+    response = _admin_keys(gw, body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
+    assert len(gw.gateway.keys.list()) == before
+
+
+def test_admin_key_fields_in_bounds_are_stored(gw: LiveGateway) -> None:
+    response = _admin_keys(gw, {"rpm": 0, "tpm": 2**31 - 1, "budget_usd": 0})
+    assert response.status_code == 201, response.text
+    assert (response.json()["rpm"], response.json()["budget_usd"]) == (0, 0)
+
+
+def test_invalid_json_from_the_upstream_is_502_naming_it(gw: LiveGateway) -> None:
+    response = _chat(gw, {"model": "broken"})
+    assert response.status_code == 502, response.text
+    error = response.json()["error"]
+    assert error["code"] == "upstream_error"
+    assert "openai/broken" in error["message"]
+    assert _row(gw, response).status == 502
+
+
+def test_an_empty_stream_is_an_error_event_and_an_error_row(gw: LiveGateway) -> None:
+    client = openai.OpenAI(base_url=gw.v1, api_key=gw.key, max_retries=0)
+    with client.chat.completions.with_streaming_response.create(
+        model="broken", messages=[{"role": "user", "content": "hi"}], stream=True
+    ) as response:
+        request_id = response.headers["x-tether-request-id"]
+        events = [line for line in response.iter_lines() if line.startswith("data: ")]
+    assert any('"upstream_error"' in e for e in events), events
+    assert not any('"finish_reason":"stop"' in e for e in events), events
+    assert gw.gateway.log.flush(5)
+    with gw.gateway.engine.connect() as conn:
+        row = conn.execute(select(requests).where(requests.c.id == request_id)).one()
+    assert row.status == 502
+    assert row.error is not None
+
+
+def test_an_unexpected_error_is_500_with_a_row(gw: LiveGateway) -> None:
+    response = _chat(gw, {"model": "buggy"})
+    assert response.status_code == 500
+    assert "bug in a provider" not in response.text  # details stay in the gateway log
+    row = _row(gw, response)
+    assert row.status == 500
+    assert "RuntimeError" in row.error
+
+
+def test_an_unexpected_error_in_a_stream_ends_it_with_an_error_event(gw: LiveGateway) -> None:
+    response = _chat(gw, {"model": "buggy", "stream": True})
+    assert response.status_code == 200
+    assert '"internal_error"' in response.text
+    assert response.text.rstrip().endswith("data: [DONE]")
+    assert _row(gw, response).status == 500
+
+
+def test_a_refused_key_leaves_a_row(gw: LiveGateway) -> None:
+    response = httpx2.post(
+        f"{gw.v1}/chat/completions",
+        json={"model": "fake", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"authorization": "Bearer tk-not-a-real-key"},
+        timeout=30,
+    )
+    assert response.status_code == 401
+    assert _row(gw, response).status == 401
