@@ -112,11 +112,25 @@ class ServerSettings(_Strict):
     require_keys: bool = Field(default=True, description="refuse /v1 calls without a key")
     admin_token: SecretStr | None = Field(
         default=None,
-        description="bearer token for /admin and the dashboard; unset: loopback clients only",
+        description="bearer token for /admin and the dashboard; unset: nobody is admin, except "
+        "that `tether serve` keeps a generated one in <data_dir>/admin_token",
+    )
+    trusted_hosts: tuple[str, ...] | None = Field(
+        default=None,
+        description="Host header names served (ports ignored; `*` for any); "
+        "default: 127.0.0.1, localhost, ::1 and `host`",
     )
     log_retention_days: int | None = Field(default=None, gt=0)
     spool_max_mb: int = Field(default=256, gt=0)
     graceful_shutdown_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty token would match an empty `Bearer ` header; a short one is guessable.
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError("needs at least 16 characters (or leave it unset)")
+        return value
 
 
 def _default_models() -> dict[str, ModelSettings]:

@@ -21,6 +21,8 @@ from tether.providers.base import Provider
 from tether.server.app import create_app
 from tether.server.gateway import Gateway
 
+ADMIN_TOKEN = "test-admin-token-4f1c9a"
+
 
 @dataclass
 class LiveGateway:
@@ -33,6 +35,13 @@ class LiveGateway:
     @property
     def v1(self) -> str:
         return f"{self.url}/v1"
+
+    @property
+    def admin(self) -> dict[str, str]:
+        """Headers carrying the admin token."""
+        token = self.settings.server.admin_token
+        assert token is not None
+        return {"authorization": f"Bearer {token.get_secret_value()}"}
 
 
 def free_port() -> int:
@@ -54,7 +63,7 @@ def gateway_settings(tmp_path: Path, **server: object) -> Settings:
             ),
             "local": ModelSettings(provider="llamacpp", upstream_model="gemma-3-270m"),
         },
-        server={"max_body_bytes": 64 * 1024, **server},  # type: ignore[arg-type]
+        server={"max_body_bytes": 64 * 1024, "admin_token": ADMIN_TOKEN, **server},  # type: ignore[arg-type]
     )
 
 

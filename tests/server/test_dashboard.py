@@ -59,7 +59,7 @@ class Site:
 
     def __init__(self, live: LiveGateway) -> None:
         self.live = live
-        self.http = httpx2.Client(base_url=live.url, timeout=30)
+        self.http = httpx2.Client(base_url=live.url, timeout=30, headers=live.admin)
         self._sdks: dict[str, openai.OpenAI] = {}
 
     def sdk(self, key: str | None = None) -> openai.OpenAI:
@@ -521,14 +521,15 @@ def test_token_login_flow(guarded: str) -> None:
         assert ok.status_code == 303
         assert ok.headers["location"] == "/dashboard/prompts"
         cookie = ok.headers["set-cookie"]
-        assert cookie.startswith(f"tether_admin={ADMIN_TOKEN};")
+        assert cookie.startswith("tether_session=")
+        assert ADMIN_TOKEN not in cookie
         for attribute in ("HttpOnly", "SameSite=Strict", "Path=/dashboard"):
             assert attribute.lower() in cookie.lower()
         assert client.get("/dashboard").status_code == 200
         assert client.get("/dashboard/prompts").status_code == 200
         assert ADMIN_TOKEN not in client.get("/dashboard").text
 
-        logout = client.post("/dashboard/logout")
+        logout = client.post("/dashboard/logout", headers={"origin": guarded})
         assert logout.status_code == 303
         assert "max-age=0" in logout.headers["set-cookie"].lower()
         assert client.get("/dashboard").status_code == 403
@@ -549,21 +550,23 @@ def app_for(tmp_path: Path, **server: object) -> FastAPI:
     return create_app(settings, client=Client(settings, providers={"fake": FakeProvider()}))
 
 
-def test_non_loopback_client_without_token_gets_403(tmp_path: Path) -> None:
-    with TestClient(app_for(tmp_path / "a"), client=("203.0.113.9", 40000)) as remote:
-        for path in ("/dashboard", "/dashboard/requests", "/dashboard/prompts", "/dashboard/login"):
-            page = remote.get(path)
-            assert page.status_code == 403, path
-            assert "loopback clients only" in page.text
-            assert 'name="token"' not in page.text  # no token to sign in with
-        assert remote.post("/dashboard/login", data={"token": "x"}).status_code == 403
-    with TestClient(app_for(tmp_path / "b"), client=("127.0.0.1", 40000)) as local:
-        assert local.get("/dashboard").status_code == 200
+def test_without_a_token_nobody_gets_in(tmp_path: Path) -> None:
+    for peer in ("203.0.113.9", "127.0.0.1"):  # loopback is no credential
+        app = app_for(tmp_path / peer, admin_token=None)
+        with TestClient(app, base_url="http://localhost", client=(peer, 40000)) as client:
+            for path in ("/dashboard", "/dashboard/requests", "/dashboard/prompts",
+                         "/dashboard/login"):  # fmt: skip
+                page = client.get(path)
+                assert page.status_code == 403, path
+                assert "TETHER_ADMIN_TOKEN" in page.text  # how to set one
+                assert 'name="token"' not in page.text  # no token to sign in with
+            assert client.post("/dashboard/login", data={"token": "x"}).status_code == 403
 
 
 def test_odd_credentials_are_refused_not_errors(tmp_path: Path) -> None:
-    with TestClient(app_for(tmp_path, admin_token=ADMIN_TOKEN)) as client:
-        for headers in ({"cookie": "tether_admin=\xe9t\xe9"}, {"authorization": "Bearer \xe9"}):
+    app = app_for(tmp_path, admin_token=ADMIN_TOKEN)
+    with TestClient(app, base_url="http://localhost") as client:
+        for headers in ({"cookie": "tether_session=\xe9t\xe9"}, {"authorization": "Bearer \xe9"}):
             raw = {k: v.encode("latin-1") for k, v in headers.items()}
             assert client.get("/dashboard", headers=raw).status_code == 403  # type: ignore[arg-type]
         big = client.post("/dashboard/login", content=b"token=" + b"x" * 20_000)

@@ -20,7 +20,8 @@ SPEC = (ROOT / "prompts" / "feedback-sentiment" / "1.0.0.yaml").read_text()
 
 
 def post(live: LiveGateway, path: str, body: object, key: str | None = None) -> httpx2.Response:
-    headers = {"authorization": f"Bearer {key or live.key}"}
+    admin = path.startswith("/admin")
+    headers = live.admin if admin else {"authorization": f"Bearer {key or live.key}"}
     return httpx2.post(f"{live.url}{path}", json=body, headers=headers, timeout=30)
 
 
@@ -46,7 +47,8 @@ def test_admin_push_label_and_run(live: LiveGateway) -> None:
     assert body["output"] == {"sentiment": "negative", "confidence": 0.9}
     assert (body["prompt"], body["version"]) == ("feedback-sentiment", "1.0.0")
     assert body["request_id"] == run.headers["x-tether-request-id"]
-    detail = httpx2.get(f"{live.url}/admin/prompts/feedback-sentiment").json()
+    url = f"{live.url}/admin/prompts/feedback-sentiment"
+    detail = httpx2.get(url, headers=live.admin).json()
     assert detail["labels"] == {"production": "1.0.0"}
 
 
@@ -99,12 +101,14 @@ def test_admin_keys_api_never_shows_secrets(live: LiveGateway) -> None:
     created = post(live, "/admin/keys", {"name": "ci", "models": ["fake"], "rpm": 10})
     assert created.status_code == 201
     secret = created.json()["secret"]
-    listed = httpx2.get(f"{live.url}/admin/keys").text
+    listed = httpx2.get(f"{live.url}/admin/keys", headers=live.admin).text
     assert secret not in listed
     assert created.json()["id"] in listed
     key_id = created.json()["id"]
-    assert httpx2.delete(f"{live.url}/admin/keys/{key_id}").json()["revoked_at"]
-    assert httpx2.delete(f"{live.url}/admin/keys/key_missing").status_code == 404
+    assert httpx2.delete(f"{live.url}/admin/keys/{key_id}", headers=live.admin).json()["revoked_at"]
+    assert (
+        httpx2.delete(f"{live.url}/admin/keys/key_missing", headers=live.admin).status_code == 404
+    )
 
 
 class Answer(BaseModel):

@@ -12,6 +12,7 @@ from rich.markup import escape
 from tether.cli.common import ConfigOption, reported_errors, stdout
 from tether.client import Client
 from tether.prompts.loader import load_spec, spec_files
+from tether.server.admin_token import StoredToken, load_or_create
 from tether.server.app import create_app
 from tether.settings import Settings
 
@@ -36,11 +37,33 @@ def _push_examples(client: Client, folder: Path) -> list[str]:
     return sorted(set(pushed))
 
 
-def _banner(host: str, port: int, key: str | None, prompts: list[str]) -> None:
+def _admin_settings(settings: Settings) -> tuple[Settings, StoredToken | None]:
+    """`settings` with an admin token: the configured one, else the stored (or new) one."""
+    if settings.server.admin_token is not None:
+        return settings, None
+    stored = load_or_create(settings.data_dir)
+    server = settings.server.model_copy(update={"admin_token": stored.value})
+    return settings.model_copy(update={"server": server}), stored
+
+
+def _admin_line(stored: StoredToken | None) -> str:
+    if stored is None:
+        return "admin token: from settings (TETHER_ADMIN_TOKEN or [server] admin_token)"
+    path = escape(str(stored.path))
+    if stored.created:
+        token = stored.value.get_secret_value()
+        return f"admin token (shown once, kept in {path}): [bold]{token}[/]"
+    return f"admin token: in {path}"
+
+
+def _banner(
+    host: str, port: int, key: str | None, prompts: list[str], stored: StoredToken | None
+) -> None:
     base = f"http://{host}:{port}"
     auth = f' -H "Authorization: Bearer {key}"' if key else ""
     stdout.print(f"\n[bold]tether gateway[/] on {base}")
     stdout.print(f"dashboard: {base}/dashboard    API docs: {base}/docs")
+    stdout.print(_admin_line(stored))
     if key:
         stdout.print(f"demo key (shown once): [bold]{key}[/]")
     stdout.print("\n[bold]curl[/]")
@@ -88,6 +111,9 @@ def serve(
         settings = Settings.load(config)
         bind_host = host or settings.server.host
         bind_port = port if port is not None else settings.server.port
+        # the bound host joins the default trusted hosts
+        server = settings.server.model_copy(update={"host": bind_host, "port": bind_port})
+        settings, stored = _admin_settings(settings.model_copy(update={"server": server}))
         app = create_app(settings)
         gateway = app.state.gateway
         key = None
@@ -98,7 +124,7 @@ def serve(
                 if old.name == "demo" and old.revoked_at is None:
                     gateway.keys.revoke(old.id)
             key = gateway.keys.create("demo")[1]
-        _banner(bind_host, bind_port, key, prompts)
+        _banner(bind_host, bind_port, key, prompts, stored)
     uvicorn.run(
         app,
         host=bind_host,

@@ -1,26 +1,30 @@
-"""The admin API: prompts, labels and keys. Admins only (see Gateway.is_admin)."""
+"""The admin API: prompts, labels and keys. Admins only (see tether.server.auth)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from tether.errors import InvalidKey, InvalidRequest
+from tether.errors import InvalidRequest
 from tether.prompts.loader import parse_spec
+from tether.server.auth import AdminAuth
 from tether.server.bodies import read_json
 from tether.server.gateway import Gateway
+from tether.server.keys import parse_expiry
 from tether.server.openai_routes import JSON
 
 router = APIRouter(prefix="/admin")
 
 
 def _admin(request: Request) -> Gateway:
+    """The gateway, once the request has passed the admin checks (see `AdminAuth.require`)."""
+    auth: AdminAuth = request.app.state.auth
+    auth.require(request)
     gateway: Gateway = request.app.state.gateway
-    if not gateway.is_admin(request):
-        raise InvalidKey("admin access needs the admin token")
     return gateway
 
 
@@ -155,8 +159,21 @@ async def create_key(request: Request) -> Response:
         rpm=_whole(body, "rpm"),
         tpm=_whole(body, "tpm"),
         budget_usd=_number(body, "budget_usd"),
+        expires_at=_expiry(body),
     )
     return _json({**key.public(), "secret": secret}, 201)
+
+
+def _expiry(body: dict[str, Any]) -> datetime | None:
+    value = body.get("expires_at")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest("`expires_at` must be an ISO 8601 string", param="expires_at")
+    try:
+        return parse_expiry(value)
+    except ValueError as exc:
+        raise InvalidRequest(f"`expires_at`: {exc}", param="expires_at") from None
 
 
 @router.delete("/keys/{key_id}")

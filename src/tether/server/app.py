@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tether.client import Client
 from tether.errors import TetherError
 from tether.server import admin_routes, health, native_routes, openai_routes
+from tether.server.auth import AdminAuth, TrustedHosts, trusted_hosts
 from tether.server.dashboard import routes as dashboard_routes
 from tether.server.errors import handle_http_error, handle_tether_error, handle_unexpected
 from tether.server.gateway import Gateway
@@ -37,6 +38,9 @@ def create_app(settings: Settings | None = None, *, client: Client | None = None
         redoc_url=None,
     )
     app.state.gateway = gateway
+    app.state.auth = AdminAuth(resolved.server.admin_token)
+    # Outermost: a request for a host this gateway does not serve reaches nothing else.
+    app.add_middleware(TrustedHosts, hosts=trusted_hosts(resolved.server))
     app.add_exception_handler(TetherError, handle_tether_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
     app.add_exception_handler(Exception, handle_unexpected)

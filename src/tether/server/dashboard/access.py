@@ -1,26 +1,26 @@
-"""Who may see the dashboard: admins, as `Gateway.is_admin` decides (loopback clients when no
-admin token is set; otherwise the token, as a bearer header or the `tether_admin` cookie).
+"""Who may see the dashboard: admins, as `AdminAuth` decides (the admin token as a bearer
+header, or a session opened with it). Without a configured token nobody is admitted.
 
-With a token set, /dashboard/login takes it in a form and stores it in an HttpOnly,
-SameSite=Strict cookie scoped to /dashboard. Everyone else gets a 403 page.
+/dashboard/login takes the token in a form and opens a server-side session; the cookie holds
+only the session's random id (HttpOnly, SameSite=Strict, Path=/dashboard, Secure over https).
+Sign-ins are throttled and checked for Origin; everyone else gets a 403 page.
 """
 
 from __future__ import annotations
 
-import secrets
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
+from tether.errors import LoginThrottled
+from tether.server.auth import COOKIE, SESSION_TTL_S, AdminAuth, check_origin
 from tether.server.dashboard.pages import HEADERS, render
 from tether.server.gateway import Gateway
 
 router = APIRouter()
 
-COOKIE = "tether_admin"
 COOKIE_PATH = "/dashboard"
-COOKIE_MAX_AGE_S = 12 * 3600
 MAX_FORM_BYTES = 8 * 1024
 HOME = "/dashboard"
 
@@ -30,12 +30,13 @@ def gateway_of(request: Request) -> Gateway:
     return gateway
 
 
-def admitted(request: Request, gateway: Gateway) -> bool:
-    try:
-        return gateway.is_admin(request)
-    except TypeError:
-        # secrets.compare_digest refuses non-ASCII text: such a credential is simply wrong
-        return False
+def auth_of(request: Request) -> AdminAuth:
+    auth: AdminAuth = request.app.state.auth
+    return auth
+
+
+def admitted(request: Request) -> bool:
+    return auth_of(request).admitted(request)
 
 
 def safe_next(value: str) -> str:
@@ -54,12 +55,12 @@ def _here(request: Request) -> str:
     return request.url.path + (f"?{query}" if query else "")
 
 
-def denied(request: Request, gateway: Gateway, *, error: str | None = None) -> Response:
+def denied(request: Request, *, error: str | None = None) -> Response:
     """The 403 page; it holds the login form when an admin token is configured."""
     return render(
         "login.html",
         403,
-        can_login=gateway.settings.server.admin_token is not None,
+        can_login=auth_of(request).configured,
         next=safe_next(_here(request)),
         error=error,
     )
@@ -67,12 +68,11 @@ def denied(request: Request, gateway: Gateway, *, error: str | None = None) -> R
 
 @router.get("/login")
 async def login_form(request: Request) -> Response:
-    gateway = gateway_of(request)
     target = safe_next(request.query_params.get("next", HOME))
-    if admitted(request, gateway):
+    if admitted(request):
         return RedirectResponse(target, 303, headers=HEADERS)
-    if gateway.settings.server.admin_token is None:
-        return denied(request, gateway)
+    if not auth_of(request).configured:
+        return denied(request)
     return render("login.html", can_login=True, next=target, error=None)
 
 
@@ -88,20 +88,27 @@ async def _form(request: Request) -> dict[str, str]:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    gateway = gateway_of(request)
-    token = gateway.settings.server.admin_token
-    if token is None:
-        return denied(request, gateway)
+    check_origin(request)
+    auth = auth_of(request)
+    if not auth.configured:
+        return denied(request)
     form = await _form(request)
     target = safe_next(form.get("next", HOME))
-    presented = form.get("token", "").strip().encode("utf-8")
-    if not secrets.compare_digest(presented, token.get_secret_value().encode("utf-8")):
+    try:
+        session = auth.login(request, form.get("token", ""))
+    except LoginThrottled as exc:
+        wait = max(1, round(exc.retry_after_s))
+        page = render("login.html", 429, can_login=True, next=target,
+                      error=f"too many failed sign-ins; try again in {wait} s")  # fmt: skip
+        page.headers["retry-after"] = str(wait)
+        return page
+    if session is None:
         return render("login.html", 403, can_login=True, next=target, error="wrong token")
     response = RedirectResponse(target, 303, headers=HEADERS)
     response.set_cookie(
         COOKIE,
-        token.get_secret_value(),
-        max_age=COOKIE_MAX_AGE_S,
+        session,
+        max_age=SESSION_TTL_S,
         path=COOKIE_PATH,
         secure=request.url.scheme == "https",
         httponly=True,
@@ -112,6 +119,8 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
+    check_origin(request)
+    auth_of(request).logout(request)
     response = RedirectResponse(f"{HOME}/login", 303, headers=HEADERS)
     response.delete_cookie(
         COOKIE,

@@ -24,7 +24,9 @@ HEADERS = {
     ),
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
+    # same-origin, not no-referrer: under no-referrer a browser sends `Origin: null` on form
+    # posts, and sign-in and sign-out check Origin; other sites still get no Referer
+    "referrer-policy": "same-origin",
     "cache-control": "no-store",
 }
 

@@ -65,8 +65,8 @@ def _charts(data: Overview) -> list[charts.Chart]:
 @router.get("")
 async def overview_page(request: Request) -> Response:
     gateway = gateway_of(request)
-    if not admitted(request, gateway):
-        return denied(request, gateway)
+    if not admitted(request):
+        return denied(request)
     today = datetime.now(UTC).date()
     data = await _read(partial(overview, gateway.engine, today))
     if isinstance(data, Response):
@@ -79,8 +79,8 @@ async def overview_page(request: Request) -> Response:
 @router.get("/requests")
 async def requests_page(request: Request) -> Response:
     gateway = gateway_of(request)
-    if not admitted(request, gateway):
-        return denied(request, gateway)
+    if not admitted(request):
+        return denied(request)
     filters, errors = parse_filters(request.query_params)
     found = await _read(partial(list_requests, gateway.engine, filters))
     if isinstance(found, Response):
@@ -98,8 +98,8 @@ async def requests_page(request: Request) -> Response:
 @router.get("/requests/{request_id}")
 async def request_page(request_id: str, request: Request) -> Response:
     gateway = gateway_of(request)
-    if not admitted(request, gateway):
-        return denied(request, gateway)
+    if not admitted(request):
+        return denied(request)
     detail = await _read(partial(request_detail, gateway.engine, request_id))
     if isinstance(detail, Response):
         return detail
@@ -112,8 +112,8 @@ async def request_page(request_id: str, request: Request) -> Response:
 @router.get("/prompts")
 async def prompts_page(request: Request) -> Response:
     gateway = gateway_of(request)
-    if not admitted(request, gateway):
-        return denied(request, gateway)
+    if not admitted(request):
+        return denied(request)
     prompts = await _read(partial(list_prompts, gateway.engine))
     if isinstance(prompts, Response):
         return prompts
