@@ -4,13 +4,15 @@
 database is unavailable a batch goes to a bounded on-disk spool (JSON lines) and is replayed
 when the database answers again. Inserts ignore ids already stored, so a replayed batch never
 duplicates a row. `close()` drains the queue and the spool before returning.
+
+A row the database refuses for good (a value it cannot store) must not hold up the others: the
+failed batch is retried row by row, the refused rows go to the dead-letter file, the rest are
+stored. Spooled rows are replayed under the same rule, so a poisoned spool file still drains.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -24,6 +26,8 @@ from sqlalchemy import Engine, delete, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
+from tether.observe.spool import Spool
+from tether.store.failures import is_bad_value, short_reason
 from tether.store.tables import requests
 
 log = logging.getLogger("tether.request_log")
@@ -58,18 +62,6 @@ class RequestRecord:
         return asdict(self)
 
 
-def _to_json(record: RequestRecord) -> str:
-    data = record.row()
-    data["at"] = record.at.isoformat()
-    return json.dumps(data, ensure_ascii=False)
-
-
-def _from_json(line: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(line)
-    data["at"] = datetime.fromisoformat(data["at"])
-    return data
-
-
 class RequestLog:
     def __init__(
         self,
@@ -82,20 +74,17 @@ class RequestLog:
         retention_days: int | None = None,
     ) -> None:
         self._engine = engine
-        self._spool = spool_dir
         self._batch_size = batch_size
         self._interval = flush_interval_s
-        self._spool_max = spool_max_bytes
         self._retention = retention_days
         self._queue: deque[RequestRecord] = deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Condition()
         self._busy = False
-        self.dropped = 0  # rows lost because the spool was full
         self.database_ok = True
+        self.spool = Spool(spool_dir, max_bytes=spool_max_bytes)
         self._thread = threading.Thread(target=self._run, name="tether-request-log", daemon=True)
-        self._spool.mkdir(parents=True, exist_ok=True)
         self._insert = self._insert_ignoring_duplicates()
 
     def start(self) -> None:
@@ -110,6 +99,19 @@ class RequestLog:
     @property
     def pending(self) -> int:
         return len(self._queue)
+
+    @property
+    def dropped(self) -> int:
+        return self.spool.dropped
+
+    def stats(self) -> dict[str, int]:
+        """Counters from memory, for health checks: never touches the database or the disk."""
+        return {
+            "pending": self.pending,
+            "spooled": self.spool.rows,
+            "quarantined": self.spool.quarantined,
+            "dropped": self.spool.dropped,
+        }
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until every queued row is stored (or spooled); True if it got there in time."""
@@ -139,12 +141,16 @@ class RequestLog:
         while not self._stop.is_set():
             self._wake.wait(self._interval)
             self._wake.clear()
-            self._write_queue()
-            if self.database_ok or self._spool_files():
-                self._replay_spool()
-            if self._retention and time.monotonic() - last_retention > 3600:
-                last_retention = time.monotonic()
-                self._apply_retention()
+            try:
+                self._write_queue()
+                if self.database_ok or self.spool.rows:
+                    self._replay_spool()
+                if self._retention and time.monotonic() - last_retention > 3600:
+                    last_retention = time.monotonic()
+                    self._apply_retention()
+            except Exception:
+                # A bug here must not end the thread: every later row would pile up in memory.
+                log.exception("request log: writer error")
         self._write_queue()
 
     def _write_queue(self) -> None:
@@ -155,17 +161,39 @@ class RequestLog:
             while self._queue and len(batch) < self._batch_size:
                 batch.append(self._queue.popleft())
             try:
-                self._store([r.row() for r in batch])
-                self.database_ok = True
-            except SQLAlchemyError as exc:
-                self._database_down(exc)
-                self._to_spool(batch)
+                unsaved = self._save([r.row() for r in batch])
+                if unsaved:
+                    self.spool.write(unsaved)
             finally:
                 with self._idle:
                     self._busy = False
                     self._idle.notify_all()
         with self._idle:
             self._idle.notify_all()
+
+    def _save(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Store rows, quarantining any the database refuses for good; return the rows left
+        unstored because the database is unavailable (they belong in the spool)."""
+        try:
+            self._store(rows)
+        except Exception as exc:
+            if not is_bad_value(exc):
+                self._database_down(exc)
+                return list(rows)
+        else:
+            self._database_up()
+            return []
+        # One bad value fails the whole batch: find it by storing the rows one at a time.
+        for done, row in enumerate(rows):
+            try:
+                self._store([row])
+            except Exception as exc:
+                if not is_bad_value(exc):
+                    self._database_down(exc)
+                    return list(rows[done:])
+                self.spool.quarantine(row, f"{type(exc).__name__}: {short_reason(exc)}")
+        self._database_up()
+        return []
 
     def _store(self, rows: Sequence[dict[str, Any]]) -> None:
         with self._engine.begin() as conn:
@@ -179,48 +207,31 @@ class RequestLog:
             return sqlite.insert(requests).on_conflict_do_nothing(index_elements=["id"])
         return insert(requests)
 
-    def _database_down(self, exc: SQLAlchemyError) -> None:
+    def _database_down(self, exc: BaseException) -> None:
         if self.database_ok:
-            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[:1]
-            log.warning("request log: database unavailable, spooling to disk: %s", reason)
+            log.warning("request log: database unavailable, spooling: %s", short_reason(exc))
         self.database_ok = False
 
-    # -- spool --------------------------------------------------------------------------------
-
-    def _spool_files(self) -> list[Path]:
-        return sorted(self._spool.glob("*.jsonl"))
-
-    def _to_spool(self, batch: Sequence[RequestRecord]) -> None:
-        files = self._spool_files()
-        used = sum(f.stat().st_size for f in files)
-        text = "".join(_to_json(r) + "\n" for r in batch)
-        while files and used + len(text) > self._spool_max:
-            oldest = files.pop(0)  # bounded: the oldest rows give way to the newest
-            self.dropped += sum(1 for _ in oldest.open())
-            used -= oldest.stat().st_size
-            oldest.unlink()
-            log.error("request log: spool full, dropped %s", oldest.name)
-        name = self._spool / f"{time.time_ns()}-{os.getpid()}.jsonl"
-        partial = name.with_suffix(".tmp")
-        with partial.open("w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        partial.replace(name)
+    def _database_up(self) -> None:
+        if not self.database_ok:
+            log.warning("request log: database back")
+        self.database_ok = True
 
     def _replay_spool(self) -> None:
-        for file in self._spool_files():
-            rows = [_from_json(line) for line in file.read_text("utf-8").splitlines() if line]
-            try:
-                for start in range(0, len(rows), self._batch_size):
-                    self._store(rows[start : start + self._batch_size])
-            except SQLAlchemyError as exc:
-                self._database_down(exc)
-                return
-            file.unlink()
-            if not self.database_ok:
-                log.warning("request log: database back, spool replayed")
-            self.database_ok = True
+        for path in self.spool.files():
+            spooled = self.spool.read(path)
+            for line in spooled.unreadable:
+                self.spool.quarantine(line, "unreadable spool line")
+            rows = spooled.rows
+            for start in range(0, len(rows), self._batch_size):
+                batch = rows[start : start + self._batch_size]
+                unsaved = self._save(batch)
+                if unsaved:
+                    if start or spooled.unreadable or len(unsaved) < len(batch):
+                        # Keep only what is still waiting, so nothing is quarantined twice.
+                        self.spool.done(spooled, unsaved + rows[start + len(batch) :])
+                    return
+            self.spool.done(spooled, [])
 
     def _apply_retention(self) -> None:
         assert self._retention is not None

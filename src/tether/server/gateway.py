@@ -68,12 +68,14 @@ class Gateway:
         )
 
     def start(self) -> None:
+        self.keys.start()  # keys are checked from memory: no request waits on the database
         self.log.start()
         # Build every provider now: their imports would otherwise block the event loop on the
         # first request (models themselves still load on first use).
         self.client.models()
 
     def close(self) -> None:
+        self.keys.close()
         self.log.close()
         self.client.close()
         self.engine.dispose()

@@ -12,10 +12,12 @@ from sqlalchemy import insert, select
 from starlette.responses import Response
 
 from tether.engine import run_async
-from tether.errors import InvalidRequest
+from tether.errors import DatabaseUnavailable, InvalidRequest
 from tether.server.bodies import read_json
 from tether.server.errors import REQUEST_ID_HEADER
+from tether.server.gateway import Gateway
 from tether.server.openai_routes import JSON, start_call
+from tether.store.offload import in_thread
 from tether.store.tables import feedback, requests
 
 router = APIRouter()
@@ -91,9 +93,12 @@ async def post_feedback(request: Request) -> Response:
     label, comment = _optional_str(body, "label"), _optional_str(body, "comment")
     if score is None and label is None and comment is None:
         raise InvalidRequest("give at least one of score, label, comment")
-    if not _known(gateway, request_id):
-        gateway.log.flush(timeout_s=2.0)  # the row may still be on its way to the database
-        if not _known(gateway, request_id):
+    if not await _known(gateway, request_id):
+        # The row may still be on its way to the database; the wait runs off the event loop.
+        flushed = await in_thread(lambda: gateway.log.flush(timeout_s=2.0), what="request log")
+        if not flushed or not gateway.log.database_ok:
+            raise DatabaseUnavailable("request log", "recent requests are not stored yet")
+        if not await _known(gateway, request_id):
             raise InvalidRequest(f"no request {request_id!r}", param="request_id", status=404)
     row = {
         "request_id": request_id,
@@ -103,14 +108,19 @@ async def post_feedback(request: Request) -> Response:
         "key_id": call.key.id if call.key else None,
         "at": datetime.now(UTC),
     }
-    with gateway.engine.begin() as conn:
-        conn.execute(insert(feedback).values(**row))
+
+    def store() -> None:
+        with gateway.engine.begin() as conn:
+            conn.execute(insert(feedback).values(**row))
+
+    await in_thread(store, what="feedback")
     return Response(orjson.dumps({"ok": True, "request_id": request_id}), media_type=JSON)
 
 
-def _known(gateway: Any, request_id: str) -> bool:
-    with gateway.engine.connect() as conn:
-        return (
-            conn.execute(select(requests.c.id).where(requests.c.id == request_id)).first()
-            is not None
-        )
+async def _known(gateway: Gateway, request_id: str) -> bool:
+    def query() -> bool:
+        with gateway.engine.connect() as conn:
+            found = conn.execute(select(requests.c.id).where(requests.c.id == request_id))
+            return found.first() is not None
+
+    return await in_thread(query, what="request log")
