@@ -63,7 +63,7 @@ def _banner(
     auth = f' -H "Authorization: Bearer {key}"' if key else ""
     stdout.print(f"\n[bold]tether gateway[/] on {base}")
     stdout.print(f"dashboard: {base}/dashboard    API docs: {base}/docs")
-    stdout.print(_admin_line(stored))
+    stdout.print(_admin_line(stored), soft_wrap=True)
     if key:
         stdout.print(f"demo key (shown once): [bold]{key}[/]")
     stdout.print("\n[bold]curl[/]")
