@@ -3,7 +3,6 @@ turns a finished (or failed) call into a request log row."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import secrets
 import time
@@ -106,21 +105,6 @@ class Gateway:
         if not key.allows_model(model_name, via_prompt=prompt is not None):
             raise KeyScopeError("model", model_name)
         self.limiter.admit(key)
-
-    def is_admin(self, request: Request) -> bool:
-        token = self.settings.server.admin_token
-        if token is None:
-            host = request.client.host if request.client else ""
-            try:
-                return ipaddress.ip_address(host).is_loopback
-            except ValueError:
-                return host in {"testclient", "localhost"}
-        presented = request.headers.get("authorization", "").partition(" ")[2]
-        presented = presented or request.cookies.get("tether_admin", "")
-        # bytes: compare_digest refuses non-ASCII str, and a header may carry anything
-        return secrets.compare_digest(
-            presented.encode("utf-8", "surrogateescape"), token.get_secret_value().encode()
-        )
 
     # -- recording ----------------------------------------------------------------------------
 
