@@ -18,6 +18,7 @@
     │   ├── PromptNotFound           no such prompt, version or label
     │   ├── VersionConflict          that version exists with other content
     │   ├── IncompatibleChange       the version bump is too small for the change (report)
+    │   ├── NothingToRollBack        a rollback would leave the label where it is
     │   └── RenderError              inputs or template failed at render time
     ├── DatabaseUnavailable          the store cannot be reached (url, password hidden)
     ├── InvalidRequest               a malformed HTTP request body (param, status 400, 413 or 415)
@@ -248,6 +249,17 @@ class IncompatibleChange(PromptError):
         self.needed = needed
         self.previous = previous
         self.reasons = tuple(reasons)
+
+
+class NothingToRollBack(PromptError):
+    def __init__(self, name: str, label: str, *, current: str | None, reason: str) -> None:
+        super().__init__(
+            f"cannot roll back {name!r} label {label!r}: {reason}",
+            fix="move the label to the version you want with `tether prompts label`",
+        )
+        self.name = name
+        self.label = label
+        self.current = current
 
 
 class RenderError(PromptError):

@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from tether.errors import IncompatibleChange, PromptNotFound, VersionConflict
+from tether.errors import (
+    IncompatibleChange,
+    NothingToRollBack,
+    PromptNotFound,
+    VersionConflict,
+)
 from tether.prompts.registry import Registry
 from tether.prompts.spec import PromptSpec
 
@@ -134,8 +139,10 @@ def test_labels_move_and_roll_back_with_a_record(registry: Registry) -> None:
     assert (back.from_version, back.to_version, back.kind) == ("1.0.2", "1.0.1", "rollback")
     registry.rollback("ticket", "production", actor="cy", reason="still bad")
     assert registry.labels("ticket") == {"production": "1.0.0"}
-    with pytest.raises(PromptNotFound, match="no earlier version"):
+    with pytest.raises(NothingToRollBack, match="no earlier version") as err:
         registry.rollback("ticket", "production", actor="cy", reason="too far")
+    assert err.value.current == "1.0.0"
+    assert "tether prompts label" in err.value.fix
     history = registry.label_history("ticket")
     assert [(e.to_version, e.actor, e.reason) for e in history] == [
         ("1.0.0", "ada", "launch"),

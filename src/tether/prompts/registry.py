@@ -1,5 +1,8 @@
 """The prompt registry: immutable versions, labels that point at them, and a record of every
-label move. Backed by SQLAlchemy (SQLite by default, PostgreSQL by URL)."""
+label move. Backed by SQLAlchemy (SQLite by default, PostgreSQL by URL).
+
+Label moves and rollbacks of one label run one at a time on both databases (store/locks.py),
+so every recorded event's `from_version` is the version the label really had."""
 
 from __future__ import annotations
 
@@ -9,14 +12,20 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, insert, select, update
+from sqlalchemy import Connection, Engine, Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from tether.errors import IncompatibleChange, PromptNotFound, VersionConflict
+from tether.errors import (
+    IncompatibleChange,
+    NothingToRollBack,
+    PromptNotFound,
+    VersionConflict,
+)
 from tether.prompts.compat import CompatReport, compare
 from tether.prompts.compiled import CompiledPrompt
 from tether.prompts.semver import Bump, SemVer
 from tether.prompts.spec import PromptSpec
+from tether.store.locks import SerialWriter
 from tether.store.tables import label_events, prompt_labels, prompt_versions
 
 
@@ -90,9 +99,34 @@ def _event(row: Row[Any]) -> LabelEvent:
     )
 
 
+def _label_key(name: str, label: str) -> str:
+    return json.dumps(["label", name, label])  # unambiguous whatever the names hold
+
+
+def _move(
+    conn: Connection, name: str, label: str, version: str, *, kind: str, actor: str, reason: str
+) -> LabelEvent:
+    """Point the label at `version` and record the event; the caller holds the label's lock,
+    so the version read here is the one the label really has."""
+    now = datetime.now(UTC)
+    where = (prompt_labels.c.name == name, prompt_labels.c.label == label)
+    # FOR UPDATE also guards against a writer that does not take the label's lock.
+    current = conn.execute(select(prompt_labels.c.version).where(*where).with_for_update()).scalar()
+    if current is None:
+        conn.execute(
+            insert(prompt_labels).values(name=name, label=label, version=version, updated_at=now)
+        )
+    else:
+        conn.execute(update(prompt_labels).where(*where).values(version=version, updated_at=now))
+    event = LabelEvent(name, label, current, version, kind, actor, reason, now)
+    conn.execute(insert(label_events).values(**asdict(event)))
+    return event
+
+
 class Registry:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._writer = SerialWriter(engine)
         self._compiled: dict[tuple[str, str], CompiledPrompt] = {}
         self._lock = threading.Lock()
 
@@ -203,46 +237,52 @@ class Registry:
             return {row.label: row.version for row in rows}
 
     def set_label(
-        self, name: str, label: str, version: str, *, actor: str, reason: str, kind: str = "move"
+        self, name: str, label: str, version: str, *, actor: str, reason: str
     ) -> LabelEvent:
+        """Point `label` at `version` and record the move (a move to the version the label
+        already has is recorded too: it is a step in the label's history)."""
         if self._find(name, version) is None:
             raise PromptNotFound(name, version=version)
-        now = datetime.now(UTC)
-        with self.engine.begin() as conn:
-            current = conn.execute(
-                select(prompt_labels.c.version)
-                .where(prompt_labels.c.name == name, prompt_labels.c.label == label)
-                .with_for_update()
-            ).scalar()
-            if current is None:
-                conn.execute(
-                    insert(prompt_labels).values(
-                        name=name, label=label, version=version, updated_at=now
-                    )
-                )
-            else:
-                conn.execute(
-                    update(prompt_labels)
-                    .where(prompt_labels.c.name == name, prompt_labels.c.label == label)
-                    .values(version=version, updated_at=now)
-                )
-            event = LabelEvent(name, label, current, version, kind, actor, reason, now)
-            conn.execute(insert(label_events).values(**asdict(event)))
-        return event
+        with self._writer.transaction(_label_key(name, label)) as conn:
+            return _move(conn, name, label, version, kind="move", actor=actor, reason=reason)
 
     def rollback(self, name: str, label: str, *, actor: str, reason: str) -> LabelEvent:
-        """Point `label` back at the version it had before its last move."""
-        stack: list[str | None] = []
-        for event in self.label_history(name, label):
-            if event.kind == "rollback":
-                if stack:
-                    stack.pop()
-            else:
-                stack.append(event.from_version)
-        target = stack[-1] if stack else None
-        if target is None:
-            raise PromptNotFound(name, label=f"{label} (no earlier version to roll back to)")
-        return self.set_label(name, label, target, actor=actor, reason=reason, kind="rollback")
+        """Move `label` one step back along its own history.
+
+        The history is a stack of the versions the label was moved to: each move pushes its
+        version, each rollback pops the top one and points the label at the version below it,
+        so N rollbacks in a row retrace the last N moves (1.0.0 → 1.0.1 → 1.0.2, then two
+        rollbacks: 1.0.1, then 1.0.0). A rollback never lands on the version the label
+        already has: when the step below is that same version (the latest move re-applied
+        it) or there is no step below, nothing is recorded and NothingToRollBack is raised.
+        The history is read and the label moved in one transaction that no other label
+        change overlaps, so concurrent rollbacks take consecutive steps.
+        """
+        with self._writer.transaction(_label_key(name, label)) as conn:
+            rows = conn.execute(
+                select(label_events.c.kind, label_events.c.to_version)
+                .where(label_events.c.name == name, label_events.c.label == label)
+                .order_by(label_events.c.id)
+            )
+            steps: list[str] = []
+            for kind, to_version in rows:
+                if kind != "rollback":
+                    steps.append(to_version)
+                elif steps:  # always, in a history written under the label's lock
+                    steps.pop()
+            current = steps[-1] if steps else None
+            if len(steps) < 2:
+                raise NothingToRollBack(
+                    name, label, current=current, reason="it has no earlier version"
+                )
+            if steps[-2] == current:
+                raise NothingToRollBack(
+                    name,
+                    label,
+                    current=current,
+                    reason=f"it was already at {current} before its latest move",
+                )
+            return _move(conn, name, label, steps[-2], kind="rollback", actor=actor, reason=reason)
 
     def label_history(self, name: str, label: str | None = None) -> list[LabelEvent]:
         query = select(label_events).where(label_events.c.name == name)

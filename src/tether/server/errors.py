@@ -33,6 +33,7 @@ _STATUS: list[tuple[type[e.TetherError], int, str, str]] = [
     (e.PromptNotFound, 404, "invalid_request_error", "prompt_not_found"),
     (e.VersionConflict, 409, "invalid_request_error", "version_conflict"),
     (e.IncompatibleChange, 409, "invalid_request_error", "incompatible_change"),
+    (e.NothingToRollBack, 409, "invalid_request_error", "nothing_to_roll_back"),
     (e.ContextWindowExceeded, 400, "invalid_request_error", "context_length_exceeded"),
     (e.ContractViolation, 422, "invalid_response_error", "contract_violation"),
     (e.SchemaError, 400, "invalid_request_error", "invalid_schema"),
