@@ -12,7 +12,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from tether.prompts.loader import parse_spec
 
-from .conftest import LiveGateway
+from .conftest import ADMIN_TOKEN, LiveGateway
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -99,7 +99,11 @@ def test_follow_a_request_to_its_detail(
     problems: list[str] = []
     page = open_page(browser, problems)
 
-    page.goto(f"{live.url}/dashboard/requests")
+    # sign in through the form: a session cookie, an Origin-checked post
+    page.goto(f"{live.url}/dashboard/login?next=/dashboard/requests")
+    page.fill("input[name=token]", ADMIN_TOKEN)
+    page.click("form button[type=submit]")
+    page.wait_for_url("**/dashboard/requests")
     assert page.title() == "Requests · tether"
     assert page.locator("table.log tbody tr").count() == 5
     # the stylesheet loaded under the page's CSP
