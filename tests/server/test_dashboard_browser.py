@@ -145,5 +145,9 @@ def test_follow_a_request_to_its_detail(
     page.screenshot(path=tmp_path / "prompts.png", full_page=True)
 
     assert problems == []
+    page.click("form.signout button")
+    page.wait_for_url("**/dashboard/login")
+    assert page.locator("input[name=token]").count() == 1
+    assert "tether_session" not in {c["name"] for c in page.context.cookies()}
     for name in ("requests", "detail", "overview", "prompts"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
