@@ -4,8 +4,8 @@
 `/readyz` says whether this replica can serve requests, which is not whether the database
 answers: keys are checked from memory and the request log spools to disk, so a database
 outage degrades a replica without stopping it. Answering 503 then would make an orchestrator
-pull every replica at once. 503 means requests cannot be served: no keys were ever loaded and
-the database is down, or the spool is full and rows are being dropped.
+pull every replica at once. 503 means requests cannot be served: no keys were ever loaded (the
+database has been down since start), or the spool is full and rows are being dropped.
 """
 
 from __future__ import annotations
@@ -42,9 +42,10 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     gateway = _gateway(request)
     database = await _probe(gateway)
-    keys_ready = gateway.keys.loaded or database == "ok"
     spool_full = gateway.log.spool.full
-    ready = keys_ready and not spool_full
+    # Keys load within one refresh of the database answering, so "not loaded" means it has
+    # not answered since this process started.
+    ready = gateway.keys.loaded and not spool_full
     degraded = database != "ok" or not gateway.log.database_ok or not gateway.keys.loaded
     age = gateway.keys.age_s()
     body: dict[str, Any] = {
