@@ -12,7 +12,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -29,6 +29,8 @@ from tether.errors import ConfigError
 CONFIG_ENV = "TETHER_CONFIG"
 DEFAULT_CONFIG_FILE = "tether.toml"
 LOCAL_MODEL_NAME = "local"
+# Packages a prompt spec's `output.model` may be imported from: the prompts directory's package.
+DEFAULT_PROMPT_MODEL_MODULES = ("prompts",)
 _CONVENTIONAL_KEY_VARS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 _ENV_FIELDS = {
     "TETHER_DEFAULT_MODEL": "default_model",
@@ -47,10 +49,29 @@ class _Strict(BaseModel):
 
 
 class PriceSettings(_Strict):
-    """Money per million tokens, in USD."""
+    """Money per million tokens, in USD. Cached input and cache writes cost the input price
+    unless their own price is set (no discount or surcharge is assumed)."""
 
     input_per_million: float = Field(default=0.0, ge=0)
     output_per_million: float = Field(default=0.0, ge=0)
+    cached_input_per_million: float | None = Field(
+        default=None, ge=0, description="input tokens read from the provider's prompt cache"
+    )
+    cache_write_per_million: float | None = Field(
+        default=None, ge=0, description="input tokens written to the prompt cache (Anthropic)"
+    )
+
+    @property
+    def cached_input_rate(self) -> float:
+        if self.cached_input_per_million is None:
+            return self.input_per_million
+        return self.cached_input_per_million
+
+    @property
+    def cache_write_rate(self) -> float:
+        if self.cache_write_per_million is None:
+            return self.input_per_million
+        return self.cache_write_per_million
 
 
 class CapabilityOverrides(_Strict):
@@ -62,6 +83,11 @@ class CapabilityOverrides(_Strict):
     can_stream: bool | None = None
     schema_in_json_object: bool | None = None
     supports_embeddings: bool | None = None
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] | None = Field(
+        default=None,
+        description="the output budget's field in OpenAI-compatible requests; default: "
+        "max_completion_tokens for api.openai.com, max_tokens elsewhere",
+    )
 
 
 class ModelSettings(_Strict):
@@ -120,6 +146,11 @@ class ServerSettings(_Strict):
         description="Host header names served (ports ignored; `*` for any); "
         "default: 127.0.0.1, localhost, ::1 and `host`",
     )
+    forwarded_allow_ips: tuple[str, ...] = Field(
+        default=(),
+        description="reverse proxies (IPs or CIDRs) whose X-Forwarded-For/-Proto are believed; "
+        "default: none, so the client address is the TCP peer",
+    )
     log_retention_days: int | None = Field(default=None, gt=0)
     spool_max_mb: int = Field(default=256, gt=0)
     graceful_shutdown_s: float = Field(default=30.0, gt=0)
@@ -149,6 +180,11 @@ class Settings(_Strict):
         default_factory=getpass.getuser, description="who pushes prompts and moves labels"
     )
     models: dict[str, ModelSettings] = Field(default_factory=_default_models)
+    prompt_model_modules: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PROMPT_MODEL_MODULES),
+        description="modules (and the packages below them) that a prompt spec's `output.model` "
+        "may be imported from; nothing else is ever imported",
+    )
     server: ServerSettings = ServerSettings()
     source: str = Field(default="defaults", exclude=True)
 

@@ -509,3 +509,21 @@ def test_serve_refuses_a_readable_token_file(
     assert "group or others" in result.output
     assert "a-token-others-can-read" not in result.output
     assert no_uvicorn == []
+
+
+def test_serve_believes_forwarded_headers_only_from_configured_proxies(
+    tmp_path: Path, no_uvicorn: list[dict[str, Any]]
+) -> None:
+    config = tmp_path / "tether.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n')
+    runner = CliRunner()
+    plain = runner.invoke(cli, ["serve", "--config", str(config), "--port", "0"])
+    assert plain.exit_code == 0, plain.output
+    assert no_uvicorn[-1]["proxy_headers"] is False  # not even from loopback
+    config.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n[server]\nforwarded_allow_ips = ["10.0.0.5"]\n'
+    )
+    proxied = runner.invoke(cli, ["serve", "--config", str(config), "--port", "0"])
+    assert proxied.exit_code == 0, proxied.output
+    assert no_uvicorn[-1]["proxy_headers"] is True
+    assert no_uvicorn[-1]["forwarded_allow_ips"] == "10.0.0.5"
