@@ -1,7 +1,9 @@
 """The request path: call the provider, validate, repair within a bound, account for cost.
 
 The attempt loop is written once, as a generator that yields provider calls and receives
-completions; `run_sync` and `run_async` only differ in how they perform the call.
+completions; `run_sync` and `run_async` only differ in how they perform the call. A call that
+raises is thrown into the loop, which attaches every attempt made so far to the error: they were
+billed whatever happens after them.
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Generator
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, NoReturn, TypeVar, cast
 
 from tether.contracts.contract import Contract
 from tether.contracts.preflight import PreflightReport, preflight
 from tether.contracts.repair import repair_messages
+from tether.costs.accounting import failed_attempt
 from tether.costs.pricing import cost_usd
-from tether.errors import ContractViolation
+from tether.errors import ContractViolation, TetherError
 from tether.messages import Completion, GenerationParams, Message, OutputSpec, ProviderCall
 from tether.providers.base import Provider
 from tether.result import Attempt, Result
@@ -54,7 +57,12 @@ def attempts(plan: Plan[T]) -> Steps[T]:
     done: list[Attempt] = []
     for _ in range(plan.max_repairs + 1):
         sent = perf_counter()
-        completion = yield ProviderCall(messages, plan.params, plan.output)
+        try:
+            completion = yield ProviderCall(messages, plan.params, plan.output)
+        except TetherError as exc:
+            done.append(failed_attempt(exc, plan.price, latency_s=perf_counter() - sent))
+            exc.attempts = tuple(done)
+            raise
         latency = perf_counter() - sent
         output, errors = _evaluate(plan.contract, completion)
         done.append(
@@ -95,7 +103,10 @@ def run_sync(plan: Plan[T]) -> Result[T]:
     steps = attempts(plan)
     call = next(steps)
     while True:
-        completion = plan.provider.complete(call)
+        try:
+            completion = plan.provider.complete(call)
+        except TetherError as exc:
+            _fail(steps, exc)
         try:
             call = steps.send(completion)
         except StopIteration as finished:
@@ -106,8 +117,17 @@ async def run_async(plan: Plan[T]) -> Result[T]:
     steps = attempts(plan)
     call = next(steps)
     while True:
-        completion = await plan.provider.acomplete(call)
+        try:
+            completion = await plan.provider.acomplete(call)
+        except TetherError as exc:
+            _fail(steps, exc)
         try:
             call = steps.send(completion)
         except StopIteration as finished:
             return cast(Result[T], finished.value)
+
+
+def _fail(steps: Steps[T], exc: TetherError) -> NoReturn:
+    """Hand a failed call to the attempt loop, which records it and raises `exc` again."""
+    steps.throw(exc)
+    raise exc  # not reached: the loop re-raises; this line is for the type checker

@@ -39,16 +39,34 @@ def as_messages(prompt: str | Iterable[Message | Mapping[str, str]]) -> tuple[Me
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Tokens one call was billed for.
+
+    `input_tokens` counts every prompt token, however it was billed; `cached_input_tokens`
+    (read from the provider's prompt cache) and `cache_write_tokens` (written to it) are the
+    parts of it billed at their own rates. Providers that report them separately (Anthropic)
+    are normalised to this shape when their usage is parsed.
+    """
+
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
+    @property
+    def uncached_input_tokens(self) -> int:
+        """Input tokens billed at the plain input rate."""
+        return max(0, self.input_tokens - self.cached_input_tokens - self.cache_write_tokens)
+
     def __add__(self, other: Usage) -> Usage:
         return Usage(
-            self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cached_input_tokens + other.cached_input_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
         )
 
 

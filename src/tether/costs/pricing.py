@@ -9,7 +9,11 @@ _MILLION = 1_000_000
 
 
 def cost_usd(usage: Usage, price: PriceSettings) -> float:
+    """Each part of the input at its own rate (plain, read from cache, written to cache),
+    the output at the output rate."""
     return (
-        usage.input_tokens * price.input_per_million
+        usage.uncached_input_tokens * price.input_per_million
+        + usage.cached_input_tokens * price.cached_input_rate
+        + usage.cache_write_tokens * price.cache_write_rate
         + usage.output_tokens * price.output_per_million
     ) / _MILLION

@@ -77,8 +77,22 @@ class AnthropicProvider(HostedProvider[anthropic.Anthropic, anthropic.AsyncAnthr
                 text += block.text
         return Completion(
             text=text,
-            usage=Usage(response.usage.input_tokens, response.usage.output_tokens),
+            usage=anthropic_usage(response.usage),
             model=response.model or self.model,
             provider=self.kind,
             finish_reason="length" if response.stop_reason == "max_tokens" else "stop",
         )
+
+
+def anthropic_usage(usage: anthropic.types.Usage) -> Usage:
+    """Anthropic's `input_tokens` counts only the input after the last cache breakpoint: cache
+    reads and writes are reported beside it, not within it. tether's `input_tokens` counts the
+    whole prompt (as OpenAI's `prompt_tokens` does), with the cached parts broken out."""
+    read = usage.cache_read_input_tokens or 0
+    written = usage.cache_creation_input_tokens or 0
+    return Usage(
+        input_tokens=usage.input_tokens + read + written,
+        output_tokens=usage.output_tokens,
+        cached_input_tokens=read,
+        cache_write_tokens=written,
+    )

@@ -2,6 +2,10 @@
 
 Structured output uses `response_format: json_schema` (strict when the whole schema fits strict
 mode) where the server supports it, else `json_object` with the schema in a system message.
+
+The output budget goes out as `max_completion_tokens` to OpenAI's own API (it deprecates
+`max_tokens`, which o-series and gpt-5 reasoning models refuse) and as `max_tokens` to other
+servers (vLLM, llama.cpp server, Ollama), unless the model's capabilities name the field.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx2
 import openai
@@ -19,6 +24,9 @@ from tether.messages import Completion, ProviderCall, StreamChunk, Usage
 from tether.providers.base import Capabilities, SchemaSupport
 from tether.providers.fast_http import FastChatTransport
 from tether.providers.hosted import STRICT_KEYWORDS, HostedProvider
+from tether.providers.openai_usage import openai_usage, sdk_usage
+
+OPENAI_HOST = "api.openai.com"
 
 
 class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
@@ -66,10 +74,9 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
         try:
             choice = data["choices"][0]
             message = choice["message"]
-            usage = data.get("usage") or {}
             return Completion(
                 text=message.get("content") or message.get("refusal") or "",
-                usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
+                usage=openai_usage(data.get("usage")),
                 model=data.get("model") or self.model,
                 provider=self.kind,
                 finish_reason=choice.get("finish_reason") or "stop",
@@ -102,36 +109,41 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-        usage, finish = Usage(), None
+        # The last usage the server reported: at the end (include_usage), or on every chunk
+        # (vLLM's continuous usage); a stream that fails after it still owes it.
+        usage: Usage | None = None
+        finish = None
         try:
             stream = await self._async.chat.completions.create(**arguments)
             async for chunk in stream:
                 if chunk.usage is not None:
-                    usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                    usage = sdk_usage(chunk.usage)
                 for choice in chunk.choices:
                     if choice.finish_reason:
                         finish = choice.finish_reason
                     if choice.delta.content:
                         yield StreamChunk(choice.delta.content)
         except openai.APIError as exc:
-            raise self._translate(exc) from None
+            raise _billed(self._translate(exc), usage) from None
         except httpx2.HTTPError as exc:  # the connection broke while reading the stream
-            raise ProviderError(
+            cut = ProviderError(
                 f"the stream was cut: {type(exc).__name__}", provider=self.kind, model=self.model
-            ) from None
+            )
+            raise _billed(cut, usage) from None
         if finish is None:
             # An upstream that closes the stream (or answers an empty 200) before saying why
             # it stopped has not finished: never pass that on as a complete answer.
-            raise ProviderError(
+            unfinished = ProviderError(
                 "the stream ended before the model finished", provider=self.kind, model=self.model
             )
-        yield StreamChunk("", usage=usage, finish_reason=finish)
+            raise _billed(unfinished, usage)
+        yield StreamChunk("", usage=usage or Usage(), finish_reason=finish)
 
     def _arguments(self, call: ProviderCall) -> dict[str, Any]:
         messages = list(call.messages)
         args: dict[str, Any] = {
             "model": self.model,
-            "max_tokens": call.params.max_tokens,
+            self._max_tokens_field(): call.params.max_tokens,
             "temperature": call.params.temperature,
         }
         if call.params.seed is not None:
@@ -156,14 +168,27 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
         args["messages"] = [{"role": m.role, "content": m.content} for m in messages]
         return args
 
+    def _max_tokens_field(self) -> str:
+        configured = self.capabilities.max_tokens_field
+        if configured is not None:
+            return configured
+        host = urlsplit(self.base_url).hostname
+        return "max_completion_tokens" if host == OPENAI_HOST else "max_tokens"
+
     def _completion(self, response: Any, call: ProviderCall) -> Completion:
         choice = response.choices[0]
         text = choice.message.content or getattr(choice.message, "refusal", None) or ""
-        usage = response.usage
         return Completion(
             text=text,
-            usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage else Usage(),
+            usage=sdk_usage(response.usage),
             model=response.model or self.model,
             provider=self.kind,
             finish_reason=choice.finish_reason or "stop",
         )
+
+
+def _billed(exc: Exception, usage: Usage | None) -> Exception:
+    """`exc`, carrying what the server reported billing before the call failed."""
+    if isinstance(exc, ProviderError):
+        exc.usage = usage
+    return exc
