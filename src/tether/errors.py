@@ -34,6 +34,7 @@
         └── BudgetExhausted          the key's money budget is spent
 
 Every error carries structured fields so callers (the CLI, the gateway) never parse messages.
+An error that ends a request after provider calls carries them in `attempts`: they were billed.
 Messages never contain secrets: keys are named by the variable that holds them, never shown.
 """
 
@@ -44,11 +45,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from tether.messages import Usage
     from tether.result import Attempt
 
 
 class TetherError(Exception):
     """Base of every error tether raises on purpose."""
+
+    # The provider calls a request made before it failed (the failed one last), attached by the
+    # engine: each was billed, so the caller still records and charges them.
+    attempts: tuple[Attempt, ...] = ()
 
     def __init__(self, message: str, *, fix: str = "") -> None:
         super().__init__(message)
@@ -80,6 +86,10 @@ class ModelNotFound(TetherError):
 
 
 class ProviderError(TetherError):
+    # What the provider reported billing for the failed call itself (a stream cut after its
+    # usage arrived), or None when it said nothing.
+    usage: Usage | None = None
+
     def __init__(self, message: str, *, provider: str, model: str, fix: str = "") -> None:
         super().__init__(f"{provider}/{model}: {message}", fix=fix)
         self.provider = provider

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from tether.errors import SchemaProblem
 from tether.messages import Completion, ProviderCall, StreamChunk, Usage
@@ -37,6 +37,9 @@ class Capabilities:
     # (llama-cpp-python's server) rather than OpenAI's json_schema response format.
     schema_in_json_object: bool = False
     supports_embeddings: bool = False
+    # Which request field carries the output budget (OpenAI-compatible servers); None: the
+    # provider's default for its server.
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] | None = None
     context_window: int | None = None
     schema: SchemaSupport = SchemaSupport()
 

@@ -13,13 +13,14 @@ from typing import Any
 from fastapi import Request
 
 from tether.client import Client
-from tether.errors import ContractViolation, InvalidKey, KeyScopeError, TetherError
+from tether.costs.accounting import charged, failed_attempt
+from tether.errors import InvalidKey, KeyScopeError, ProviderError, TetherError
 from tether.messages import Message, Usage
 from tether.observe.request_log import RequestLog, RequestRecord
-from tether.result import Result
+from tether.result import Attempt, Result
 from tether.server.keys import ApiKey, KeyStore
 from tether.server.limits import Limiter
-from tether.settings import Settings
+from tether.settings import PriceSettings, Settings
 from tether.store.engine import open_database
 
 
@@ -31,6 +32,26 @@ def new_request_id() -> str:
 def _messages_json(messages: tuple[Message, ...]) -> str:
     return json.dumps(
         [{"role": m.role, "content": m.content} for m in messages], ensure_ascii=False
+    )
+
+
+def _attempts_json(attempts: tuple[Attempt, ...]) -> str:
+    return json.dumps(
+        [
+            {
+                "raw": a.raw,
+                "errors": list(a.errors),
+                "input_tokens": a.usage.input_tokens,
+                "cached_input_tokens": a.usage.cached_input_tokens,
+                "cache_write_tokens": a.usage.cache_write_tokens,
+                "output_tokens": a.usage.output_tokens,
+                "cost_usd": a.cost_usd,
+                "latency_ms": round(a.latency_s * 1000, 3),
+                "finish_reason": a.finish_reason,
+            }
+            for a in attempts
+        ],
+        ensure_ascii=False,
     )
 
 
@@ -112,18 +133,6 @@ class Gateway:
         usage = result.usage
         if call.key is not None:
             self.limiter.charge(call.key, usage.total_tokens, result.cost_usd)
-        attempts = [
-            {
-                "raw": a.raw,
-                "errors": list(a.errors),
-                "input_tokens": a.usage.input_tokens,
-                "output_tokens": a.usage.output_tokens,
-                "cost_usd": a.cost_usd,
-                "latency_ms": round(a.latency_s * 1000, 3),
-                "finish_reason": a.finish_reason,
-            }
-            for a in result.attempts
-        ]
         self._record(
             call,
             status=200,
@@ -133,7 +142,7 @@ class Gateway:
             response=result.raw,
             output=json.dumps(output, ensure_ascii=False) if call.contract else None,
             valid=True if call.contract else None,
-            attempts=json.dumps(attempts, ensure_ascii=False),
+            attempts=_attempts_json(result.attempts),
             usage=usage,
             cost=result.cost_usd,
         )
@@ -178,20 +187,26 @@ class Gateway:
         )
 
     def record_error(
-        self, call: CallRecord, exc: TetherError, status: int, *, partial: str | None = None
+        self,
+        call: CallRecord,
+        exc: TetherError,
+        status: int,
+        *,
+        partial: str | None = None,
+        price: PriceSettings | None = None,
     ) -> None:
-        usage, cost, attempts, response = Usage(), 0.0, None, partial
-        if isinstance(exc, ContractViolation):
-            for a in exc.attempts:
-                usage += a.usage
-                cost += a.cost_usd
-            attempts = json.dumps(
-                [{"raw": a.raw, "errors": list(a.errors)} for a in exc.attempts],
-                ensure_ascii=False,
-            )
-            response = exc.last_raw
-            if call.key is not None:
-                self.limiter.charge(call.key, usage.total_tokens, cost)
+        """A call that failed. Every attempt the error carries was billed upstream: the row and
+        the key's spend include them. A stream that failed outside the attempt loop carries no
+        attempts; what its provider reported billing is charged at `price`."""
+        done = exc.attempts
+        if not done and price is not None and isinstance(exc, ProviderError) and exc.usage:
+            latency = time.perf_counter() - call.started
+            done = (failed_attempt(exc, price, latency_s=latency, raw=partial or ""),)
+        usage, cost = charged(done)
+        if done and call.key is not None:
+            self.limiter.charge(call.key, usage.total_tokens, cost)
+        response = partial if partial is not None else ((done[-1].raw or None) if done else None)
+        attempts = _attempts_json(done) if done else None
         self._record(
             call,
             status=status,

@@ -154,7 +154,8 @@ async def _events(
     except TetherError as exc:
         # Headers are sent: the error travels as a terminal event, the row says what was sent.
         status, error_type, code = status_code(exc)
-        gateway.record_error(call, exc, status, partial="".join(parts) or None)
+        partial = "".join(parts) or None
+        gateway.record_error(call, exc, status, partial=partial, price=plan.price)
         yield b"data: " + error_body(exc.message, error_type, code) + b"\n\n"
     except Exception:
         log.exception("unexpected error in stream %s", call.request_id)
