@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert
+from sqlalchemy import Engine, delete, insert, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -238,6 +238,9 @@ class RequestLog:
         cutoff = datetime.now(UTC) - timedelta(days=self._retention)
         try:
             with self._engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # A large backlog may take longer than a request's statement timeout.
+                    conn.execute(text("SET LOCAL statement_timeout = 0"))
                 conn.execute(delete(requests).where(requests.c.at < cutoff))
         except SQLAlchemyError as exc:
             self._database_down(exc)

@@ -68,7 +68,12 @@ class Spool:
             self.dropped += lost
             self.full = True
             log.error("request log: spool full, dropped %s (%d rows)", oldest.name, lost)
-        _write_whole(self.directory / f"{time.time_ns()}-{os.getpid()}.jsonl", text)
+        try:
+            _write_whole(self.directory / f"{time.time_ns()}-{os.getpid()}.jsonl", text)
+        except OSError as exc:
+            self.dropped += len(rows)
+            log.error("request log: cannot write the spool, %d rows lost: %s", len(rows), exc)
+            return
         self.rows += len(rows)
 
     def read(self, path: Path) -> SpoolFile:
