@@ -118,7 +118,7 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error in request %s", request_id)
     call = _unrecorded_call(request)
     if call is not None:
-        request.app.state.gateway.record_failure(
+        request.app.state.gateway.record_outcome(
             call, 500, f"internal error ({type(exc).__name__}); see the gateway log"
         )
     headers = {REQUEST_ID_HEADER: request_id} if request_id else {}

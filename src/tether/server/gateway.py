@@ -70,6 +70,7 @@ class CallRecord:
     prompt: str | None = None
     prompt_version: str | None = None
     recorded: bool = False  # set once its row is queued: every call gets exactly one
+    admin: bool = False  # made with the admin token rather than a virtual key
 
 
 class Gateway:
@@ -167,11 +168,12 @@ class Gateway:
             cost=cost,
         )
 
-    def record_failure(
-        self, call: CallRecord, status: int, error: str, *, partial: str | None = None
+    def record_outcome(
+        self, call: CallRecord, status: int, error: str | None, *, partial: str | None = None
     ) -> None:
-        """A call that ended without a TetherError to describe it: an unexpected error, a
-        client that went away, a cut stream. `partial` is what was sent before it ended."""
+        """A call without a completion or a TetherError to describe it: an unexpected error, a
+        client that went away, a call that used no model (feedback). `partial` is what was
+        sent before it ended."""
         self._record(
             call,
             status=status,

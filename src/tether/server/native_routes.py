@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -82,7 +83,9 @@ async def run_prompt(name: str, request: Request) -> Response:
 
 @router.post("/v1/feedback")
 async def post_feedback(request: Request) -> Response:
-    gateway, call = start_call(request, "feedback")
+    gateway, call = start_call(request, "feedback", admin_allowed=True)
+    if call.key is not None:
+        gateway.limiter.admit(call.key)  # feedback counts against the key's rate like any call
     body = await read_json(request, gateway.settings.server.max_body_bytes)
     request_id = _optional_str(body, "request_id")
     if not request_id:
@@ -93,13 +96,17 @@ async def post_feedback(request: Request) -> Response:
     label, comment = _optional_str(body, "label"), _optional_str(body, "comment")
     if score is None and label is None and comment is None:
         raise InvalidRequest("give at least one of score, label, comment")
-    if not await _known(gateway, request_id):
+    owner = await _owner(gateway, request_id)
+    if owner is None:
         # The row may still be on its way to the database; the wait runs off the event loop.
         flushed = await in_thread(lambda: gateway.log.flush(timeout_s=2.0), what="request log")
         if not flushed or not gateway.log.database_ok:
             raise DatabaseUnavailable("request log", "recent requests are not stored yet")
-        if not await _known(gateway, request_id):
-            raise InvalidRequest(f"no request {request_id!r}", param="request_id", status=404)
+        owner = await _owner(gateway, request_id)
+    caller = call.key.id if call.key else None
+    if owner is None or not (call.admin or owner.key_id == caller):
+        # Another key's request answers exactly like a missing one: nothing to learn from it.
+        raise InvalidRequest(f"no request {request_id!r}", param="request_id", status=404)
     row = {
         "request_id": request_id,
         "score": float(score) if score is not None else None,
@@ -114,13 +121,27 @@ async def post_feedback(request: Request) -> Response:
             conn.execute(insert(feedback).values(**row))
 
     await in_thread(store, what="feedback")
-    return Response(orjson.dumps({"ok": True, "request_id": request_id}), media_type=JSON)
+    gateway.record_outcome(call, 200, None)
+    return Response(
+        orjson.dumps({"ok": True, "request_id": request_id}),
+        media_type=JSON,
+        headers={REQUEST_ID_HEADER: call.request_id},
+    )
 
 
-async def _known(gateway: Gateway, request_id: str) -> bool:
-    def query() -> bool:
+@dataclass(frozen=True)
+class _Owner:
+    key_id: str | None
+
+
+async def _owner(gateway: Gateway, request_id: str) -> _Owner | None:
+    """Who made a logged request (None when no such request is stored)."""
+
+    def query() -> _Owner | None:
         with gateway.engine.connect() as conn:
-            found = conn.execute(select(requests.c.id).where(requests.c.id == request_id))
-            return found.first() is not None
+            found = conn.execute(
+                select(requests.c.key_id).where(requests.c.id == request_id)
+            ).first()
+            return None if found is None else _Owner(found.key_id)
 
     return await in_thread(query, what="request log")

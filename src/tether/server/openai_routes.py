@@ -24,6 +24,7 @@ from tether.result import Result
 from tether.server.bodies import chat_request, read_json
 from tether.server.errors import REQUEST_ID_HEADER, error_body, status_code
 from tether.server.gateway import CallRecord, Gateway, new_request_id
+from tether.server.keys import KEY_PREFIX
 
 router = APIRouter()
 log = logging.getLogger("tether.server")
@@ -38,14 +39,28 @@ def _gateway(request: Request) -> Gateway:
     return gateway
 
 
-def start_call(request: Request, endpoint: str) -> tuple[Gateway, CallRecord]:
-    """Name the request, authenticate the caller."""
+def start_call(
+    request: Request, endpoint: str, *, admin_allowed: bool = False
+) -> tuple[Gateway, CallRecord]:
+    """Name the request, authenticate the caller: a virtual key, or (where `admin_allowed`)
+    the admin token."""
     gateway = _gateway(request)
     call = CallRecord(new_request_id(), endpoint, None, perf_counter())
     request.state.request_id = call.request_id
     request.state.call = call  # the error handlers record it if the route cannot
+    if admin_allowed and _presents_admin_token(request):
+        request.app.state.auth.require(request)
+        call.admin = True
+        return gateway, call
     call.key = gateway.authenticate(request)
     return gateway, call
+
+
+def _presents_admin_token(request: Request) -> bool:
+    """A bearer credential that is not shaped like a virtual key is meant as the admin token
+    (checking keys against the admin token would count them as failed admin logins)."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and not value.strip().startswith(KEY_PREFIX)
 
 
 def _usage(usage: Usage) -> dict[str, int]:
@@ -159,7 +174,7 @@ async def _events(
         yield b"data: " + error_body(exc.message, error_type, code) + b"\n\n"
     except Exception:
         log.exception("unexpected error in stream %s", call.request_id)
-        gateway.record_failure(call, 500, "internal error; see the gateway log",
+        gateway.record_outcome(call, 500, "internal error; see the gateway log",
                                partial="".join(parts) or None)  # fmt: skip
         yield (
             b"data: "
@@ -169,7 +184,7 @@ async def _events(
     finally:
         # A client that hangs up closes the generator mid-stream: still one row, marked so.
         if not call.recorded:
-            gateway.record_failure(
+            gateway.record_outcome(
                 call, CLIENT_CLOSED, "client closed the stream", partial="".join(parts) or None
             )
     yield b"data: [DONE]\n\n"
