@@ -143,6 +143,7 @@ class KeyStore:
         self._by_hash: dict[str, ApiKey] | None = None
         self._loaded_at: float | None = None
         self._writes = 0  # local changes, so a reload that raced one is not applied
+        self._answering = True
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -177,9 +178,14 @@ class KeyStore:
             with self._engine.connect() as conn:
                 rows = conn.execute(select(api_keys)).all()
         except SQLAlchemyError as exc:
-            reason = short_reason(exc)
-            log.warning("key cache: database unavailable, keeping the last copy: %s", reason)
+            if self._answering:  # once per outage, not twice a second
+                reason = short_reason(exc)
+                log.warning("key cache: database unavailable, keeping the last copy: %s", reason)
+            self._answering = False
             return False
+        if not self._answering:
+            log.warning("key cache: database back")
+        self._answering = True
         fresh = {row.secret_hash: _key(row) for row in rows}
         with self._lock:
             if writes == self._writes:  # else it may predate a local change: the next one wins
