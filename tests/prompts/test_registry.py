@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from tether.errors import (
     IncompatibleChange,
@@ -13,8 +15,10 @@ from tether.errors import (
     PromptNotFound,
     VersionConflict,
 )
+from tether.evals.assertions import Judge
 from tether.prompts.registry import Registry
 from tether.prompts.spec import PromptSpec
+from tether.store.tables import prompt_versions
 
 from .specs import output_schema, spec, spec_data
 
@@ -61,6 +65,8 @@ def test_unknown_prompt_version_and_label(registry: Registry) -> None:
         registry.get("ticket", label="production")
 
 
+# The output contract is what consumers rely on: a change that lets the new version produce an
+# output the old contract refused is breaking; narrowing it is compatible.
 BREAKING = {
     "field removed": lambda s: s["properties"].pop("summary"),
     "field renamed": lambda s: (
@@ -68,9 +74,11 @@ BREAKING = {
         or s.update(required=["queue_name", "urgent"])
     ),
     "type changed": lambda s: s["properties"].update(urgent={"type": "string"}),
-    "enum narrowed": lambda s: s["properties"]["queue"].update(enum=["billing", "tech"]),
-    "made required": lambda s: s.update(required=["queue", "urgent", "summary"]),
-    "constraint tightened": lambda s: s["properties"]["summary"].update(maxLength=10),
+    "enum widened": lambda s: s["properties"]["queue"].update(
+        enum=["billing", "tech", "sales", "legal"]
+    ),
+    "no longer required": lambda s: s.update(required=["queue"]),
+    "constraint relaxed": lambda s: s["properties"]["urgent"].update(type=["boolean", "null"]),
 }
 
 
@@ -86,10 +94,9 @@ def test_breaking_contract_changes_need_a_major_bump(registry: Registry, change:
 
 COMPATIBLE = {
     "optional field added": lambda s: s["properties"].update(lang={"type": "string"}),
-    "enum widened": lambda s: s["properties"]["queue"].update(
-        enum=["billing", "tech", "sales", "legal"]
-    ),
-    "constraint relaxed": lambda s: s["properties"]["urgent"].update(type=["boolean", "null"]),
+    "enum narrowed": lambda s: s["properties"]["queue"].update(enum=["billing", "tech"]),
+    "made required": lambda s: s.update(required=["queue", "urgent", "summary"]),
+    "constraint tightened": lambda s: s["properties"]["summary"].update(maxLength=10),
 }
 
 
@@ -123,8 +130,9 @@ def test_new_required_input_needs_a_major_bump(registry: Registry) -> None:
         "properties": {"text": {"type": "string"}, "lang": {"type": "string"}},
         "required": ["text", "lang"],
     }
-    with pytest.raises(IncompatibleChange, match="callers must now pass lang"):
+    with pytest.raises(IncompatibleChange, match="does not require 'lang'") as err:
         _push(registry, spec("1.1.0", inputs=inputs, examples=[]))
+    assert "inputs that the old version accepted are refused" in str(err.value)
 
 
 def test_labels_move_and_roll_back_with_a_record(registry: Registry) -> None:
@@ -214,3 +222,18 @@ def test_migrations_are_recorded_once(database_url: str) -> None:
             assert sorted(numbers) == [m[0] for m in MIGRATIONS]
     finally:
         engine.dispose()
+
+
+def test_a_version_stored_under_older_spec_rules_still_loads(registry: Registry) -> None:
+    judge = {"type": "judge", "criteria": "is polite", "model": "fake"}
+    tests = [{"name": "polite", "inputs": {"text": "hi"}, "assert": [judge]}]
+    _push(registry, spec(tests=tests))
+    # Pushed before the judge needed a model: the stored spec has none.
+    stored = spec().canonical()
+    stored["tests"] = [{**tests[0], "assert": [{**judge, "model": None}]}]
+    with registry.engine.begin() as conn:
+        conn.execute(update(prompt_versions).values(spec=json.dumps(stored)))
+    found = registry.get("ticket", version="1.0.0")
+    loaded = found.spec.tests[0].asserts[0]
+    assert isinstance(loaded, Judge)
+    assert loaded.model is None

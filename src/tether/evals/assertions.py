@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 
 class _Assertion(BaseModel):
@@ -25,18 +26,26 @@ class SchemaValid(_Assertion):
 
 
 class Equals(_Assertion):
+    """Equal as JSON values: see `same`."""
+
     type: Literal["equals"]
     value: Any
 
 
 class OneOf(_Assertion):
+    """Equal (as `equals` compares) to one of `values`."""
+
     type: Literal["in"]
     values: list[Any] = Field(min_length=1)
 
 
 class Contains(_Assertion):
+    """On a string: `value` is a substring. On a list: an element equals `value` (by the rule
+    of `equals`). On an object: `value` is one of its keys. `case_sensitive: false` folds the
+    case of the string, of string elements, or of the keys."""
+
     type: Literal["contains"]
-    value: str
+    value: Any
     case_sensitive: bool = True
 
 
@@ -51,10 +60,21 @@ class InRange(_Assertion):
     max: float | None = None
 
 
+# The lowest cosine (0.01 steps) at which MiniLM passes at most 2% of the STS-B pairs people
+# scored clearly different (<= 2 of 5) and none of the short antonym pairs (positive/negative,
+# yes/no, safe/unsafe ...); about 65% of paraphrases (>= 4 of 5) pass it. Measured over
+# STS-B train + dev by benchmarks/similar_threshold.py (results/similar_threshold.md).
+SIMILAR_THRESHOLD = 0.84
+
+
 class Similar(_Assertion):
+    """Cosine similarity of the embeddings of the output (as text) and `value`. Embeddings
+    see topic, not polarity: a negated sentence scores close to the original, so check
+    verdicts and labels with `equals`, `in` or `regex` instead."""
+
     type: Literal["similar"]
     value: str
-    threshold: float = Field(default=0.7, ge=-1, le=1)
+    threshold: float = Field(default=SIMILAR_THRESHOLD, ge=-1, le=1)
     embedder: str = "minilm"
 
 
@@ -63,14 +83,36 @@ class PythonCheck(_Assertion):
     function: str = Field(description="module:function, called with (value, inputs)")
 
 
+# Validation context for a spec read back from the registry. Stored versions are immutable and
+# must load whatever rules came after them; the rules below apply to spec files.
+STORED_SPEC: dict[str, bool] = {"stored_spec": True}
+
+
 class Judge(_Assertion):
+    """An LLM grades the output against `criteria`, giving its reasons before its verdict."""
+
     type: Literal["judge"]
     criteria: str = Field(min_length=1)
-    model: str | None = None
+    # Required, with no default model: a grade is only as good as the grader, and the smallest
+    # local model is not one. Missing is checked below rather than by the type, so that the
+    # error explains itself at the field's own location (and stored versions still load).
+    model: str | None = Field(default=None, validate_default=True, description="grading model")
     prompt: str | None = Field(
         default=None,
         description="judge prompt template; sees {{ criteria }}, {{ output }} and {{ inputs }}",
     )
+
+    @field_validator("model")
+    @classmethod
+    def _model_named(cls, model: str | None, info: ValidationInfo) -> str | None:
+        stored = isinstance(info.context, Mapping) and info.context.get("stored_spec")
+        if not stored and not (model and model.strip()):
+            raise PydanticCustomError(
+                "judge_model_missing",
+                "a judge assertion needs `model`: the name of a configured model to grade "
+                "with, one stronger than the model under test",
+            )
+        return model
 
 
 Assertion = Annotated[
@@ -133,19 +175,48 @@ def _schema_valid(a: SchemaValid, s: Subject, value: Any, services: Services) ->
     return _ok(s.valid, s.error or "output did not meet the contract")
 
 
+def same(a: Any, b: Any) -> bool:
+    """Equality of JSON values: a boolean is never a number (`true` is not `1`); an int and a
+    float of equal value are the same number (JSON has one number type: `1` is `1.0`);
+    strings, null, lists (in order) and objects (by key) compare by type and content, lists
+    and objects element by element under this same rule."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and bool(a == b)
+
+
 def _equals(a: Equals, s: Subject, value: Any, services: Services) -> Outcome:
-    return _ok(value == a.value, f"{_text(value)} != {_text(a.value)}")
+    return _ok(same(value, a.value), f"{_text(value)} != {_text(a.value)}")
 
 
 def _one_of(a: OneOf, s: Subject, value: Any, services: Services) -> Outcome:
-    return _ok(value in a.values, f"{_text(value)} not in {_text(a.values)}")
+    return _ok(any(same(value, v) for v in a.values), f"{_text(value)} not in {_text(a.values)}")
+
+
+def _folded(value: Any, fold: bool) -> Any:
+    return value.casefold() if fold and isinstance(value, str) else value
 
 
 def _contains(a: Contains, s: Subject, value: Any, services: Services) -> Outcome:
-    text, needle = _text(value), a.value
-    if not a.case_sensitive:
-        text, needle = text.casefold(), needle.casefold()
-    return _ok(needle in text, f"{a.value!r} not found")
+    fold = not a.case_sensitive
+    needle = _folded(a.value, fold)
+    if isinstance(value, str):
+        if not isinstance(needle, str):
+            return Outcome(False, f"cannot look for {_text(a.value)} in a string")
+        return _ok(needle in _folded(value, fold), f"{a.value!r} is not in the string")
+    if isinstance(value, list):
+        found = any(same(_folded(item, fold), needle) for item in value)
+        return _ok(found, f"no element equals {_text(a.value)}")
+    if isinstance(value, Mapping):
+        found = any(_folded(key, fold) == needle for key in value)
+        return _ok(found, f"no key {_text(a.value)}")
+    return Outcome(False, f"{_text(value)} is not a string, list or object")
 
 
 def _matches(a: Matches, s: Subject, value: Any, services: Services) -> Outcome:

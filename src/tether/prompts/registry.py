@@ -21,6 +21,7 @@ from tether.errors import (
     PromptNotFound,
     VersionConflict,
 )
+from tether.evals.assertions import STORED_SPEC
 from tether.prompts.compat import CompatReport, compare
 from tether.prompts.compiled import CompiledPrompt
 from tether.prompts.semver import Bump, SemVer
@@ -78,7 +79,7 @@ def _version(row: Row[Any]) -> PromptVersion:
         name=row.name,
         version=row.version,
         content_hash=row.content_hash,
-        spec=PromptSpec.model_validate(json.loads(row.spec)),
+        spec=PromptSpec.model_validate(json.loads(row.spec), context=STORED_SPEC),
         source=row.source,
         author=row.author,
         message=row.message,
