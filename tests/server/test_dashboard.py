@@ -147,6 +147,7 @@ class Seeded:
     other: str  # made with a second key
     other_key_id: str
     other_secret: str
+    feedback: str  # the feedback call on `plain`: logged, but not a model call
 
     @property
     def live(self) -> LiveGateway:
@@ -154,7 +155,7 @@ class Seeded:
 
     @property
     def all(self) -> set[str]:
-        return {self.plain, self.invalid, self.prompt, self.missing, self.other}
+        return {self.plain, self.invalid, self.prompt, self.missing, self.other, self.feedback}
 
 
 def push_prompts(site: Site) -> None:
@@ -212,6 +213,7 @@ def seeded(site: Site) -> Seeded:
         other=other,
         other_key_id=other_key.id,
         other_secret=other_secret,
+        feedback=note.headers["x-tether-request-id"],
     )
 
 
@@ -281,7 +283,7 @@ def test_request_log_columns_and_order(seeded: Seeded) -> None:
     assert "chat.completions" in html
     assert '<span class="bad">error 422</span>' in html
     assert '<span class="bad">error 404</span>' in html
-    assert "5 requests" in html
+    assert "6 requests" in html
     assert_no_markup_from_data(html)
 
 
@@ -292,16 +294,16 @@ def test_request_log_filters(seeded: Seeded) -> None:
     def ids(**params: str) -> set[str]:
         return set(site.listed(**params))
 
-    assert ids(model="fake") == s.all - {s.missing}
+    assert ids(model="fake") == s.all - {s.missing, s.feedback}
     assert ids(model="nope") == {s.missing}
     assert ids(prompt="feedback-sentiment") == {s.prompt}
     assert ids(prompt="feedback-sentiment@1.0.0") == {s.prompt}
     assert ids(prompt="feedback-sentiment@1.1.0") == set()
-    assert ids(status="ok") == {s.plain, s.prompt, s.other}
+    assert ids(status="ok") == {s.plain, s.prompt, s.other, s.feedback}
     assert ids(status="error") == {s.invalid, s.missing}
     assert ids(valid="yes") == {s.prompt}
     assert ids(valid="no") == {s.invalid}
-    assert ids(valid="none") == {s.plain, s.missing, s.other}
+    assert ids(valid="none") == {s.plain, s.missing, s.other, s.feedback}
     assert ids(status="error", valid="no") == {s.invalid}
     assert ids(key=s.other_key_id) == {s.other}
     assert ids(q="HELLO dashboard") == {s.plain}  # case-insensitive, in the prompt

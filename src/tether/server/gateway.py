@@ -14,7 +14,7 @@ from fastapi import Request
 
 from tether.client import Client
 from tether.costs.accounting import charged, failed_attempt
-from tether.errors import InvalidKey, KeyScopeError, ProviderError, TetherError
+from tether.errors import ContractViolation, InvalidKey, KeyScopeError, ProviderError, TetherError
 from tether.messages import Message, Usage
 from tether.observe.request_log import RequestLog, RequestRecord
 from tether.result import Attempt, Result
@@ -182,7 +182,7 @@ class Gateway:
             upstream_model=None,
             response=partial,
             output=None,
-            valid=False if call.contract else None,
+            valid=None,  # no output was judged
             attempts=None,
             usage=Usage(),
             cost=0.0,
@@ -217,7 +217,8 @@ class Gateway:
             upstream_model=None,
             response=response,
             output=None,
-            valid=False if call.contract else None,
+            # invalid only when an output failed its contract: a 429 judged no output
+            valid=False if isinstance(exc, ContractViolation) else None,
             attempts=attempts,
             usage=usage,
             cost=cost,

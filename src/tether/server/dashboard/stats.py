@@ -74,6 +74,10 @@ def _day(engine: Engine) -> ColumnElement[Any]:
     return func.date(requests.c.at)  # SQLite stores UTC text: 'YYYY-MM-DD HH:MM:SS...'
 
 
+# Feedback calls are logged too, but the overview is about the calls that reach a model.
+MODEL_CALLS = requests.c.endpoint != "feedback"
+
+
 def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
@@ -93,7 +97,7 @@ def overview(engine: Engine, today: date, window: int = WINDOW_DAYS) -> Overview
         func.sum(case((c.status >= 400, 1), else_=0)).label("errors"),
         func.sum(case((c.valid.is_(True), 1), else_=0)).label("valid"),
         func.sum(case((c.valid.is_(False), 1), else_=0)).label("invalid"),
-    ).where(c.at >= since)
+    ).where(c.at >= since, MODEL_CALLS)
     with engine.connect() as conn:
         rows = conn.execute(counted.group_by(day)).all()
         latency = _latencies(engine, conn, since)
@@ -135,11 +139,13 @@ def _latencies(
                 func.percentile_cont(0.5).within_group(c.latency_ms).label("p50"),
                 func.percentile_cont(0.95).within_group(c.latency_ms).label("p95"),
             )
-            .where(c.at >= since)
+            .where(c.at >= since, MODEL_CALLS)
             .group_by(day)
         )
         return {_as_date(r.day): (float(r.p50), float(r.p95)) for r in conn.execute(query)}
-    ordered = select(day, c.latency_ms).where(c.at >= since).order_by(day, c.latency_ms)
+    ordered = (
+        select(day, c.latency_ms).where(c.at >= since, MODEL_CALLS).order_by(day, c.latency_ms)
+    )
     return {
         d: (percentile(v, 0.5), percentile(v, 0.95)) for d, v in _grouped(conn.execute(ordered))
     }
