@@ -57,8 +57,9 @@ def attempts(plan: Plan[T]) -> Steps[T]:
     done: list[Attempt] = []
     for _ in range(plan.max_repairs + 1):
         sent = perf_counter()
+        repair_turns = len(messages) - len(plan.messages)
         try:
-            completion = yield ProviderCall(messages, plan.params, plan.output)
+            completion = yield ProviderCall(messages, plan.params, plan.output, repair_turns)
         except TetherError as exc:
             done.append(failed_attempt(exc, plan.price, latency_s=perf_counter() - sent))
             exc.attempts = tuple(done)

@@ -98,6 +98,14 @@ class ProviderCall:
     messages: tuple[Message, ...]
     params: GenerationParams = field(default_factory=GenerationParams)
     output: OutputSpec | None = None
+    # How many trailing messages repair an earlier attempt (its output and what was wrong with
+    # it): a provider that adapts to the prompt (few-shot or not) looks at `prompt` instead.
+    repair_turns: int = 0
+
+    @property
+    def prompt(self) -> tuple[Message, ...]:
+        """The messages of the first attempt, without any repair turns."""
+        return self.messages[: len(self.messages) - self.repair_turns]
 
 
 @dataclass(frozen=True, slots=True)

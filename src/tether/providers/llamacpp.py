@@ -170,7 +170,7 @@ class LlamaCppProvider:
         """Render, count and check the prompt; build the generation options. Holds no lock:
         callers do."""
         llm, prompt_format = self._load()
-        rendered = prompt_format.render(_with_instruction(call))
+        rendered = prompt_format.render(with_schema_instruction(call))
         prompt_tokens = llm.tokenize(rendered.text.encode("utf-8"), special=True)
         if len(prompt_tokens) + call.params.max_tokens > self._context_window:
             raise ContextWindowExceeded(
@@ -275,10 +275,12 @@ def _processors(constraint: GrammarConstraint | None) -> LogitsProcessorList | N
     return LogitsProcessorList([constraint])
 
 
-def _with_instruction(call: ProviderCall) -> list[Message]:
+def with_schema_instruction(call: ProviderCall) -> list[Message]:
     """Zero-shot structured calls get the schema spelled out: the grammar keeps the output valid,
-    but only the prompt tells the model what the fields mean. Few-shot prompts already show it."""
+    but only the prompt tells the model what the fields mean. Few-shot prompts already show it.
+    The choice is made on the prompt alone, so a repair turn (whose failed output is an
+    assistant message) carries the same instruction as the first attempt."""
     messages = list(call.messages)
-    if call.output is not None and not any(m.role == "assistant" for m in messages):
+    if call.output is not None and not any(m.role == "assistant" for m in call.prompt):
         messages.insert(0, schema_instruction(call.output))
     return messages
