@@ -11,13 +11,17 @@ from starlette.responses import Response
 
 from tether.errors import InvalidRequest
 from tether.prompts.loader import parse_spec
+from tether.prompts.registry import PromptVersion, PushOutcome
 from tether.server.auth import AdminAuth
 from tether.server.bodies import read_json
 from tether.server.gateway import Gateway
 from tether.server.keys import parse_expiry
 from tether.server.openai_routes import JSON
+from tether.store.offload import in_thread
 
 router = APIRouter(prefix="/admin")
+# Every database call below runs in a worker thread with a deadline (tether.store.offload).
+REG, KEYS = "prompt registry", "key store"
 
 
 def _admin(request: Request) -> Gateway:
@@ -41,21 +45,25 @@ def _str(body: dict[str, Any], field: str, default: str | None = None) -> str:
 
 @router.get("/prompts")
 async def list_prompts(request: Request) -> Response:
-    gateway = _admin(request)
-    return _json([s.__dict__ for s in gateway.client.registry.summaries()])
+    registry = _admin(request).client.registry
+    return _json(await in_thread(lambda: [s.__dict__ for s in registry.summaries()], what=REG))
 
 
 @router.post("/prompts")
 async def push_prompt(request: Request) -> Response:
     gateway = _admin(request)
     body = await read_json(request, gateway.settings.server.max_body_bytes)
-    loaded = parse_spec(_str(body, "source"), source_name="request body")
-    outcome = gateway.client.registry.push(
-        loaded.spec,
-        source=loaded.source,
-        author=_str(body, "author", gateway.settings.actor),
-        message=_str(body, "message", ""),
-    )
+    source = _str(body, "source")
+    author = _str(body, "author", gateway.settings.actor)
+    message = _str(body, "message", "")
+
+    def push() -> PushOutcome:
+        loaded = parse_spec(source, source_name="request body")
+        return gateway.client.registry.push(
+            loaded.spec, source=loaded.source, author=author, message=message
+        )
+
+    outcome = await in_thread(push, what=REG)
     return _json(
         {
             "name": outcome.version.name,
@@ -71,13 +79,18 @@ async def push_prompt(request: Request) -> Response:
 @router.get("/prompts/{name}")
 async def prompt_detail(name: str, request: Request) -> Response:
     registry = _admin(request).client.registry
-    versions = registry.versions(name)
-    if not versions:
-        registry.get(name)  # raises PromptNotFound
+
+    def read() -> tuple[list[PromptVersion], dict[str, str]]:
+        versions = registry.versions(name)
+        if not versions:
+            registry.get(name)  # raises PromptNotFound
+        return versions, registry.labels(name)
+
+    versions, labels = await in_thread(read, what=REG)
     return _json(
         {
             "name": name,
-            "labels": registry.labels(name),
+            "labels": labels,
             "versions": [
                 {
                     "version": v.version,
@@ -96,12 +109,11 @@ async def prompt_detail(name: str, request: Request) -> Response:
 async def set_label(name: str, request: Request) -> Response:
     gateway = _admin(request)
     body = await read_json(request, gateway.settings.server.max_body_bytes)
-    event = gateway.client.registry.set_label(
-        name,
-        _str(body, "label"),
-        _str(body, "version"),
-        actor=_str(body, "actor", gateway.settings.actor),
-        reason=_str(body, "reason", ""),
+    label, version = _str(body, "label"), _str(body, "version")
+    actor, reason = _str(body, "actor", gateway.settings.actor), _str(body, "reason", "")
+    event = await in_thread(
+        lambda: gateway.client.registry.set_label(name, label, version, actor=actor, reason=reason),
+        what=REG,
     )
     return _json({"label": event.label, "from": event.from_version, "to": event.to_version})
 
@@ -110,18 +122,19 @@ async def set_label(name: str, request: Request) -> Response:
 async def rollback(name: str, request: Request) -> Response:
     gateway = _admin(request)
     body = await read_json(request, gateway.settings.server.max_body_bytes)
-    event = gateway.client.registry.rollback(
-        name,
-        _str(body, "label", "production"),
-        actor=_str(body, "actor", gateway.settings.actor),
-        reason=_str(body, "reason", ""),
+    label = _str(body, "label", "production")
+    actor, reason = _str(body, "actor", gateway.settings.actor), _str(body, "reason", "")
+    event = await in_thread(
+        lambda: gateway.client.registry.rollback(name, label, actor=actor, reason=reason),
+        what=REG,
     )
     return _json({"label": event.label, "from": event.from_version, "to": event.to_version})
 
 
 @router.get("/keys")
 async def list_keys(request: Request) -> Response:
-    return _json([k.public() for k in _admin(request).keys.list()])
+    keys = _admin(request).keys
+    return _json(await in_thread(lambda: [k.public() for k in keys.list()], what=KEYS))
 
 
 def _names(body: dict[str, Any], field: str) -> list[str] | None:
@@ -152,14 +165,20 @@ def _whole(body: dict[str, Any], field: str) -> int | None:
 async def create_key(request: Request) -> Response:
     gateway = _admin(request)
     body = await read_json(request, gateway.settings.server.max_body_bytes)
-    key, secret = gateway.keys.create(
-        _str(body, "name"),
-        models=_names(body, "models"),
-        prompts=_names(body, "prompts"),
-        rpm=_whole(body, "rpm"),
-        tpm=_whole(body, "tpm"),
-        budget_usd=_number(body, "budget_usd"),
-        expires_at=_expiry(body),
+    name, models, prompts = _str(body, "name"), _names(body, "models"), _names(body, "prompts")
+    rpm, tpm, budget = _whole(body, "rpm"), _whole(body, "tpm"), _number(body, "budget_usd")
+    expires_at = _expiry(body)
+    key, secret = await in_thread(
+        lambda: gateway.keys.create(
+            name,
+            models=models,
+            prompts=prompts,
+            rpm=rpm,
+            tpm=tpm,
+            budget_usd=budget,
+            expires_at=expires_at,
+        ),
+        what=KEYS,
     )
     return _json({**key.public(), "secret": secret}, 201)
 
@@ -178,4 +197,5 @@ def _expiry(body: dict[str, Any]) -> datetime | None:
 
 @router.delete("/keys/{key_id}")
 async def revoke_key(key_id: str, request: Request) -> Response:
-    return _json(_admin(request).keys.revoke(key_id).public())
+    keys = _admin(request).keys
+    return _json(await in_thread(lambda: keys.revoke(key_id).public(), what=KEYS))
