@@ -35,6 +35,8 @@ from tether.providers.grammar import (
 from tether.settings import ModelSettings, Settings
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
     from llama_cpp import Llama, LogitsProcessorList
     from llguidance import LLTokenizer
 
@@ -103,7 +105,7 @@ class LlamaCppProvider:
 
     def complete(self, call: ProviderCall) -> Completion:
         with self._lock:
-            llm, prompt_tokens, options, constraint = self._prepare(call)
+            llm, prompt_tokens, options, constraint, counter = self._prepare(call)
             out = llm.create_completion(prompt_tokens, **options)
         if constraint is not None and constraint.error:
             raise ProviderError(
@@ -112,10 +114,9 @@ class LlamaCppProvider:
                 model=self.model,
             )
         choice = out["choices"][0]  # type: ignore[index]
-        usage = out["usage"]  # type: ignore[index]
         return Completion(
             text=choice["text"].strip() if constraint is None else choice["text"],
-            usage=Usage(usage["prompt_tokens"], usage["completion_tokens"]),
+            usage=Usage(len(prompt_tokens), counter.sampled),
             model=self.model,
             provider=self.kind,
             finish_reason=choice["finish_reason"] or "stop",
@@ -150,23 +151,25 @@ class LlamaCppProvider:
 
     def _stream(self, call: ProviderCall) -> Iterator[StreamChunk]:
         with self._lock:
-            llm, prompt_tokens, options, _ = self._prepare(call)
-            produced, finish = 0, "stop"
+            llm, prompt_tokens, options, _, counter = self._prepare(call)
+            finish = "stop"
+            # A chunk is not a token: one may hold several (a character split across tokens),
+            # the last holds none, and tokens that formed a stop sequence are never sent.
             chunks = cast(
                 Iterator[dict[str, Any]],
                 llm.create_completion(prompt_tokens, stream=True, **options),
             )
             for out in chunks:
                 choice = out["choices"][0]
-                produced += 1
                 finish = choice["finish_reason"] or finish
                 if choice["text"]:
                     yield StreamChunk(choice["text"])
-        yield StreamChunk("", usage=Usage(len(prompt_tokens), produced), finish_reason=finish)
+        usage = Usage(len(prompt_tokens), counter.sampled)
+        yield StreamChunk("", usage=usage, finish_reason=finish)
 
     def _prepare(
         self, call: ProviderCall
-    ) -> tuple[Llama, list[int], dict[str, Any], GrammarConstraint | None]:
+    ) -> tuple[Llama, list[int], dict[str, Any], GrammarConstraint | None, TokenCounter]:
         """Render, count and check the prompt; build the generation options. Holds no lock:
         callers do."""
         llm, prompt_format = self._load()
@@ -181,15 +184,16 @@ class LlamaCppProvider:
                 context_window=self._context_window,
             )
         constraint = self._constraint(call)
+        counter = TokenCounter()
         options: dict[str, Any] = {
             "max_tokens": call.params.max_tokens,
             "temperature": call.params.temperature,
             "seed": call.params.seed,
             # Under a grammar the model ends by emitting EOS when the value is complete.
             "stop": list(call.params.stop) if constraint else [*rendered.stop, *call.params.stop],
-            "logits_processor": _processors(constraint),
+            "logits_processor": _processors(constraint, counter),
         }
-        return llm, prompt_tokens, options, constraint
+        return llm, prompt_tokens, options, constraint, counter
 
     def close(self) -> None:
         with self._lock:
@@ -267,12 +271,25 @@ def _token_text(llm: Llama, token: int) -> str:
     return llm.detokenize([token], special=True).decode("utf-8", errors="replace")
 
 
-def _processors(constraint: GrammarConstraint | None) -> LogitsProcessorList | None:
-    if constraint is None:
-        return None
+class TokenCounter:
+    """A pass-through logits processor. llama.cpp runs it once per token it samples, so it
+    counts the tokens generated, streamed or not: those that formed a stop sequence and a final
+    end-of-generation token included (llama.cpp's own server counts the latter too)."""
+
+    def __init__(self) -> None:
+        self.sampled = 0
+
+    def __call__(
+        self, input_ids: npt.NDArray[np.intc], scores: npt.NDArray[np.single]
+    ) -> npt.NDArray[np.single]:
+        self.sampled += 1
+        return scores
+
+
+def _processors(constraint: GrammarConstraint | None, counter: TokenCounter) -> LogitsProcessorList:
     from llama_cpp import LogitsProcessorList
 
-    return LogitsProcessorList([constraint])
+    return LogitsProcessorList([constraint, counter] if constraint else [counter])
 
 
 def with_schema_instruction(call: ProviderCall) -> list[Message]:
