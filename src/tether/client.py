@@ -14,6 +14,7 @@ import orjson
 from pydantic import BaseModel
 
 from tether.contracts.contract import Contract
+from tether.contracts.guard import check_schema
 from tether.contracts.preflight import PreflightReport, preflight
 from tether.engine import Plan, output_spec, run_async, run_sync
 from tether.messages import GenerationParams, Message, OutputSpec, as_messages
@@ -238,6 +239,8 @@ class Client:
         without limit."""
         if isinstance(contract, Contract):
             return contract
+        if not isinstance(contract, type):
+            check_schema(contract, source="schema")  # before hashing: orjson refuses deep nesting
         key: object = (
             contract
             if isinstance(contract, type)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -115,28 +115,35 @@ def _safe_name(name: str) -> str:
     return (_NAME_UNSAFE.sub("_", name).strip("_") or "output")[:64]
 
 
+# Keywords whose values are data, not subschemas: never rewritten, never searched.
+_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
+
+
+def _objects(node: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in a schema outside data keywords (iterative: no recursion limit)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            yield item
+            stack.extend(v for k, v in item.items() if k not in _DATA_KEYWORDS)
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
 def _uses(node: Any, keyword: str) -> bool:
-    if isinstance(node, dict):
-        return keyword in node or any(_uses(v, keyword) for v in node.values())
-    if isinstance(node, list):
-        return any(_uses(v, keyword) for v in node)
-    return False
+    return any(keyword in obj for obj in _objects(node))
 
 
 def _tighten(node: Any) -> bool:
     """Close open objects in place; return whether every object ends up strict-shaped
     (closed, with every property required), which is what strict upstream modes demand."""
     strict = True
-    if isinstance(node, dict):
-        props = node.get("properties")
+    for obj in _objects(node):
+        props = obj.get("properties")
         if isinstance(props, dict):
-            if "additionalProperties" not in node and "patternProperties" not in node:
-                node["additionalProperties"] = False
-            required = node.get("required", [])
-            strict &= node.get("additionalProperties") is False and set(required) == set(props)
-        for value in node.values():
-            strict &= _tighten(value)
-    elif isinstance(node, list):
-        for value in node:
-            strict &= _tighten(value)
+            if "additionalProperties" not in obj and "patternProperties" not in obj:
+                obj["additionalProperties"] = False
+            required = obj.get("required", [])
+            strict &= obj.get("additionalProperties") is False and set(required) == set(props)
     return strict

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from tether.contracts.validator import pointer
+from tether.contracts.guard import pointer
 
 # Keywords whose value is a map of name -> subschema.
 _SCHEMA_MAPS = frozenset(
@@ -53,19 +53,23 @@ ANNOTATIONS = frozenset(
 )
 
 
-def keyword_uses(schema: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str, str]]:
-    """Yield (keyword, JSON pointer of the schema object using it) for every constraint."""
-    if not isinstance(schema, dict):
-        return
-    for key, value in schema.items():
-        if key not in ANNOTATIONS:
-            yield key, pointer(path)
-        if key in _SCHEMA_MAPS and isinstance(value, dict):
-            for name, sub in value.items():
-                yield from keyword_uses(sub, (*path, key, name))
-        elif key in _SCHEMA_VALUES:
-            if isinstance(value, list):
-                for index, sub in enumerate(value):
-                    yield from keyword_uses(sub, (*path, key, index))
-            else:
-                yield from keyword_uses(value, (*path, key))
+def keyword_uses(schema: Any) -> Iterator[tuple[str, str]]:
+    """Yield (keyword, JSON pointer of the schema object using it) for every constraint, in
+    document order (iterative: no recursion limit)."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(schema, ())]
+    while stack:
+        node, path = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        children: list[tuple[Any, tuple[str | int, ...]]] = []
+        for key, value in node.items():
+            if key not in ANNOTATIONS:
+                yield key, pointer(path)
+            if key in _SCHEMA_MAPS and isinstance(value, dict):
+                children += [(sub, (*path, key, name)) for name, sub in value.items()]
+            elif key in _SCHEMA_VALUES:
+                if isinstance(value, list):
+                    children += [(sub, (*path, key, i)) for i, sub in enumerate(value)]
+                else:
+                    children.append((value, (*path, key)))
+        stack.extend(reversed(children))

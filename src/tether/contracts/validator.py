@@ -2,31 +2,38 @@
 
 jsonschema-rs compiles a schema once into a Rust validator: validation is one native call,
 which is what keeps `validate` cheap enough to run on every response.
+
+A schema is checked by `guard.check_schema` before jsonschema-rs sees it, and jsonschema-rs
+itself runs offline: meta-validation resolves only its bundled draft meta-schemas, and
+compilation only references inside the schema. Nothing is fetched, nothing is read from disk.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import jsonschema_rs
 import orjson
 
+from tether.contracts.guard import check_schema, pointer
 from tether.errors import SchemaError
+
+__all__ = ["MAX_REPORTED_ERRORS", "Check", "SchemaValidator", "pointer"]
 
 MAX_REPORTED_ERRORS = 10
 
 
-def pointer(path: Sequence[str | int]) -> str:
-    """A JSON Pointer (RFC 6901) for an instance or schema path."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
+def _never_retrieve(uri: str) -> Any:
+    raise jsonschema_rs.ReferencingError(f"{uri!r} is not fetched; inline it under $defs")
 
 
-def _no_remote_refs(uri: str) -> Any:
-    raise jsonschema_rs.ReferencingError(
-        f"remote $ref {uri!r} is not fetched; inline it under $defs"
-    )
+@functools.cache
+def _offline_registry() -> jsonschema_rs.Registry:
+    """An empty registry that refuses to retrieve: meta-validation sees only bundled drafts."""
+    return jsonschema_rs.Registry([], retriever=_never_retrieve)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +61,11 @@ class SchemaValidator:
             )
         self.schema = schema
         plain: Any = schema if isinstance(schema, bool) else dict(schema)
+        check_schema(plain, source=source)
         try:
-            jsonschema_rs.meta.validate(plain)
+            jsonschema_rs.meta.validate(plain, registry=_offline_registry())
             self._validator = jsonschema_rs.validator_for(
-                plain, retriever=_no_remote_refs, validate_formats=True
+                plain, offline=True, validate_formats=True
             )
         except jsonschema_rs.ValidationError as exc:
             raise SchemaError(
