@@ -7,7 +7,16 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel
 
-from tether import Client, Completion, ContractViolation, FakeProvider, Usage
+from tether import (
+    Client,
+    Completion,
+    ContextWindowExceeded,
+    ContractViolation,
+    FakeProvider,
+    ProviderError,
+    ProviderUnavailable,
+    Usage,
+)
 
 
 class Label(BaseModel):
@@ -108,8 +117,67 @@ async def test_async_generate_shares_the_request_path(client: Client, fake: Fake
 
 
 def test_provider_errors_propagate_unchanged(client: Client, fake: FakeProvider) -> None:
-    from tether import ProviderUnavailable
-
     fake.enqueue(ProviderUnavailable(provider="fake", model="m", url="http://x", reason="down"))
     with pytest.raises(ProviderUnavailable):
         client.generate("x", contract=Label)
+
+
+# -- failures after billed attempts --------------------------------------------------------------
+
+
+async def _generate(client: Client, mode: str) -> None:
+    if mode == "sync":
+        client.generate("x", contract=Label)
+    else:
+        await client.agenerate("x", contract=Label)
+
+
+def _unavailable() -> ProviderUnavailable:
+    return ProviderUnavailable(provider="fake", model="m", url="http://x", reason="timed out")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_an_error_after_a_repair_carries_the_billed_attempts(
+    client: Client, fake: FakeProvider, mode: str
+) -> None:
+    fake.enqueue(Completion(BAD_ENUM, Usage(100, 10), "m", "fake"), _unavailable())
+    with pytest.raises(ProviderUnavailable) as err:
+        await _generate(client, mode)
+    first, failed = err.value.attempts
+    assert (first.raw, first.usage) == (BAD_ENUM, Usage(100, 10))
+    assert first.cost_usd == pytest.approx(120e-6)  # $1/M input, $2/M output
+    assert failed.usage == Usage()
+    assert failed.cost_usd == 0.0
+    assert failed.finish_reason == "error"
+    assert "timed out" in failed.errors[0]
+
+
+def test_a_context_overflow_on_a_repair_keeps_the_first_attempt(
+    client: Client, fake: FakeProvider
+) -> None:
+    overflow = ContextWindowExceeded(
+        provider="fake", model="m", prompt_tokens=4000, max_tokens=512, context_window=4096
+    )
+    fake.enqueue(Completion(BAD_ENUM, Usage(3900, 30), "m", "fake"), overflow)
+    with pytest.raises(ContextWindowExceeded) as err:
+        client.generate("x", contract=Label)
+    assert [a.usage for a in err.value.attempts] == [Usage(3900, 30), Usage()]
+
+
+def test_what_a_failed_call_was_billed_is_charged(client: Client, fake: FakeProvider) -> None:
+    cut = ProviderError("the stream was cut", provider="fake", model="m")
+    cut.usage = Usage(40, 7)
+    fake.enqueue(Completion(BAD_ENUM, Usage(100, 10), "m", "fake"), cut)
+    with pytest.raises(ProviderError) as err:
+        client.generate("x", contract=Label)
+    assert [a.usage for a in err.value.attempts] == [Usage(100, 10), Usage(40, 7)]
+    assert err.value.attempts[-1].cost_usd == pytest.approx((40 * 1.0 + 7 * 2.0) / 1e6)
+
+
+def test_a_first_call_that_fails_is_the_only_attempt(client: Client, fake: FakeProvider) -> None:
+    fake.enqueue(_unavailable())
+    with pytest.raises(ProviderUnavailable) as err:
+        client.generate("x", contract=Label)
+    (failed,) = err.value.attempts
+    assert not failed.valid
+    assert failed.usage == Usage()
