@@ -12,7 +12,9 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One provider call within a logical request (the first try or a repair)."""
+    """One provider call within a logical request (the first try or a repair). A call that
+    raised is an attempt too: `finish_reason` "error", its error in `errors`, and the usage its
+    provider reported billing (none unless it said)."""
 
     raw: str
     usage: Usage
