@@ -90,3 +90,19 @@ def test_unknown_model_lists_the_configured_ones(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFound) as err:
         settings.model("gpt-9")
     assert err.value.known == ("local",)
+
+
+def test_every_problem_in_a_config_file_is_listed(tmp_path: Path) -> None:
+    config = tmp_path / "tether.toml"
+    config.write_text(
+        'max_repairs = -1\nsurprise = 1\n[server]\nport = 99999\n[models.x]\nprovider = "nope"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as err:
+        Settings.load(config, environ={})
+    message = str(err.value)
+    assert str(config) in message
+    assert "4 problems" in message
+    for field in ("max_repairs", "surprise", "server.port", "models.x.provider"):
+        assert f"\n  {field}: " in message, field
+    assert "remove the field" in message  # the unknown one says what to do

@@ -268,8 +268,23 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _config_error(exc: ValidationError, source: str) -> ConfigError:
-    first = exc.errors()[0]
+    """One error that lists every problem, each with its field and what to do, so a file is
+    fixed in one pass rather than one complaint at a time."""
+    problems = exc.errors()
+    lines = [
+        f"{'.'.join(str(part) for part in p['loc']) or '(top level)'}: {p['msg']} "
+        f"({'remove the field' if p['type'] == 'extra_forbidden' else 'set a valid value'})"
+        for p in problems
+    ]
+    first = problems[0]
     field = ".".join(str(part) for part in first["loc"])
-    more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
-    fix = "remove the field" if first["type"] == "extra_forbidden" else "set a valid value"
-    return ConfigError(f"{first['msg']}{more}", file=source, field=field, fix=fix)
+    if len(lines) == 1:
+        fix = "remove the field" if first["type"] == "extra_forbidden" else "set a valid value"
+        return ConfigError(first["msg"], file=source, field=field, fix=fix)
+    listed = "\n  ".join(lines)
+    return ConfigError(
+        f"{len(lines)} problems:\n  {listed}",
+        file=source,
+        field=None,
+        fix="correct each field listed above",
+    )
