@@ -96,8 +96,14 @@ async def handle_tether_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, e.TetherError)
     call = _unrecorded_call(request)
     if call is not None:
-        request.app.state.gateway.record_error(call, exc, status_code(exc)[0])
-    return error_response(exc, getattr(request.state, "request_id", None))
+        gateway = request.app.state.gateway
+        gateway.record_error(call, exc, status_code(exc)[0])
+        if isinstance(exc, e.LimitExceeded) and call.key is not None:
+            call.quota = gateway.limiter.quota(call.key)
+    response = error_response(exc, getattr(request.state, "request_id", None))
+    if call is not None and call.quota is not None:
+        response.headers.update(call.quota.headers())
+    return response
 
 
 async def handle_http_error(request: Request, exc: Exception) -> Response:

@@ -18,8 +18,9 @@ from tether.errors import ContractViolation, InvalidKey, KeyScopeError, Provider
 from tether.messages import Message, Usage
 from tether.observe.request_log import RequestLog, RequestRecord
 from tether.result import Attempt, Result
+from tether.server.errors import REQUEST_ID_HEADER
 from tether.server.keys import ApiKey, KeyStore
-from tether.server.limits import Limiter
+from tether.server.limits import Limiter, Quota
 from tether.settings import PriceSettings, Settings
 from tether.store.engine import open_database
 
@@ -70,7 +71,15 @@ class CallRecord:
     prompt: str | None = None
     prompt_version: str | None = None
     recorded: bool = False  # set once its row is queued: every call gets exactly one
+    quota: Quota | None = None  # the key's rate limits after this call was admitted
     admin: bool = False  # made with the admin token rather than a virtual key
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        """Response headers every answer to this call carries: its id and the key's limits."""
+        out = {REQUEST_ID_HEADER: self.request_id, **extra}
+        if self.quota is not None:
+            out.update(self.quota.headers())
+        return out
 
 
 class Gateway:
@@ -118,7 +127,9 @@ class Gateway:
         if key is not None and not key.allows_prompt(prompt):
             raise KeyScopeError("prompt", prompt)
 
-    def admit(self, key: ApiKey | None, *, model: str | None, prompt: str | None = None) -> None:
+    def admit(self, call: CallRecord, *, model: str | None, prompt: str | None = None) -> None:
+        """Scopes, then rate limits and budget; what is left of the limits goes on the call."""
+        key = call.key
         if key is None:
             return
         model_name = model or self.settings.default_model
@@ -126,7 +137,7 @@ class Gateway:
             self.check_prompt_scope(key, prompt)
         if not key.allows_model(model_name, via_prompt=prompt is not None):
             raise KeyScopeError("model", model_name)
-        self.limiter.admit(key)
+        call.quota = self.limiter.admit(key)
 
     # -- recording ----------------------------------------------------------------------------
 

@@ -7,11 +7,36 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from tether.errors import BudgetExhausted, LimitExceeded
 from tether.server.keys import ApiKey
 
 WINDOW_S = 60.0
+
+
+@dataclass(frozen=True)
+class Allowance:
+    limit: int
+    remaining: int
+    reset_s: float  # until the oldest counted use leaves the window
+
+
+@dataclass(frozen=True)
+class Quota:
+    """What is left of a key's rate limits, as OpenAI's `x-ratelimit-*` headers say it."""
+
+    requests: Allowance | None = None
+    tokens: Allowance | None = None
+
+    def headers(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for unit, allowance in (("requests", self.requests), ("tokens", self.tokens)):
+            if allowance is not None:
+                out[f"x-ratelimit-limit-{unit}"] = str(allowance.limit)
+                out[f"x-ratelimit-remaining-{unit}"] = str(allowance.remaining)
+                out[f"x-ratelimit-reset-{unit}"] = f"{allowance.reset_s:.3f}s"
+        return out
 
 
 class Limiter:
@@ -21,8 +46,9 @@ class Limiter:
         self._spent: dict[str, float] = dict(spent or {})
         self._lock = threading.Lock()
 
-    def admit(self, key: ApiKey) -> None:
-        """Check (and count) one request; raise if a limit or the budget is exceeded."""
+    def admit(self, key: ApiKey) -> Quota:
+        """Check (and count) one request; raise if a limit or the budget is exceeded. Returns
+        what is left of the key's limits after this request."""
         now = time.monotonic()
         with self._lock:
             if key.budget_usd is not None:
@@ -47,6 +73,25 @@ class Limiter:
                         retry_after_s=WINDOW_S - (now - stamps[0]),
                     )
                 stamps.append(now)
+            return self._quota(key, now)
+
+    def quota(self, key: ApiKey) -> Quota:
+        """What is left of the key's limits now, without counting a request."""
+        now = time.monotonic()
+        with self._lock:
+            return self._quota(key, now)
+
+    def _quota(self, key: ApiKey, now: float) -> Quota:
+        requests = tokens = None
+        if key.rpm is not None:
+            stamps = self._requests.get(key.id) or deque()
+            reset = WINDOW_S - (now - stamps[0]) if stamps else 0.0
+            requests = Allowance(key.rpm, max(key.rpm - len(stamps), 0), reset)
+        if key.tpm is not None:
+            window = self._trim_tokens(key.id, now)
+            reset = WINDOW_S - (now - window[0][0]) if window else 0.0
+            tokens = Allowance(key.tpm, max(key.tpm - sum(n for _, n in window), 0), reset)
+        return Quota(requests, tokens)
 
     def charge(self, key: ApiKey, tokens: int, cost_usd: float) -> None:
         """Count what an answered request used."""

@@ -15,7 +15,6 @@ from starlette.responses import Response
 from tether.engine import run_async
 from tether.errors import DatabaseUnavailable, InvalidRequest
 from tether.server.bodies import read_json
-from tether.server.errors import REQUEST_ID_HEADER
 from tether.server.gateway import Gateway
 from tether.server.openai_routes import JSON, start_call
 from tether.store.offload import in_thread
@@ -52,7 +51,7 @@ async def run_prompt(name: str, request: Request) -> Response:
     call.model = model or found.spec.model
     call.messages = plan.messages
     call.contract = plan.contract.name if plan.contract else None
-    gateway.admit(call.key, model=call.model, prompt=name)
+    gateway.admit(call, model=call.model, prompt=name)
     result = await run_async(plan)
     output = (
         result.output.model_dump(mode="json")
@@ -76,16 +75,14 @@ async def run_prompt(name: str, request: Request) -> Response:
         "cost_usd": result.cost_usd,
         "latency_ms": round(result.latency_s * 1000, 3),
     }
-    return Response(
-        orjson.dumps(payload), media_type=JSON, headers={REQUEST_ID_HEADER: call.request_id}
-    )
+    return Response(orjson.dumps(payload), media_type=JSON, headers=call.headers())
 
 
 @router.post("/v1/feedback")
 async def post_feedback(request: Request) -> Response:
     gateway, call = start_call(request, "feedback", admin_allowed=True)
     if call.key is not None:
-        gateway.limiter.admit(call.key)  # feedback counts against the key's rate like any call
+        call.quota = gateway.limiter.admit(call.key)  # feedback counts like any call
     body = await read_json(request, gateway.settings.server.max_body_bytes)
     request_id = _optional_str(body, "request_id")
     if not request_id:
@@ -125,7 +122,7 @@ async def post_feedback(request: Request) -> Response:
     return Response(
         orjson.dumps({"ok": True, "request_id": request_id}),
         media_type=JSON,
-        headers={REQUEST_ID_HEADER: call.request_id},
+        headers=call.headers(),
     )
 
 

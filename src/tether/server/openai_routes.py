@@ -22,7 +22,7 @@ from tether.errors import InvalidRequest, TetherError
 from tether.messages import ProviderCall, Usage
 from tether.result import Result
 from tether.server.bodies import chat_request, read_json
-from tether.server.errors import REQUEST_ID_HEADER, error_body, status_code
+from tether.server.errors import error_body, status_code
 from tether.server.gateway import CallRecord, Gateway, new_request_id
 from tether.server.keys import KEY_PREFIX
 
@@ -104,7 +104,7 @@ async def chat_completions(request: Request) -> Response:
     call.model = chat.model or gateway.settings.default_model
     call.messages = chat.messages
     call.stream = chat.stream
-    gateway.admit(call.key, model=call.model)
+    gateway.admit(call, model=call.model)
     contract = (
         gateway.client.contract(chat.schema, name=chat.schema_name)
         if chat.schema is not None
@@ -116,14 +116,14 @@ async def chat_completions(request: Request) -> Response:
         return StreamingResponse(
             _events(gateway, call, plan, chat.include_usage),
             media_type="text/event-stream",
-            headers={REQUEST_ID_HEADER: call.request_id, "cache-control": "no-cache"},
+            headers=call.headers(**{"cache-control": "no-cache"}),
         )
     result = await run_async(plan)
     gateway.record_result(call, result, result.output)
     return Response(
         orjson.dumps(_completion_body(call, result)),
         media_type=JSON,
-        headers={REQUEST_ID_HEADER: call.request_id},
+        headers=call.headers(),
     )
 
 
@@ -215,7 +215,7 @@ async def embeddings(request: Request) -> Response:
     if not isinstance(model, str) or not model:
         raise InvalidRequest("`model` must be a non-empty string", param="model")
     call.model = model
-    gateway.admit(call.key, model=model)
+    gateway.admit(call, model=model)
     provider = gateway.client.provider(model)
     if not provider.capabilities.supports_embeddings:
         raise InvalidRequest(f"model {model!r} ({provider.kind}) has no embeddings", param="model")
@@ -231,6 +231,4 @@ async def embeddings(request: Request) -> Response:
         "model": model,
         "usage": {"prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens},
     }
-    return Response(
-        orjson.dumps(payload), media_type=JSON, headers={REQUEST_ID_HEADER: call.request_id}
-    )
+    return Response(orjson.dumps(payload), media_type=JSON, headers=call.headers())
