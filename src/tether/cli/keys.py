@@ -82,10 +82,12 @@ def list_keys(config: ConfigOption = None) -> None:
     """Keys with their scopes and limits (never their secrets)."""
     with reported_errors():
         table = Table(title="keys")
-        for column in ("id", "name", "prefix", "models", "prompts", "rpm", "tpm", "budget $",
-                       "created", "expires", "revoked"):  # fmt: skip
-            table.add_column(column)
-        for key in _store(config).list():
+        for column in ("id", "name", "prefix", "models", "prompts", "rpm", "tpm", "spent $",
+                       "budget $", "created", "expires", "revoked"):  # fmt: skip
+            table.add_column(column, justify="right" if column.endswith("$") else "left")
+        store = _store(config)
+        spent = store.spent()
+        for key in store.list():
             table.add_row(
                 key.id,
                 escape(key.name),
@@ -94,6 +96,7 @@ def list_keys(config: ConfigOption = None) -> None:
                 escape(", ".join(key.prompts) or "all"),
                 str(key.rpm or "-"),
                 str(key.tpm or "-"),
+                f"{spent.get(key.id, 0.0):.6f}",
                 f"{key.budget_usd:g}" if key.budget_usd is not None else "-",
                 f"{key.created_at:%Y-%m-%d %H:%M}",
                 f"{key.expires_at:%Y-%m-%d %H:%M}" if key.expires_at else "",
