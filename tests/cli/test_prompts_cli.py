@@ -62,14 +62,14 @@ def test_breaking_change_needs_a_major_bump(cli: CliRunner, tmp_path: Path) -> N
     refused = cli.invoke(app, ["prompts", "push", str(minor)])
     assert refused.exit_code == 1
     assert "needs a major version bump" in refused.stderr
-    assert "confidence: field removed" in refused.stderr
+    assert "does not require 'confidence'" in refused.stderr
     major = _variant(tmp_path, "2.0.0", _drop_confidence)
     accepted = cli.invoke(app, ["prompts", "push", str(major)])
     assert accepted.exit_code == 0, accepted.output
     diff = cli.invoke(app, ["prompts", "diff", "feedback-sentiment", "1.0.0", "2.0.0"])
     assert diff.exit_code == 0, diff.output
     assert "major" in diff.stdout
-    assert "field removed" in diff.stdout
+    assert "field 'confidence' removed" in diff.stdout
     assert "-version: 1.0.0" in diff.stdout
     assert "+version: 2.0.0" in diff.stdout
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,14 +60,25 @@ def test_errors(prompt_client: Client) -> None:
         prompt_client.run("ticket", {"txt": "x"})
 
 
-def test_pydantic_output_models(settings: Settings, fake: FakeProvider, tmp_path: Path) -> None:
+def test_pydantic_output_models(
+    settings: Settings, fake: FakeProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Output models are imported only from the `prompts` package by default.
+    package = tmp_path / "models" / "prompts"
+    package.mkdir(parents=True)
+    (package / "judging.py").write_text(
+        "from pydantic import BaseModel\n\n\n"
+        "class Verdict(BaseModel):\n    verdict: str\n    reason: str\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "models"))
+    monkeypatch.delitem(sys.modules, "prompts", raising=False)
     local = settings.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'r.db'}"})
     with Client(local, providers={"fake": fake}) as client:
         s = PromptSpec.model_validate(
             {
                 "name": "judge",
                 "version": "1.0.0",
-                "output": {"model": "tether.evals.services:Verdict"},
+                "output": {"model": "prompts.judging:Verdict"},
                 "messages": [{"role": "user", "content": "grade it"}],
             }
         )
@@ -74,3 +86,4 @@ def test_pydantic_output_models(settings: Settings, fake: FakeProvider, tmp_path
         fake.enqueue('{"verdict": "pass", "reason": "fine"}')
         result = client.run("judge", label=None)
         assert result.output.verdict == "pass"
+    sys.modules.pop("prompts.judging", None)

@@ -122,11 +122,16 @@ def test_unknown_assertion_kind() -> None:
 
 def test_output_model_reference() -> None:
     output = {"model": "tether.evals.services:Verdict"}
-    loaded = parse_spec(_text(output=output, examples=[]), source_name="p.yaml")
+    text = _text(output=output, examples=[])
+    loaded = parse_spec(text, source_name="p.yaml", model_modules=["tether.evals"])
     assert loaded.compiled.contract is not None
     assert loaded.compiled.contract.name == "Verdict"
     with pytest.raises(SpecError, match="cannot import"):
-        parse_spec(_text(output={"model": "nowhere:Thing"}, examples=[]), source_name="p.yaml")
+        parse_spec(
+            _text(output={"model": "nowhere:Thing"}, examples=[]),
+            source_name="p.yaml",
+            model_modules=["nowhere"],
+        )
 
 
 def test_render_puts_examples_between_system_and_user() -> None:

@@ -111,15 +111,22 @@ def diff(
     with reported_errors(), open_client(config) as client:
         before = _resolve(client, name, old)
         if Path(new).is_file():
-            loaded = load_spec(new)
+            loaded = load_spec(new, model_modules=client.settings.prompt_model_modules)
             after_spec, after_source, after_name = loaded.spec, loaded.source, new
         else:
             found = _resolve(client, name, new)
             after_spec, after_source, after_name = found.spec, found.source, found.version
-        report = compare(before.spec, after_spec)
+        report = compare(
+            before.spec, after_spec, model_modules=client.settings.prompt_model_modules
+        )
+        if report.edits:
+            stdout.print("[bold]schema edits[/]")
+            for edit in report.edits:
+                stdout.print(f"  {escape(edit)}", soft_wrap=True)
+        # Each row says what a change does to consumers (outputs) or callers (inputs).
         table = Table(title=f"{escape(name)}: {before.version} → {after_spec.version}")
         table.add_column("bump needed")
-        table.add_column("change")
+        table.add_column("why")
         for change in report.changes:
             table.add_row(change.bump.name.lower(), escape(change.what))
         stdout.print(table)
