@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import socket
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,9 +13,12 @@ from rich.markup import escape
 
 from tether.cli.common import ConfigOption, reported_errors, stdout
 from tether.client import Client
+from tether.errors import ConfigError
 from tether.prompts.loader import load_spec, spec_files
 from tether.server.admin_token import StoredToken, load_or_create
 from tether.server.app import create_app
+from tether.server.demo_key import DemoKey, demo_key
+from tether.server.instance_lock import InstanceLock
 from tether.settings import Settings
 
 
@@ -58,15 +62,18 @@ def _admin_line(stored: StoredToken | None) -> str:
 
 
 def _banner(
-    host: str, port: int, key: str | None, prompts: list[str], stored: StoredToken | None
+    host: str, port: int, demo: DemoKey | None, prompts: list[str], stored: StoredToken | None
 ) -> None:
     base = f"http://{host}:{port}"
+    key = demo.secret if demo else None
     auth = f' -H "Authorization: Bearer {key}"' if key else ""
     stdout.print(f"\n[bold]tether gateway[/] on {base}")
     stdout.print(f"dashboard: {base}/dashboard    API docs: {base}/docs")
     stdout.print(_admin_line(stored), soft_wrap=True)
-    if key:
-        stdout.print(f"demo key (shown once): [bold]{key}[/]")
+    if demo:
+        made = "new" if demo.created else "the same as last time"
+        where = escape(str(demo.path))
+        stdout.print(f"demo key ({made}, kept in {where}): [bold]{key}[/]", soft_wrap=True)
     stdout.print("\n[bold]curl[/]")
     stdout.print(
         escape(
@@ -112,6 +119,10 @@ def serve(
         settings = Settings.load(config)
         bind_host = host or settings.server.host
         bind_port = port if port is not None else settings.server.port
+        # Before anything is touched: one gateway per data directory, and a free port.
+        lock = InstanceLock(settings.data_dir)
+        lock.acquire()
+        _check_port(bind_host, bind_port)
         # the bound host joins the default trusted hosts
         server = settings.server.model_copy(update={"host": bind_host, "port": bind_port})
         settings, stored = _admin_settings(settings.model_copy(update={"server": server}))
@@ -121,10 +132,7 @@ def serve(
         prompts: list[str] = []
         if demo is not None:
             prompts = _push_examples(gateway.client, demo)
-            for old in gateway.keys.list():
-                if old.name == "demo" and old.revoked_at is None:
-                    gateway.keys.revoke(old.id)
-            key = gateway.keys.create("demo")[1]
+            key = demo_key(gateway.keys, settings.data_dir)
         _banner(bind_host, bind_port, key, prompts, stored)
         gateway.client.models()  # build every provider before the heap is frozen
     # Everything alive now lives as long as the process: moving it out of the collector's
@@ -136,6 +144,25 @@ def serve(
         _run(app, settings, bind_host, bind_port, proxies)
     finally:
         gc.unfreeze()
+        lock.release()
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail with a clear message now rather than after start-up work when the port is taken."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {exc.strerror}",
+                file=None,
+                field="server.port",
+                fix="stop what uses that port, or pass --port / set [server] port",
+            ) from None
 
 
 def _run(app: Any, settings: Settings, host: str, port: int, proxies: tuple[str, ...]) -> None:

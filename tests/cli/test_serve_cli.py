@@ -1,0 +1,118 @@
+"""`tether serve --demo` across restarts: the demo key keeps working and is kept owner-only;
+a second gateway on the same data directory, or on a taken port, fails before touching keys."""
+
+from __future__ import annotations
+
+import socket
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from typer.testing import CliRunner
+
+from tether.cli import app as cli
+from tether.server.instance_lock import InstanceLock
+from tether.server.keys import KeyStore
+from tether.store.engine import open_database
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append({"app": app, **kw}))
+    for var in ("TETHER_ADMIN_TOKEN", "TETHER_DATA_DIR", "TETHER_CONFIG", "TETHER_DATABASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    return calls
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "tether.toml"
+    path.write_text(f'data_dir = "{tmp_path / "data"}"\n')
+    return path
+
+
+def _serve(config: Path, *extra: str) -> Any:
+    args = ["serve", "--config", str(config), "--port", "0", *extra]
+    return CliRunner().invoke(cli, args, env={"COLUMNS": "300"})
+
+
+def _keys(data: Path) -> KeyStore:
+    return KeyStore(open_database(f"sqlite:///{data / 'tether.db'}"))
+
+
+def test_a_restart_keeps_the_demo_key(tmp_path: Path, config: Path, started: list[Any]) -> None:
+    demo = ["--demo", str(ROOT / "prompts")]
+    first = _serve(config, *demo)
+    assert first.exit_code == 0, first.output
+    stored = tmp_path / "data" / "demo_key"
+    secret = stored.read_text().strip()
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert secret in first.output
+    second = _serve(config, *demo)
+    assert second.exit_code == 0, second.output
+    assert stored.read_text().strip() == secret
+    assert "the same as last time" in second.output
+    keys = _keys(tmp_path / "data")
+    assert keys.verify(secret).name == "demo"  # still valid after the restart
+    assert [k.name for k in keys.list()] == ["demo"]  # and no pile of demo keys
+
+
+def test_a_revoked_demo_key_is_replaced(tmp_path: Path, config: Path, started: list[Any]) -> None:
+    demo = ["--demo", str(ROOT / "prompts")]
+    assert _serve(config, *demo).exit_code == 0
+    stored = tmp_path / "data" / "demo_key"
+    old = stored.read_text().strip()
+    keys = _keys(tmp_path / "data")
+    keys.revoke(keys.verify(old).id)
+    again = _serve(config, *demo)
+    assert again.exit_code == 0, again.output
+    assert stored.read_text().strip() != old
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+
+
+@pytest.fixture
+def held(tmp_path: Path) -> Iterator[InstanceLock]:
+    lock = InstanceLock(tmp_path / "data")
+    lock.acquire()
+    yield lock
+    lock.release()
+
+
+def test_a_second_gateway_fails_before_touching_keys(
+    tmp_path: Path, config: Path, started: list[Any], held: InstanceLock
+) -> None:
+    refused = _serve(config, "--demo", str(ROOT / "prompts"))
+    assert refused.exit_code != 0
+    assert "already running" in refused.output
+    assert started == []
+    assert not (tmp_path / "data" / "demo_key").exists()
+    assert not (tmp_path / "data" / "tether.db").exists()
+
+
+def test_a_taken_port_fails_before_touching_keys(
+    tmp_path: Path, config: Path, started: list[Any]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = [
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+            "--demo",
+            str(ROOT / "prompts"),
+        ]
+        refused = CliRunner().invoke(cli, args, env={"COLUMNS": "300"})
+    assert refused.exit_code != 0
+    assert f"127.0.0.1:{port}" in refused.output
+    assert started == []
+    assert not (tmp_path / "data" / "demo_key").exists()
