@@ -22,21 +22,29 @@ import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from fractions import Fraction
-from typing import Any, TypeGuard
+from typing import Any
 from urllib.parse import quote, unquote
 
 import jsonschema_rs
 
 from tether.contracts.guard import MAX_SCHEMA_DEPTH, pointer
 from tether.contracts.keywords import ANNOTATIONS
+from tether.contracts.reasons import (
+    Path,
+    Reason,
+    count_reasons,
+    not_compared,
+    numeric_reasons,
+    shown_values,
+    string_reasons,
+    unproven,
+)
 
-Path = tuple[str | int, ...]
+__all__ = ["Containment", "Reason", "contained"]
 
 # Comparisons nest through properties, items and references: bounded, with room for refs.
 _MAX_NESTING = 2 * MAX_SCHEMA_DEPTH
 _MAX_STEPS = 20_000
-_MAX_SHOWN_VALUES = 5
 _TYPES = ("null", "boolean", "object", "array", "number", "integer", "string")
 _COMBINATORS = ("allOf", "anyOf", "oneOf")
 _LEGACY_DRAFTS = ("draft-04", "draft-06", "draft-07")
@@ -53,26 +61,6 @@ _OBJECT = {
 }
 _COMPARED = {"type", "enum", "const", "$ref", *_COMBINATORS, *_NUMERIC, *_STRING, *_ARRAY,
              *_OBJECT}  # fmt: skip
-_NOT_COMPARED = "not compared, so the change counts as breaking"
-
-
-@dataclass(frozen=True)
-class Reason:
-    """Why `inner` may allow a value `outer` refuses: `inner` and `outer` say what each schema
-    does at `pointer` (a JSON Pointer into `inner`), to be read as "<inner> ..., <outer> ...".
-    `proven` is False when containment could not be shown rather than shown false."""
-
-    pointer: str
-    keyword: str
-    inner: str
-    outer: str
-    proven: bool = True
-
-    def explain(self, inner_name: str, outer_name: str) -> str:
-        return (
-            f"{self.keyword} at {self.pointer or '/'}: "
-            f"{inner_name} {self.inner}, {outer_name} {self.outer}"
-        )
 
 
 @dataclass(frozen=True)
@@ -98,7 +86,7 @@ def _covers(outer: Any, inner: Any) -> bool:
         found = jsonschema_rs.canonicalize(outer, offline=True, validate_formats=True).covers(
             jsonschema_rs.canonicalize(inner, offline=True, validate_formats=True)
         )
-    except ValueError:  # includes CanonicalizationError
+    except (ValueError, jsonschema_rs.ReferencingError):  # incl. CanonicalizationError
         return False
     return bool(found == jsonschema_rs.canonical.Containment.YES)
 
@@ -168,7 +156,7 @@ class _Comparison:
     def check(self, i: Any, ip: Path, o: Any, op: Path, depth: int) -> list[Reason]:
         self.steps += 1
         if depth > _MAX_NESTING or self.steps > _MAX_STEPS:
-            return [_unknown(ip, "schema", "nests too deeply to compare")]
+            return [not_compared(ip, "schema", "nests too deeply to compare")]
         i, ip, i_parts = self._conjuncts(self.inner, i, ip)
         o, op, o_parts = self._conjuncts(self.outer, o, op)
         if (i is False or _trivial(o)) and not o_parts:
@@ -204,15 +192,15 @@ class _Comparison:
             for part, path in i_parts:
                 if tries[-1]:
                     tries.append(self.check(part, path, o, op, depth))
-            return [] if any(not t for t in tries) else [_unproven(r) for r in min(tries, key=len)]
+            return [] if any(not t for t in tries) else [unproven(r) for r in min(tries, key=len)]
         if o is False:
             return [] if i is False else [Reason(pointer(ip), "false", "allows values", "none")]
         i = {} if i is True else i
         if not isinstance(i, Mapping) or not isinstance(o, Mapping):
-            return [_unknown(ip, "schema", "is not a JSON Schema object")]
+            return [not_compared(ip, "schema", "is not a JSON Schema object")]
         if i == o and self._same_targets(i):
             return []
-        finite = _finite_values(i)
+        finite = _finiteshown_values(i)
         if finite is not None:
             return self._finite(finite, i, ip, o, op)
         for keyword in ("anyOf", "oneOf"):
@@ -285,7 +273,7 @@ class _Comparison:
         if not refused:
             return []
         keyword = "const" if "const" in i else "enum" if "enum" in i else "type"
-        return [Reason(pointer(ip), keyword, f"allows {_values(refused)}", "does not")]
+        return [Reason(pointer(ip), keyword, f"allows {shown_values(refused)}", "does not")]
 
     # -- anyOf / oneOf ------------------------------------------------------------------------
 
@@ -322,14 +310,14 @@ class _Comparison:
                 if n != chosen
             )
         ):
-            return [*reasons, _unknown(ip, keyword, "branches that may overlap")]
+            return [*reasons, not_compared(ip, keyword, "branches that may overlap")]
         if fits:
             return reasons
         if len(tries) == 1:
             return reasons + tries[0]
         closest = min(tries, key=len) if tries else []
         note = Reason(pointer(ip), keyword, "allows values outside every branch", "does not")
-        return [*reasons, _unproven(note), *map(_unproven, closest)]
+        return [*reasons, unproven(note), *map(unproven, closest)]
 
     # -- keyword by keyword -------------------------------------------------------------------
 
@@ -348,29 +336,29 @@ class _Comparison:
             allowed = ", ".join(sorted(outer_types, key=_TYPES.index))
             reasons.append(Reason(at, "type", f"allows {', '.join(lost)}", f"only {allowed}"))
         if "enum" in o or "const" in o:
-            shown = _values(o["enum"] if "enum" in o else [o["const"]])
+            shown = shown_values(o["enum"] if "enum" in o else [o["const"]])
             keyword = "enum" if "enum" in o else "const"
             reasons.append(Reason(at, keyword, "allows any value", f"only {shown}"))
         if kept & {"number", "integer"}:
-            reasons += _numeric(i, at, o, kept)
+            reasons += numeric_reasons(i, at, o, kept)
         if "string" in kept:
-            reasons += _string(i, at, o)
+            reasons += string_reasons(i, at, o)
         if "array" in kept:
             reasons += self._array(i, ip, o, op, depth)
         if "object" in kept:
             reasons += self._object(i, ip, o, op, depth)
         if "$ref" in o:
-            reasons.append(_unknown(ip, "$ref", f"does not have the reference {o['$ref']!r}"))
+            reasons.append(not_compared(ip, "$ref", f"does not have the reference {o['$ref']!r}"))
         for keyword in sorted(_constraints(o).keys() - _COMPARED):
             if i.get(keyword) != o[keyword]:
-                reasons.append(_unknown(ip, keyword, f"has no equal {keyword!r}"))
+                reasons.append(not_compared(ip, keyword, f"has no equal {keyword!r}"))
         return reasons
 
     def _array(
         self, i: Mapping[str, Any], ip: Path, o: Mapping[str, Any], op: Path, depth: int
     ) -> list[Reason]:
         at = pointer(ip)
-        reasons = _bounds(i, at, o, "minItems", "maxItems", "items")
+        reasons = count_reasons(i, at, o, "minItems", "maxItems", "items")
         at_most_one = isinstance(i.get("maxItems"), int) and i["maxItems"] <= 1
         if o.get("uniqueItems") is True and i.get("uniqueItems") is not True and not at_most_one:
             reasons.append(Reason(at, "uniqueItems", "allows repeated items", "does not"))
@@ -391,14 +379,14 @@ class _Comparison:
         self, i: Mapping[str, Any], ip: Path, o: Mapping[str, Any], op: Path, depth: int
     ) -> list[Reason]:
         at = pointer(ip)
-        reasons = _bounds(i, at, o, "minProperties", "maxProperties", "properties")
+        reasons = count_reasons(i, at, o, "minProperties", "maxProperties", "properties")
         inner_required = _names(i.get("required"))
         for name in _names(o.get("required")):
             if name not in inner_required:
                 reasons.append(Reason(at, "required", f"does not require {name!r}", "does"))
         patterns = i.get("patternProperties"), o.get("patternProperties")
         if patterns[0] != patterns[1]:
-            reasons.append(_unknown(ip, "patternProperties", "has other patternProperties"))
+            reasons.append(not_compared(ip, "patternProperties", "has other patternProperties"))
         i_props = _properties(i)
         o_props = _properties(o)
         i_extra = (i.get("additionalProperties", True), (*ip, "additionalProperties"))
@@ -406,7 +394,7 @@ class _Comparison:
         for name in [*i_props, *(n for n in o_props if n not in i_props)]:
             if _matches_any(name, patterns[0]) or _matches_any(name, patterns[1]):
                 if i_props.get(name) != o_props.get(name):
-                    reasons.append(_unknown(ip, "properties", f"describes {name!r} otherwise"))
+                    reasons.append(not_compared(ip, "properties", f"describes {name!r} otherwise"))
                 continue
             where = (*ip, "properties", name)
             if name in i_props and name not in o_props and o_extra[0] is False:
@@ -465,7 +453,7 @@ def _type_allowed(kind: str, allowed: set[str]) -> bool:
     return kind in allowed or (kind == "integer" and "number" in allowed)
 
 
-def _finite_values(node: Mapping[str, Any]) -> list[Any] | None:
+def _finiteshown_values(node: Mapping[str, Any]) -> list[Any] | None:
     if "const" in node:
         return [node["const"]]
     if isinstance(node.get("enum"), list):
@@ -494,7 +482,7 @@ def _disjoint(side: _Side, a: Any, b: Any) -> bool:
         return False
     if not _compatible_types(_types(a), _types(b)):
         return True
-    va, vb = _finite_values(a), _finite_values(b)
+    va, vb = _finiteshown_values(a), _finiteshown_values(b)
     if va is not None and vb is not None:
         return not any(x == y for x in va for y in vb)
     props_a, props_b = _properties(a), _properties(b)
@@ -538,119 +526,3 @@ def _array_parts(
         else []
     )
     return prefix, (items, (*path, "items"))
-
-
-def _number(value: Any) -> TypeGuard[float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _lower(node: Mapping[str, Any]) -> tuple[float, bool] | None:
-    """The lower bound as (value, exclusive); the tighter one when both keywords are set."""
-    minimum, exclusive = node.get("minimum"), node.get("exclusiveMinimum")
-    if isinstance(exclusive, bool):  # draft 4
-        return (minimum, exclusive) if _number(minimum) else None
-    found = [(v, e) for v, e in ((minimum, False), (exclusive, True)) if _number(v)]
-    return max(found) if found else None
-
-
-def _upper(node: Mapping[str, Any]) -> tuple[float, bool] | None:
-    maximum, exclusive = node.get("maximum"), node.get("exclusiveMaximum")
-    if isinstance(exclusive, bool):
-        return (maximum, exclusive) if _number(maximum) else None
-    found = [(v, e) for v, e in ((maximum, False), (exclusive, True)) if _number(v)]
-    return min(found, key=lambda b: (b[0], not b[1])) if found else None
-
-
-def _numeric(i: Mapping[str, Any], at: str, o: Mapping[str, Any], kept: set[str]) -> list[Reason]:
-    reasons = []
-    for name, bound, beyond in (("minimum", _lower, -1), ("maximum", _upper, 1)):
-        outer, inner = bound(o), bound(i)
-        if outer is None:
-            continue
-        word = "below" if beyond < 0 else "above"
-        edge = f"{'exclusive ' if outer[1] else ''}{name} {outer[0]}"
-        if inner is None:
-            reasons.append(Reason(at, name, f"has no {name}", f"has {edge}"))
-            continue
-        tighter = (inner[0] - outer[0]) * -beyond > 0 or (
-            inner[0] == outer[0] and (inner[1] or not outer[1])
-        )
-        if not tighter:
-            shown = f"{'exclusive ' if inner[1] else ''}{name} {inner[0]}"
-            reasons.append(Reason(at, name, f"allows values {word} {edge} ({shown})", "does not"))
-    step = o.get("multipleOf")
-    if _number(step) and step > 0 and not _divides(step, i.get("multipleOf"), kept):
-        reasons.append(
-            Reason(
-                at,
-                "multipleOf",
-                f"allows values that are not multiples of {step}",
-                "does not",
-                proven=False,
-            )
-        )
-    return reasons
-
-
-def _divides(step: float, inner: Any, kept: set[str]) -> bool:
-    outer_step = Fraction(str(step))
-    if _number(inner) and inner > 0 and (Fraction(str(inner)) / outer_step).denominator == 1:
-        return True
-    return kept == {"integer"} and (1 / outer_step).denominator == 1
-
-
-def _string(i: Mapping[str, Any], at: str, o: Mapping[str, Any]) -> list[Reason]:
-    reasons = _bounds(i, at, o, "minLength", "maxLength", "characters")
-    if "pattern" in o and i.get("pattern") != o["pattern"]:
-        has = f"has pattern {i['pattern']!r}" if "pattern" in i else "has no pattern"
-        reasons.append(
-            Reason(
-                at,
-                "pattern",
-                has,
-                f"requires {o['pattern']!r} (different patterns are not "
-                "compared, so the change counts as breaking)",
-                proven=False,
-            )
-        )
-    if "format" in o and i.get("format") != o["format"]:
-        has = f"has format {i['format']!r}" if "format" in i else "has no format"
-        reasons.append(Reason(at, "format", has, f"requires {o['format']!r}", proven=False))
-    return reasons
-
-
-def _bounds(
-    i: Mapping[str, Any], at: str, o: Mapping[str, Any], low: str, high: str, unit: str
-) -> list[Reason]:
-    reasons = []
-    for keyword, sign in ((low, -1), (high, 1)):
-        outer, inner = o.get(keyword), i.get(keyword)
-        if not isinstance(outer, int) or isinstance(outer, bool):
-            continue
-        if not isinstance(inner, int) or isinstance(inner, bool):
-            reasons.append(Reason(at, keyword, f"has no {keyword}", f"has {keyword} {outer}"))
-        elif (inner - outer) * sign > 0:
-            word = "fewer" if sign < 0 else "more"
-            reasons.append(
-                Reason(
-                    at,
-                    keyword,
-                    f"allows {word} {unit} ({keyword} {inner})",
-                    f"has {keyword} {outer}",
-                )
-            )
-    return reasons
-
-
-def _values(values: list[Any]) -> str:
-    shown = ", ".join(repr(v) for v in values[:_MAX_SHOWN_VALUES])
-    more = len(values) - _MAX_SHOWN_VALUES
-    return shown + (f" and {more} more" if more > 0 else "")
-
-
-def _unknown(path: Path, keyword: str, inner: str) -> Reason:
-    return Reason(pointer(path), keyword, inner, f"has {keyword!r} ({_NOT_COMPARED})", False)
-
-
-def _unproven(reason: Reason) -> Reason:
-    return Reason(reason.pointer, reason.keyword, reason.inner, reason.outer, proven=False)
