@@ -12,6 +12,7 @@ from starlette.responses import Response
 from tether.errors import InvalidRequest
 from tether.prompts.loader import parse_spec
 from tether.prompts.registry import PromptVersion, PushOutcome
+from tether.server.api_docs import CreateKeyBody, LabelBody, PushPromptBody, RollbackBody, body_doc
 from tether.server.auth import AdminAuth
 from tether.server.bodies import read_json
 from tether.server.gateway import Gateway
@@ -49,7 +50,7 @@ async def list_prompts(request: Request) -> Response:
     return _json(await in_thread(lambda: [s.__dict__ for s in registry.summaries()], what=REG))
 
 
-@router.post("/prompts")
+@router.post("/prompts", openapi_extra=body_doc(PushPromptBody))
 async def push_prompt(request: Request) -> Response:
     gateway = _admin(request)
     body = await read_json(request, gateway.settings.server.max_body_bytes)
@@ -105,7 +106,7 @@ async def prompt_detail(name: str, request: Request) -> Response:
     )
 
 
-@router.post("/prompts/{name}/labels")
+@router.post("/prompts/{name}/labels", openapi_extra=body_doc(LabelBody))
 async def set_label(name: str, request: Request) -> Response:
     gateway = _admin(request)
     body = await read_json(request, gateway.settings.server.max_body_bytes)
@@ -118,7 +119,7 @@ async def set_label(name: str, request: Request) -> Response:
     return _json({"label": event.label, "from": event.from_version, "to": event.to_version})
 
 
-@router.post("/prompts/{name}/rollback")
+@router.post("/prompts/{name}/rollback", openapi_extra=body_doc(RollbackBody))
 async def rollback(name: str, request: Request) -> Response:
     gateway = _admin(request)
     body = await read_json(request, gateway.settings.server.max_body_bytes)
@@ -161,7 +162,7 @@ def _whole(body: dict[str, Any], field: str) -> int | None:
     return int(value) if value is not None else None
 
 
-@router.post("/keys")
+@router.post("/keys", openapi_extra=body_doc(CreateKeyBody))
 async def create_key(request: Request) -> Response:
     gateway = _admin(request)
     body = await read_json(request, gateway.settings.server.max_body_bytes)

@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tether.client import Client
 from tether.errors import TetherError
 from tether.server import admin_routes, health, native_routes, openai_routes
+from tether.server.api_docs import with_components
 from tether.server.auth import AdminAuth, TrustedHosts, trusted_hosts
 from tether.server.dashboard import routes as dashboard_routes
 from tether.server.errors import handle_http_error, handle_tether_error, handle_unexpected
@@ -31,12 +33,17 @@ def create_app(settings: Settings | None = None, *, client: Client | None = None
         finally:
             gateway.close()
 
-    app = FastAPI(
+    # The docs page's script and styles ship in the fastapi-offline package: /docs works
+    # on a machine without network access.
+    app = FastAPIOffline(
         title="tether gateway",
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        static_url="/docs/static",
     )
+    plain_openapi = app.openapi
+    app.openapi = lambda: with_components(plain_openapi())  # type: ignore[method-assign]
     app.state.gateway = gateway
     app.state.auth = AdminAuth(resolved.server.admin_token)
     # Outermost: a request for a host this gateway does not serve reaches nothing else.

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from tether.engine import run_async
 from tether.errors import DatabaseUnavailable, InvalidRequest
+from tether.server.api_docs import FeedbackBody, PromptRunBody, body_doc
 from tether.server.bodies import read_json
 from tether.server.gateway import Gateway
 from tether.server.openai_routes import JSON, start_call
@@ -30,7 +31,7 @@ def _optional_str(body: dict[str, Any], field: str) -> str | None:
     return value
 
 
-@router.post("/v1/prompts/{name}/run")
+@router.post("/v1/prompts/{name}/run", openapi_extra=body_doc(PromptRunBody))
 async def run_prompt(name: str, request: Request) -> Response:
     gateway, call = start_call(request, "prompts.run")
     call.prompt = name
@@ -78,7 +79,7 @@ async def run_prompt(name: str, request: Request) -> Response:
     return Response(orjson.dumps(payload), media_type=JSON, headers=call.headers())
 
 
-@router.post("/v1/feedback")
+@router.post("/v1/feedback", openapi_extra=body_doc(FeedbackBody))
 async def post_feedback(request: Request) -> Response:
     gateway, call = start_call(request, "feedback", admin_allowed=True)
     if call.key is not None:

@@ -21,7 +21,15 @@ from tether.engine import Plan, run_async
 from tether.errors import InvalidRequest, TetherError
 from tether.messages import ProviderCall, Usage
 from tether.result import Result
+from tether.server.api_docs import ChatCompletionBody, EmbeddingsBody, body_doc
 from tether.server.bodies import chat_request, read_json
+from tether.server.embedding_bodies import (
+    check_dimensions,
+    embedding_inputs,
+    encode,
+    encoding_format,
+    requested_dimensions,
+)
 from tether.server.errors import error_body, status_code
 from tether.server.gateway import CallRecord, Gateway, new_request_id
 from tether.server.keys import KEY_PREFIX
@@ -97,7 +105,7 @@ def _completion_body(call: CallRecord, result: Result[Any]) -> dict[str, Any]:
     }
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", openapi_extra=body_doc(ChatCompletionBody))
 async def chat_completions(request: Request) -> Response:
     gateway, call = start_call(request, "chat.completions")
     chat = chat_request(await read_json(request, gateway.settings.server.max_body_bytes))
@@ -202,15 +210,12 @@ async def list_models(request: Request) -> Response:
     return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
 
 
-@router.post("/v1/embeddings")
+@router.post("/v1/embeddings", openapi_extra=body_doc(EmbeddingsBody))
 async def embeddings(request: Request) -> Response:
     gateway, call = start_call(request, "embeddings")
     body = await read_json(request, gateway.settings.server.max_body_bytes)
-    texts = body.get("input")
-    if isinstance(texts, str):
-        texts = [texts]
-    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-        raise InvalidRequest("`input` must be a string or an array of strings", param="input")
+    texts = embedding_inputs(body)
+    fmt, dimensions = encoding_format(body), requested_dimensions(body)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("`model` must be a non-empty string", param="model")
@@ -220,13 +225,15 @@ async def embeddings(request: Request) -> Response:
     if not provider.capabilities.supports_embeddings:
         raise InvalidRequest(f"model {model!r} ({provider.kind}) has no embeddings", param="model")
     vectors, usage = await provider.aembed(texts)
+    check_dimensions(dimensions, vectors)
     price = gateway.settings.models[model].price if model in gateway.settings.models else None
     cost = cost_usd(usage, price) if price else 0.0
     gateway.record_unchecked(call, "", usage, cost, provider.kind, provider.model)
     payload = {
         "object": "list",
         "data": [
-            {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)
+            {"object": "embedding", "index": i, "embedding": encode(v, fmt)}
+            for i, v in enumerate(vectors)
         ],
         "model": model,
         "usage": {"prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens},
