@@ -89,6 +89,17 @@ def test_truncated_output_says_so(client: Client, fake: FakeProvider) -> None:
     assert "max_tokens" in err.value.attempts[0].errors[0]
 
 
+def test_a_cut_off_output_is_not_repaired(client: Client, fake: FakeProvider) -> None:
+    fake.enqueue(
+        Completion('{"label": "sp', Usage(1, 64), "m", "fake", finish_reason="length"), GOOD
+    )
+    with pytest.raises(ContractViolation) as err:
+        client.generate("x", contract=Label, max_repairs=2)
+    assert len(fake.calls) == 1  # the same budget would cut a repair off too
+    assert len(err.value.attempts) == 1
+    assert "raise max_tokens" in str(err.value)
+
+
 def test_json_schema_contracts_return_plain_values(client: Client, fake: FakeProvider) -> None:
     fake.enqueue("[1, 2, 3]")
     schema = {"type": "array", "items": {"type": "integer"}, "maxItems": 3}

@@ -85,6 +85,9 @@ def attempts(plan: Plan[T]) -> Steps[T]:
                 attempts=tuple(done),
                 latency_s=perf_counter() - started,
             )
+        if completion.finish_reason == "length":
+            # The same budget would cut the repair off too: stop rather than pay for it.
+            break
         messages = repair_messages(plan.messages, completion.text, errors)
     assert plan.contract is not None  # only a contract can reject an output
     raise ContractViolation(contract=plan.contract.name, attempts=done)
