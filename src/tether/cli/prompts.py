@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +17,7 @@ from tether.client import Client
 from tether.prompts.compat import compare
 from tether.prompts.loader import load_spec, spec_files
 from tether.prompts.registry import PromptVersion
-from tether.prompts.tokens import token_report
+from tether.prompts.tokens import sample_inputs, token_report
 
 app = typer.Typer(help="Prompts as code: a versioned registry with labels.", no_args_is_help=True)
 
@@ -219,34 +220,44 @@ def tokens(
     prompt: Annotated[str, typer.Argument(help="a spec file, or a registered prompt name")],
     ref: Annotated[str | None, typer.Option(help="version or label when PROMPT is a name")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m")] = None,
+    inputs: Annotated[
+        str | None, typer.Option(help="inputs as a JSON object (default: the first test case's)")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Tokens per template part with the model's tokenizer, and the cost of 1,000 calls."""
+    """Tokens of the request that would be sent, per part, and the cost of 1,000 calls."""
     with reported_errors(), open_client(config) as client:
         if Path(prompt).is_file():
             compiled = load_spec(prompt).compiled
         else:
             compiled = client.registry.compiled(_resolve(client, prompt, ref))
-        name = model or compiled.spec.model
-        provider = client.provider(name)
-        report = token_report(compiled, provider.count_tokens)
-        price = client.settings.models.get(name or client.settings.default_model)
+        values = json.loads(inputs) if inputs else sample_inputs(compiled)
+        plan = client.compiled_plan(compiled, values, model=model)
+        report = token_report(compiled, plan, values)
         table = Table(title=f"{escape(compiled.spec.name)} {compiled.spec.version} on "
-                      f"{provider.kind}/{provider.model}")  # fmt: skip
+                      f"{plan.provider.kind}/{plan.provider.model}")  # fmt: skip
         table.add_column("part")
         table.add_column("tokens", justify="right")
         table.add_column("share", justify="right")
+        table.add_column("count")
         total = max(report.input_tokens, 1)
         for part in report.parts:
-            table.add_row(escape(part.name), str(part.tokens), f"{part.tokens / total:.0%}")
-        table.add_row("[bold]input total[/]", f"[bold]{report.input_tokens}[/]", "100%")
-        table.add_row("expected output", str(report.output_tokens), "")
+            table.add_row(
+                escape(part.name),
+                str(part.tokens),
+                f"{part.tokens / total:.0%}",
+                "exact" if part.exact else "[yellow]estimate[/]",
+            )
+        table.add_row(
+            "[bold]input total[/]",
+            f"[bold]{report.input_tokens}[/]",
+            "100%",
+            "exact" if report.exact else "[yellow]estimate[/]",
+        )
+        table.add_row("expected output", str(report.output_tokens), "", "")
         stdout.print(table)
-        if not report.exact:
-            stdout.print("[yellow]estimated at ~4 characters a token (no tokenizer at hand)[/]")
-        if price is not None:
-            cost = report.cost_per_1000_calls(price.price)
-            stdout.print(f"cost per 1,000 calls: ${cost:.4f}")
+        stdout.print(f"tokenizer: {escape(report.tokenizer)}")
+        stdout.print(f"cost per 1,000 calls: ${report.cost_per_1000_calls(plan.price):.4f}")
 
 
 def register(root: typer.Typer) -> None:

@@ -65,17 +65,22 @@ def numeric_reasons(
         outer, inner = bound(o), bound(i)
         if outer is None:
             continue
-        word = "below" if beyond < 0 else "above"
-        edge = f"{'exclusive ' if outer[1] else ''}{name} {outer[0]}"
         if inner is None:
-            reasons.append(Reason(at, name, f"has no {name}", f"has {edge}"))
+            side = "lower" if beyond < 0 else "upper"
+            reasons.append(Reason(at, name, f"has no {side} bound", f"only {_edge(outer, beyond)}"))
             continue
         tighter = (inner[0] - outer[0]) * -beyond > 0 or (
             inner[0] == outer[0] and (inner[1] or not outer[1])
         )
         if not tighter:
-            shown = f"{'exclusive ' if inner[1] else ''}{name} {inner[0]}"
-            reasons.append(Reason(at, name, f"allows values {word} {edge} ({shown})", "does not"))
+            reasons.append(
+                Reason(
+                    at,
+                    name,
+                    f"allows values {_edge(inner, beyond)}",
+                    f"only {_edge(outer, beyond)}",
+                )
+            )
     step = o.get("multipleOf")
     if _number(step) and step > 0 and not _divides(step, i.get("multipleOf"), kept):
         reasons.append(
@@ -88,6 +93,14 @@ def numeric_reasons(
             )
         )
     return reasons
+
+
+def _edge(bound: tuple[float, bool], beyond: int) -> str:
+    """ "from 0", "above 0", "up to 1", "below 1"."""
+    value, exclusive = bound
+    if beyond < 0:
+        return f"{'above' if exclusive else 'from'} {value}"
+    return f"{'below' if exclusive else 'up to'} {value}"
 
 
 def _divides(step: float, inner: Any, kept: set[str]) -> bool:

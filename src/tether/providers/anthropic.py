@@ -15,6 +15,12 @@ import httpx2
 from tether.messages import Completion, ProviderCall, Usage
 from tether.providers.base import Capabilities, SchemaSupport
 from tether.providers.hosted import STRICT_KEYWORDS, HostedProvider
+from tether.providers.tokenizers import (
+    PromptCount,
+    anthropic_tool_tokens,
+    estimating,
+    openai_chat_tokens,
+)
 
 
 class AnthropicProvider(HostedProvider[anthropic.Anthropic, anthropic.AsyncAnthropic]):
@@ -25,6 +31,26 @@ class AnthropicProvider(HostedProvider[anthropic.Anthropic, anthropic.AsyncAnthr
         schema=SchemaSupport(enforced=STRICT_KEYWORDS, root_must_be_object=True),
     )
     sdk: ClassVar[ModuleType] = anthropic
+
+    def count_prompt(self, call: ProviderCall) -> PromptCount:
+        """An estimate throughout: Claude's tokenizer is not public. The messages are framed as
+        OpenAI frames them; a contract adds the documented tool-use system prompt and the
+        tool's definition."""
+        args = self._arguments(call)
+        tokenizer = estimating()
+        messages = [{"role": m.role, "content": m.content} for m in call.messages]
+        total = openai_chat_tokens(messages, tokenizer.count)
+        vendor = anthropic_tool_tokens(self.model, args.get("tools", []))
+        return PromptCount(
+            total=total + vendor,
+            exact=False,
+            tokenizer=tokenizer,
+            sent=call.messages,
+            framing="message framing (estimate)",
+            vendor_tokens=vendor,
+            vendor_part="tool use system prompt and tool definition",
+            vendor_exact=False,
+        )
 
     def _new_sync(self, *, api_key: str, http_client: httpx2.Client | None) -> anthropic.Anthropic:
         return anthropic.Anthropic(api_key=api_key, http_client=http_client, **self._client_options)

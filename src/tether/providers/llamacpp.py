@@ -32,6 +32,7 @@ from tether.providers.grammar import (
     GrammarError,
     compile_json_schema,
 )
+from tether.providers.tokenizers import PromptCount, Tokenizer, added_instruction
 from tether.settings import ModelSettings, Settings
 
 if TYPE_CHECKING:
@@ -40,7 +41,11 @@ if TYPE_CHECKING:
     from llama_cpp import Llama, LogitsProcessorList
     from llguidance import LLTokenizer
 
-    from tether.providers.prompt_format import ChatTemplateFormat, TranscriptFormat
+    from tether.providers.prompt_format import (
+        ChatTemplateFormat,
+        RenderedPrompt,
+        TranscriptFormat,
+    )
 
 DEFAULT_CONTEXT_WINDOW = 4096
 CAPABILITIES = Capabilities(
@@ -97,6 +102,27 @@ class LlamaCppProvider:
         return []
 
     def count_tokens(self, text: str) -> int | None:
+        return self._count_text(text)
+
+    def count_prompt(self, call: ProviderCall) -> PromptCount:
+        """Exact: the prompt rendered and tokenized as a call renders and tokenizes it."""
+        with self._lock:
+            llm, prompt_format = self._load()
+            sent = with_schema_instruction(call)
+            _, tokens = _tokenized(llm, prompt_format, sent)
+        from tether.providers.prompt_format import ChatTemplateFormat
+
+        templated = isinstance(prompt_format, ChatTemplateFormat)
+        return PromptCount(
+            total=len(tokens),
+            exact=True,
+            tokenizer=Tokenizer(f"{self.model} (GGUF vocabulary)", True, self._count_text),
+            sent=tuple(sent),
+            instruction=added_instruction(call, sent),
+            framing="chat template" if templated else "transcript framing (BOS, Input:/Output:)",
+        )
+
+    def _count_text(self, text: str) -> int:
         with self._lock:
             llm, _ = self._load()
             return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
@@ -173,8 +199,7 @@ class LlamaCppProvider:
         """Render, count and check the prompt; build the generation options. Holds no lock:
         callers do."""
         llm, prompt_format = self._load()
-        rendered = prompt_format.render(with_schema_instruction(call))
-        prompt_tokens = llm.tokenize(rendered.text.encode("utf-8"), special=True)
+        rendered, prompt_tokens = _tokenized(llm, prompt_format, with_schema_instruction(call))
         if len(prompt_tokens) + call.params.max_tokens > self._context_window:
             raise ContextWindowExceeded(
                 provider=self.kind,
@@ -263,6 +288,14 @@ class LlamaCppProvider:
                 warnings.simplefilter("ignore", DeprecationWarning)
                 self._tokenizer = lltokenizer_from_vocab(vocab)
         return self._tokenizer
+
+
+def _tokenized(
+    llm: Llama, prompt_format: ChatTemplateFormat | TranscriptFormat, messages: list[Message]
+) -> tuple[RenderedPrompt, list[int]]:
+    """The prompt text and its tokens (BOS included), as llama.cpp is given them."""
+    rendered = prompt_format.render(messages)
+    return rendered, llm.tokenize(rendered.text.encode("utf-8"), special=True)
 
 
 def _token_text(llm: Llama, token: int) -> str:

@@ -20,11 +20,18 @@ import openai
 
 from tether.contracts.instructions import schema_instruction
 from tether.errors import ProviderError
-from tether.messages import Completion, ProviderCall, StreamChunk, Usage
+from tether.messages import Completion, Message, ProviderCall, StreamChunk, Usage
 from tether.providers.base import Capabilities, SchemaSupport
 from tether.providers.fast_http import FastChatTransport
 from tether.providers.hosted import STRICT_KEYWORDS, HostedProvider
 from tether.providers.openai_usage import openai_usage, sdk_usage
+from tether.providers.tokenizers import (
+    PromptCount,
+    added_instruction,
+    for_openai_model,
+    json_schema_format_tokens,
+    openai_chat_tokens,
+)
 
 OPENAI_HOST = "api.openai.com"
 
@@ -41,6 +48,36 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
     )
     sdk: ClassVar[ModuleType] = openai
     _fast: FastChatTransport | None = None
+
+    def count_tokens(self, text: str) -> int | None:
+        tokenizer = for_openai_model(self.model)
+        return tokenizer.count(text) if tokenizer.exact else None
+
+    def count_prompt(self, call: ProviderCall) -> PromptCount:
+        """OpenAI's per-message rule over the request as `_arguments` builds it: exact for a
+        model tiktoken knows; a json_schema response format adds an estimate."""
+        args = self._arguments(call)
+        tokenizer = for_openai_model(self.model)
+        sent = tuple(Message(m["role"], m["content"]) for m in args["messages"])
+        total = openai_chat_tokens(args["messages"], tokenizer.count)
+        response_format = args.get("response_format", {})
+        vendor = 0
+        if response_format.get("type") == "json_schema":
+            has_system = any(m.role == "system" for m in sent)
+            vendor = json_schema_format_tokens(
+                response_format["json_schema"], tokenizer.count, has_system=has_system
+            )
+        return PromptCount(
+            total=total + vendor,
+            exact=tokenizer.exact and not vendor,
+            tokenizer=tokenizer,
+            sent=sent,
+            instruction=added_instruction(call, sent),
+            framing="message framing (OpenAI's per-message rule)",
+            vendor_tokens=vendor,
+            vendor_part="json_schema response format",
+            vendor_exact=False,
+        )
 
     def _new_sync(self, *, api_key: str, http_client: httpx2.Client | None) -> openai.OpenAI:
         return openai.OpenAI(api_key=api_key, http_client=http_client, **self._client_options)
