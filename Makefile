@@ -57,6 +57,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/feedback_accuracy.py
 	$(BIN)/python benchmarks/structured_coverage.py
 	$(BIN)/python benchmarks/embedder.py
+	$(BIN)/python benchmarks/token_count.py
 	$(BIN)/python benchmarks/gateway_overhead.py
 
 clean:
