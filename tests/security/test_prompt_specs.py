@@ -205,6 +205,9 @@ HUGE = {
     "{% set ns.n = ns.n * ns.n %}{% endfor %}{{ ns.n }}",
     "nested ranges": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}"
     "{% endfor %}",
+    "a list of big strings": '{% set x = "x" * 999999 %}{% set y = [x] * 999999 %}{{ y }}',
+    "printing a shared list": '{% set x = ["x" * 999999] %}{{ (x + x + x + x)|string }}',
+    "tojson indent": "{{ [1]|tojson(indent=100000000) }}",
 }
 
 

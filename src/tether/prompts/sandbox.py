@@ -13,7 +13,7 @@ import functools
 import re
 import string
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeGuard
 
 import jinja2
 from jinja2.compiler import CodeGenerator, Frame
@@ -32,6 +32,7 @@ MAX_RANGE_ITEMS = 1_000_000
 
 # Filters and str methods whose integer arguments are widths or counts of the output.
 _WIDTH_TAKERS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs", "batch", "slice"})
+_MAX_INDENT = 32
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 _DIGITS = re.compile(r"\d+")
 
@@ -41,13 +42,27 @@ class TooLarge(SecurityError):
 
 
 def _size(value: Any) -> int:
-    return len(value) if isinstance(value, str | bytes | list | tuple | dict | set) else 0
+    """Characters and items in `value`, nested ones included (about what printing it takes);
+    counting stops just past the cap, so a check never costs more than the cap."""
+    total = 0
+    stack = [value]
+    while stack and total <= MAX_RENDERED_CHARS:
+        item = stack.pop()
+        if isinstance(item, str | bytes):
+            total += len(item)
+        elif isinstance(item, list | tuple | set | frozenset):
+            total += len(item)
+            stack.extend(item)
+        elif isinstance(item, dict):
+            total += len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+    return total
 
 
 def _bounded(value: Any) -> Any:
     if _size(value) > MAX_RENDERED_CHARS:
-        raise TooLarge(f"a value of {_size(value):,} items or characters (at most "
-                       f"{MAX_RENDERED_CHARS:,})")  # fmt: skip
+        raise TooLarge(f"a value of more than {MAX_RENDERED_CHARS:,} items or characters")
     if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
         raise TooLarge(f"a number of more than {MAX_INT_BITS:,} bits")
     return value
@@ -58,7 +73,7 @@ def _refuse_above(limit: int, size: int, what: str) -> None:
         raise TooLarge(f"{what} of {size:,} (at most {limit:,})")
 
 
-def _int(value: Any) -> bool:
+def _int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -121,6 +136,10 @@ def _check_arguments(name: str, value: Any, args: tuple[Any, ...], kwargs: dict[
         per_line = width if _int(width) else len(str(width))
         lines = value.count("\n") + 1
         _refuse_above(MAX_RENDERED_CHARS, len(value) + lines * per_line, "an indentation")
+    elif name == "tojson":
+        indent = args[0] if args else kwargs.get("indent")
+        if _int(indent):
+            _refuse_above(_MAX_INDENT, indent, "a tojson indent")  # repeated on every line
     elif name == "format" and isinstance(value, str):
         _check_percent(value, args)
 
@@ -151,7 +170,7 @@ class _Budget(Context):
 def _finalize(context: Context, value: Any) -> Any:
     """Every `{{ ... }}` output, in loops, macros and `{% set %}` blocks too, is counted."""
     if isinstance(context, _Budget):
-        context.emitted += len(value) if isinstance(value, str) else _size(value)
+        context.emitted += _size(value)
         _refuse_above(MAX_RENDERED_CHARS, context.emitted, "rendered output")
     return value
 
