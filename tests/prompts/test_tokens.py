@@ -216,3 +216,35 @@ def test_a_provider_that_cannot_count_its_request_gives_an_estimate() -> None:
     assert not report.exact
     assert report.parts[0].tokens == 0  # no framing known
     assert not report.parts[0].exact
+
+
+def test_the_command_marks_hosted_estimates(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tether.cli import app
+
+    config = tmp_path / "tether.toml"
+    config.write_text(
+        '[models.gpt]\nprovider = "openai"\nupstream_model = "gpt-4o-mini"\n'
+        "price = { input_per_million = 0.15, output_per_million = 0.6 }\n"
+        '[models.claude]\nprovider = "anthropic"\nupstream_model = "claude-sonnet-4-20250514"\n'
+    )
+    cli = CliRunner(env={"TETHER_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200"})
+    spec = str(EXAMPLE / "1.0.0.yaml")
+    gpt = cli.invoke(app, ["prompts", "tokens", spec, "-m", "gpt", "-c", str(config)])
+    assert gpt.exit_code == 0, gpt.output
+    rows = {line.split("│")[1].strip(): line for line in gpt.stdout.splitlines() if "│" in line}
+    assert "exact" in rows["message framing (OpenAI's per-message rule)"]
+    assert "estimate" in rows["json_schema response format"]
+    assert "estimate" in rows["input total"]
+    assert "tokenizer: o200k_base" in gpt.stdout
+    assert "cost per 1,000 calls: $0.0" in gpt.stdout
+    claude = cli.invoke(
+        app,
+        ["prompts", "tokens", spec, "-m", "claude", "-c", str(config),
+         "--inputs", '{"comment": "Cold soup."}'],
+    )  # fmt: skip
+    assert claude.exit_code == 0, claude.output
+    assert "tool use system prompt and tool definition" in claude.stdout
+    assert "standing in for the model's own tokenizer" in claude.stdout
+    assert " exact " not in claude.stdout
