@@ -116,3 +116,19 @@ def test_a_taken_port_fails_before_touching_keys(
     assert f"127.0.0.1:{port}" in refused.output
     assert started == []
     assert not (tmp_path / "data" / "demo_key").exists()
+
+
+def test_demo_keeps_a_registered_version_with_other_content(
+    tmp_path: Path, config: Path, started: list[Any]
+) -> None:
+    folder = tmp_path / "prompts" / "feedback-sentiment"
+    folder.mkdir(parents=True)
+    spec = (ROOT / "prompts" / "feedback-sentiment" / "1.0.0.yaml").read_text("utf-8")
+    (folder / "1.0.0.yaml").write_text(spec, "utf-8")
+    assert _serve(config, "--demo", str(tmp_path / "prompts")).exit_code == 0
+    (folder / "1.0.0.yaml").write_text(
+        spec.replace("Sentiment and confidence", "Sentiment, confidence"), "utf-8"
+    )
+    again = _serve(config, "--demo", str(tmp_path / "prompts"))
+    assert again.exit_code == 0, again.output
+    assert "kept the registered version" in again.output

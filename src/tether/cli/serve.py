@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from tether.cli.common import ConfigOption, reported_errors, stdout
 from tether.client import Client
-from tether.errors import ConfigError
+from tether.errors import ConfigError, VersionConflict
 from tether.prompts.loader import load_spec, spec_files
 from tether.server.admin_token import StoredToken, load_or_create
 from tether.server.app import create_app
@@ -29,9 +29,13 @@ def _push_examples(client: Client, folder: Path) -> list[str]:
     for loaded in sorted(
         (load_spec(p) for p in spec_files([folder])), key=lambda s: (s.spec.name, s.spec.semver)
     ):
-        client.registry.push(
-            loaded.spec, source=loaded.source, author=client.settings.actor, message="demo"
-        )
+        try:
+            client.registry.push(
+                loaded.spec, source=loaded.source, author=client.settings.actor, message="demo"
+            )
+        except VersionConflict as exc:
+            # A data directory from an earlier release: its registered version stays served.
+            stdout.print(f"[yellow]kept the registered version:[/] {escape(exc.message)}")
         pushed.append(loaded.spec.name)
     for name in sorted(set(pushed)):
         if "production" not in client.registry.labels(name):
@@ -83,6 +87,13 @@ def _banner(
         ),
         soft_wrap=True,
     )
+    stdout.print(
+        escape(
+            f"curl {base}/v1/embeddings -H 'Content-Type: application/json'{auth} \\\n"
+            """  -d '{"model": "local-embed", "input": "The soup was cold."}'"""
+        ),
+        soft_wrap=True,
+    )
     for name in prompts:
         stdout.print(
             escape(
@@ -98,7 +109,7 @@ def _banner(
             f'client = OpenAI(base_url="{base}/v1", api_key="{key or "unused"}")\n'
             'reply = client.chat.completions.create(model="local", '
             'messages=[{"role": "user", "content": "Say hi"}], max_tokens=16)\n'
-            "print(reply.choices[0].message.content)"
+            "print(reply.choices[0].message.content)  # Hello! How can I assist you today?"
         ),
         soft_wrap=True,
     )
