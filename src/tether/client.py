@@ -17,14 +17,16 @@ from tether.contracts.contract import Contract
 from tether.contracts.guard import check_schema
 from tether.contracts.preflight import PreflightReport, preflight
 from tether.engine import Plan, output_spec, run_async, run_sync
-from tether.messages import GenerationParams, Message, OutputSpec, as_messages
+from tether.messages import GenerationParams, Message, OutputSpec, ToolSpec, as_messages
 from tether.prompts.compiled import CompiledPrompt
 from tether.prompts.registry import PromptVersion, Registry
 from tether.providers.base import Capabilities, Provider
 from tether.providers.pool import ProviderPool
+from tether.providers.request_check import check_honoured
 from tether.result import Result
 from tether.settings import PriceSettings, Settings
 from tether.store.engine import open_database
+from tether.tools import ToolContracts
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -204,7 +206,10 @@ class Client:
         """The prompt registry in the settings' database, opened (and migrated) on first use."""
         with self._lock:
             if self._registry is None:
-                self._registry = Registry(open_database(self.settings.database))
+                self._registry = Registry(
+                    open_database(self.settings.database),
+                    model_modules=self.settings.prompt_model_modules,
+                )
             return self._registry
 
     def preflight(self, contract: ContractLike, model: str | None = None) -> PreflightReport:
@@ -270,10 +275,17 @@ class Client:
         contract: ContractLike | None = None,
         model: str | None = None,
         max_repairs: int | None = None,
+        tools: ToolSpec | None = None,
         **params: Any,
     ) -> Plan[Any]:
-        """Resolve model and contract and check them, without calling anything."""
+        """Resolve model and contract and check them, without calling anything.
+
+        `tools`: functions the model may call; each call's arguments are a contract on that
+        tool's parameter schema."""
         _, provider, price = self._pool.resolve(model)
+        check_honoured(
+            provider.capabilities, params, tools, provider=provider.kind, model=provider.model
+        )
         resolved = self.contract(contract) if contract is not None else None
         spec = self._output_spec(resolved, provider)[0] if resolved is not None else None
         return Plan(
@@ -284,7 +296,12 @@ class Client:
             output=spec,
             price=price,
             max_repairs=self.settings.max_repairs if max_repairs is None else max_repairs,
+            tools=self._tool_contracts(tools) if tools is not None and tools.tools else None,
         )
+
+    def _tool_contracts(self, tools: ToolSpec) -> ToolContracts:
+        contracts = {t.name: self.contract(t.parameters, name=t.name) for t in tools.tools}
+        return ToolContracts(tools, contracts)
 
     def close(self) -> None:
         self._pool.close()

@@ -8,6 +8,7 @@ billed whatever happens after them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Generator
 from dataclasses import dataclass
 from time import perf_counter
@@ -23,6 +24,7 @@ from tether.messages import Completion, GenerationParams, Message, OutputSpec, P
 from tether.providers.base import Provider
 from tether.result import Attempt, Result
 from tether.settings import PriceSettings
+from tether.tools import TOOL_CALLS_CONTRACT, ToolContracts, calls_json, tool_repair_messages
 
 T = TypeVar("T")
 
@@ -40,6 +42,7 @@ class Plan(Generic[T]):
     output: OutputSpec | None
     price: PriceSettings
     max_repairs: int
+    tools: ToolContracts | None = None
 
 
 def output_spec(contract: Contract[Any], provider: Provider) -> tuple[OutputSpec, PreflightReport]:
@@ -58,17 +61,20 @@ def attempts(plan: Plan[T]) -> Steps[T]:
     for _ in range(plan.max_repairs + 1):
         sent = perf_counter()
         repair_turns = len(messages) - len(plan.messages)
+        spec = plan.tools.spec if plan.tools is not None else None
         try:
-            completion = yield ProviderCall(messages, plan.params, plan.output, repair_turns)
+            completion = yield ProviderCall(
+                messages, plan.params, plan.output, repair_turns, tools=spec
+            )
         except TetherError as exc:
             done.append(failed_attempt(exc, plan.price, latency_s=perf_counter() - sent))
             exc.attempts = tuple(done)
             raise
         latency = perf_counter() - sent
-        output, errors = _evaluate(plan.contract, completion)
+        output, errors = _evaluate(plan, completion)
         done.append(
             Attempt(
-                raw=completion.text,
+                raw=_shown(completion),
                 usage=completion.usage,
                 cost_usd=cost_usd(completion.usage, plan.price),
                 latency_s=latency,
@@ -84,20 +90,40 @@ def attempts(plan: Plan[T]) -> Steps[T]:
                 provider=completion.provider,
                 attempts=tuple(done),
                 latency_s=perf_counter() - started,
+                tool_calls=completion.tool_calls,
+                logprobs=completion.logprobs,
             )
         if completion.finish_reason == "length":
             # The same budget would cut the repair off too: stop rather than pay for it.
             break
-        messages = repair_messages(plan.messages, completion.text, errors)
+        if plan.tools is not None and plan.tools.applies(completion):
+            messages = tool_repair_messages(plan.messages, completion, errors)
+        else:
+            messages = repair_messages(plan.messages, completion.text, errors)
+    if plan.tools is not None and plan.tools.applies(completion):
+        raise ContractViolation(contract=TOOL_CALLS_CONTRACT, attempts=done)
     assert plan.contract is not None  # only a contract can reject an output
     raise ContractViolation(contract=plan.contract.name, attempts=done)
 
 
-def _evaluate(contract: Contract[T] | None, completion: Completion) -> tuple[Any, tuple[str, ...]]:
-    if contract is None:
+def _shown(completion: Completion) -> str:
+    """What the model produced, as logged: its text, then its tool calls."""
+    if not completion.tool_calls:
+        return completion.text
+    return f"{completion.text}\n{calls_json(completion.tool_calls)}".strip()
+
+
+def _evaluate(plan: Plan[T], completion: Completion) -> tuple[Any, tuple[str, ...]]:
+    """The output and what is wrong with it: tool calls against their tools' parameter
+    schemas (when the model called, or had to), else the text against the contract."""
+    value: Any
+    if plan.tools is not None and plan.tools.applies(completion):
+        value, errors = plan.tools.check(completion)
+    elif plan.contract is None:
         return completion.text, ()
-    check, value = contract.check(completion.text)
-    errors = check.errors
+    else:
+        check, value = plan.contract.check(completion.text)
+        errors = check.errors
     if errors and completion.finish_reason == "length":
         errors = ("output was cut off at max_tokens; raise max_tokens", *errors)
     return value, errors
@@ -129,6 +155,25 @@ async def run_async(plan: Plan[T]) -> Result[T]:
             call = steps.send(completion)
         except StopIteration as finished:
             return cast(Result[T], finished.value)
+
+
+async def run_choices(plan: Plan[T], n: int) -> list[Result[T]]:
+    """`n` independent runs of `plan` (OpenAI's `n`), concurrently. If any fails, the error
+    raised carries every attempt of every run: all of them were billed."""
+    if n == 1:
+        return [await run_async(plan)]
+    outcomes = await asyncio.gather(*(run_async(plan) for _ in range(n)), return_exceptions=True)
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    if not failed:
+        return cast(list[Result[T]], outcomes)
+    first = failed[0]
+    if isinstance(first, TetherError):
+        billed = [a for o in outcomes if isinstance(o, Result) for a in o.attempts]
+        for other in failed:
+            if isinstance(other, TetherError):
+                billed.extend(other.attempts)
+        first.attempts = tuple(billed)
+    raise first
 
 
 def _fail(steps: Steps[T], exc: TetherError) -> NoReturn:

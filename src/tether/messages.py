@@ -6,14 +6,67 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Role = Literal["system", "user", "assistant"]
-ROLES: frozenset[str] = frozenset({"system", "user", "assistant"})
+Role = Literal["system", "user", "assistant", "tool"]
+ROLES: frozenset[str] = frozenset({"system", "user", "assistant", "tool"})
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function call the model made: `arguments` is the JSON text it wrote."""
+
+    id: str
+    name: str
+    arguments: str
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
+    """One turn. An assistant turn may carry `tool_calls` (its content then often empty); a
+    `tool` turn is the result of the call named by `tool_call_id`."""
+
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A function the model may call; `parameters` is the JSON Schema of its arguments."""
+
+    name: str
+    parameters: Mapping[str, Any]
+    description: str | None = None
+    strict: bool = False
+
+
+ToolChoice = Literal["none", "auto", "required"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """The tools offered to the model and how it may use them. `function` names the one tool
+    it must call (OpenAI's `{"type": "function", ...}` choice); `parallel` allows several calls
+    in one turn."""
+
+    tools: tuple[Tool, ...]
+    choice: ToolChoice = "auto"
+    function: str | None = None
+    parallel: bool = True
+
+    @property
+    def required(self) -> bool:
+        """Whether the model must answer with a call rather than text."""
+        return self.function is not None or self.choice == "required"
+
+    @property
+    def callable(self) -> tuple[Tool, ...]:
+        """The tools a call may name under this choice."""
+        if self.choice == "none":
+            return ()
+        if self.function is not None:
+            return tuple(t for t in self.tools if t.name == self.function)
+        return self.tools
 
 
 def as_messages(prompt: str | Iterable[Message | Mapping[str, str]]) -> tuple[Message, ...]:
@@ -26,7 +79,7 @@ def as_messages(prompt: str | Iterable[Message | Mapping[str, str]]) -> tuple[Me
             out.append(item)
             continue
         role, content = item.get("role"), item.get("content")
-        if role not in ROLES or not isinstance(content, str):
+        if role not in ROLES - {"tool"} or not isinstance(content, str):
             raise ValueError(
                 f"message {len(out)} needs role in {sorted(ROLES)} and string content, "
                 f"got role={role!r}"
@@ -72,10 +125,29 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class GenerationParams:
+    """Sampling settings. Those past `stop` are sent only where set (None, empty or False
+    means the provider's default); which ones a provider honours is in its capabilities."""
+
     max_tokens: int = 512
     temperature: float = 0.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    top_p: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias) pairs
+    logprobs: bool = False
+    top_logprobs: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """A sampled token's log probability, with the most likely alternatives at its position."""
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...]
+    top: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +173,7 @@ class ProviderCall:
     # How many trailing messages repair an earlier attempt (its output and what was wrong with
     # it): a provider that adapts to the prompt (few-shot or not) looks at `prompt` instead.
     repair_turns: int = 0
+    tools: ToolSpec | None = None
 
     @property
     def prompt(self) -> tuple[Message, ...]:
@@ -114,7 +187,9 @@ class Completion:
     usage: Usage
     model: str
     provider: str
-    finish_reason: str = "stop"
+    finish_reason: str = "stop"  # "tool_calls" when the model answered with calls
+    tool_calls: tuple[ToolCall, ...] = ()
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

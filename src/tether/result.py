@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from tether.messages import Usage
+from tether.messages import TokenLogprob, ToolCall, Usage
 
 T = TypeVar("T")
 
@@ -40,6 +40,8 @@ class Result(Generic[T]):
     latency_s: float
     prompt: str | None = None  # set when the call came from a registered prompt
     prompt_version: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()  # validated against their tools' parameters
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
     @property
     def usage(self) -> Usage:

@@ -27,6 +27,15 @@ class SchemaSupport:
     root_must_be_object: bool = False
 
 
+# Optional request fields a provider may honour beyond max_tokens and temperature.
+SAMPLING_PARAMS = frozenset(
+    {
+        "seed", "stop", "top_p", "presence_penalty", "frequency_penalty", "logit_bias",
+        "logprobs", "top_logprobs",
+    }
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Capabilities:
     supports_json_schema: bool = False
@@ -42,6 +51,9 @@ class Capabilities:
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] | None = None
     context_window: int | None = None
     schema: SchemaSupport = SchemaSupport()
+    # Which of SAMPLING_PARAMS the provider honours: a request that sets another one is
+    # refused with the field named, never silently dropped.
+    sampling_params: frozenset[str] = frozenset({"seed", "stop"})
 
     def overridden(self, overrides: CapabilityOverrides) -> Capabilities:
         changes = {k: v for k, v in overrides.model_dump().items() if v is not None}

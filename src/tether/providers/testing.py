@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 from tether.errors import ProviderError, SchemaProblem
-from tether.messages import Completion, ProviderCall, StreamChunk, Usage
-from tether.providers.base import Capabilities
+from tether.messages import Completion, ProviderCall, StreamChunk, ToolCall, Usage
+from tether.providers.base import SAMPLING_PARAMS, Capabilities
 from tether.settings import ModelSettings, Settings
 
-Response = str | Completion | Exception
+# A string is the model's text; a ToolCall (or a tuple of them) is the model calling tools.
+Response = str | Completion | ToolCall | tuple[ToolCall, ...] | Exception
 Responder = Callable[[ProviderCall], Response]
 
 
@@ -39,7 +40,11 @@ class FakeProvider:
     ) -> None:
         self.model = model
         self.capabilities = capabilities or Capabilities(
-            supports_json_schema=True, can_stream=True, supports_embeddings=True
+            supports_json_schema=True,
+            supports_tools=True,
+            can_stream=True,
+            supports_embeddings=True,
+            sampling_params=SAMPLING_PARAMS,
         )
         self.calls: list[ProviderCall] = []
         self._queue: deque[Response] = deque(responses)
@@ -80,11 +85,21 @@ class FakeProvider:
         if isinstance(response, Completion):
             return response
         prompt_words = sum(_words(m.content) for m in call.messages)
+        if isinstance(response, str):
+            return Completion(
+                text=response,
+                usage=Usage(prompt_words, _words(response)),
+                model=self.model,
+                provider=self.kind,
+            )
+        calls = (response,) if isinstance(response, ToolCall) else response
         return Completion(
-            text=response,
-            usage=Usage(prompt_words, _words(response)),
+            text="",
+            usage=Usage(prompt_words, sum(_words(c.arguments) for c in calls)),
             model=self.model,
             provider=self.kind,
+            finish_reason="tool_calls",
+            tool_calls=calls,
         )
 
     async def acomplete(self, call: ProviderCall) -> Completion:

@@ -9,7 +9,9 @@ import orjson
 from fastapi import Request
 
 from tether.errors import InvalidRequest
-from tether.messages import ROLES, Message
+from tether.messages import Message, ToolSpec
+from tether.server.chat_messages import chat_messages
+from tether.server.chat_tools import chat_tools
 
 # field: (type, lowest, highest). Bounds keep values inside what every provider and the request
 # log's integer columns can hold, so an absurd number is a 400 here, never an overflow later.
@@ -17,7 +19,15 @@ _PARAMS: dict[str, tuple[type, float, float]] = {
     "max_tokens": (int, 1, 2**31 - 1),
     "temperature": (float, 0.0, 2.0),
     "seed": (int, 0, 2**32 - 1),
+    "top_p": (float, 0.0, 1.0),
+    "presence_penalty": (float, -2.0, 2.0),
+    "frequency_penalty": (float, -2.0, 2.0),
+    "top_logprobs": (int, 0, 20),
 }
+MAX_CHOICES = 16  # `n`: each choice is a whole completion (and its repairs)
+_BIAS_LIMIT = 100.0
+# A JSON object with something in it: `{}` meets a bare {"type": "object"} but answers nothing.
+JSON_OBJECT_SCHEMA = {"type": "object", "minProperties": 1}
 
 
 async def read_json(request: Request, limit: int) -> dict[str, Any]:
@@ -56,52 +66,8 @@ class ChatRequest:
     schema_name: str | None
     stream: bool
     include_usage: bool
-
-
-def _messages(data: dict[str, Any]) -> tuple[Message, ...]:
-    raw = data.get("messages")
-    if not isinstance(raw, list) or not raw:
-        raise InvalidRequest("`messages` must be a non-empty array", param="messages")
-    out = []
-    for index, item in enumerate(raw):
-        if not isinstance(item, dict):
-            raise InvalidRequest(f"messages[{index}] must be an object", param="messages")
-        role, content = item.get("role"), item.get("content")
-        if role == "developer":
-            role = "system"
-        if role not in ROLES:
-            raise InvalidRequest(
-                f"messages[{index}].role must be one of system, user, assistant",
-                param=f"messages[{index}].role",
-            )
-        if isinstance(content, list):
-            content = _text_parts(content, index)
-        if not isinstance(content, str):
-            raise InvalidRequest(
-                f"messages[{index}].content must be a string", param=f"messages[{index}].content"
-            )
-        out.append(Message(role, content))
-    return tuple(out)
-
-
-def _text_parts(parts: list[Any], index: int) -> str:
-    """Content parts joined in order. Only text parts can be honoured: any other kind is refused
-    by name rather than silently dropped."""
-    texts: list[str] = []
-    for number, part in enumerate(parts):
-        where = f"messages[{index}].content[{number}]"
-        if not isinstance(part, dict):
-            raise InvalidRequest(f"{where} must be an object", param=where)
-        kind = part.get("type")
-        if kind != "text":
-            raise InvalidRequest(
-                f"{where}.type {kind!r} is not supported; only text parts are", param=where
-            )
-        text = part.get("text")
-        if not isinstance(text, str):
-            raise InvalidRequest(f"{where}.text must be a string", param=f"{where}.text")
-        texts.append(text)
-    return "".join(texts)
+    tools: ToolSpec | None = None
+    n: int = 1
 
 
 def _schema(data: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
@@ -114,7 +80,7 @@ def _schema(data: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     if kind == "text":
         return None, None
     if kind == "json_object":
-        return {"type": "object"}, "json_object"
+        return dict(JSON_OBJECT_SCHEMA), "json_object"
     if kind == "json_schema":
         inner = spec.get("json_schema")
         if not isinstance(inner, dict) or not isinstance(inner.get("schema"), dict):
@@ -144,6 +110,16 @@ def _params(data: dict[str, Any]) -> dict[str, Any]:
         if not lowest <= value <= highest:
             raise InvalidRequest(f"`{field}` must be between {lowest} and {highest}", param=field)
         params[field] = kind(value)
+    logprobs = data.get("logprobs")
+    if logprobs is not None and not isinstance(logprobs, bool):
+        raise InvalidRequest("`logprobs` must be a boolean", param="logprobs")
+    if logprobs:
+        params["logprobs"] = True
+    if "top_logprobs" in params and not logprobs:
+        raise InvalidRequest("`top_logprobs` needs `logprobs: true`", param="top_logprobs")
+    bias = _logit_bias(data.get("logit_bias"))
+    if bias:
+        params["logit_bias"] = bias
     stop = data.get("stop")
     if isinstance(stop, str):
         params["stop"] = (stop,)
@@ -152,6 +128,34 @@ def _params(data: dict[str, Any]) -> dict[str, Any]:
     elif stop is not None:
         raise InvalidRequest("`stop` must be a string or an array of strings", param="stop")
     return params
+
+
+def _logit_bias(raw: Any) -> tuple[tuple[int, float], ...]:
+    """OpenAI's map of token id (as a string) to a bias in [-100, 100]."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise InvalidRequest("`logit_bias` must map token ids to numbers", param="logit_bias")
+    out: list[tuple[int, float]] = []
+    for key, value in raw.items():
+        if not key.isdigit() or len(key) > 10:
+            raise InvalidRequest(f"`logit_bias` key {key!r} is not a token id", param="logit_bias")
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or not -_BIAS_LIMIT <= value <= _BIAS_LIMIT:
+            raise InvalidRequest(
+                f"`logit_bias[{key}]` must be a number between -100 and 100", param="logit_bias"
+            )
+        out.append((int(key), float(value)))
+    return tuple(out)
+
+
+def _choices(data: dict[str, Any]) -> int:
+    n = data.get("n")
+    if n is None:
+        return 1
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_CHOICES:
+        raise InvalidRequest(f"`n` must be an integer between 1 and {MAX_CHOICES}", param="n")
+    return n
 
 
 def chat_request(data: dict[str, Any]) -> ChatRequest:
@@ -163,10 +167,12 @@ def chat_request(data: dict[str, Any]) -> ChatRequest:
     schema, schema_name = _schema(data)
     return ChatRequest(
         model=_string(data, "model", required=False),
-        messages=_messages(data),
+        messages=chat_messages(data),
         params=_params(data),
         schema=schema,
         schema_name=schema_name,
         stream=stream,
         include_usage=include_usage,
+        tools=chat_tools(data),
+        n=_choices(data),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from time import perf_counter
 from typing import Any
 
@@ -17,12 +18,18 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
 from tether.costs.pricing import cost_usd
-from tether.engine import Plan, run_async
+from tether.engine import Plan, run_choices
 from tether.errors import InvalidRequest, TetherError
 from tether.messages import ProviderCall, Usage
 from tether.result import Result
-from tether.server.api_docs import ChatCompletionBody, EmbeddingsBody, body_doc
-from tether.server.bodies import chat_request, read_json
+from tether.server.api_docs import EmbeddingsBody, body_doc
+from tether.server.bodies import ChatRequest, chat_request, read_json
+from tether.server.chat_response import (
+    choices_body,
+    finish_reason,
+    result_deltas,
+    usage_body,
+)
 from tether.server.embedding_bodies import (
     check_dimensions,
     embedding_inputs,
@@ -33,6 +40,7 @@ from tether.server.embedding_bodies import (
 from tether.server.errors import error_body, status_code
 from tether.server.gateway import CallRecord, Gateway, new_request_id
 from tether.server.keys import KEY_PREFIX
+from tether.tools import TOOL_CALLS_CONTRACT
 
 router = APIRouter()
 log = logging.getLogger("tether.server")
@@ -71,41 +79,34 @@ def _presents_admin_token(request: Request) -> bool:
     return scheme.lower() == "bearer" and not value.strip().startswith(KEY_PREFIX)
 
 
-def _usage(usage: Usage) -> dict[str, int]:
-    return {
-        "prompt_tokens": usage.input_tokens,
-        "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.total_tokens,
-    }
-
-
-def _completion_body(call: CallRecord, result: Result[Any]) -> dict[str, Any]:
+def _completion_body(call: CallRecord, results: list[Result[Any]]) -> dict[str, Any]:
+    merged = _merged(results)
     return {
         "id": f"chatcmpl-{call.request_id}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": call.model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": result.raw},
-                "finish_reason": result.attempts[-1].finish_reason,
-                "logprobs": None,
-            }
-        ],
-        "usage": _usage(result.usage),
+        "choices": choices_body(results),
+        "usage": usage_body(merged.usage),
         "tether": {
             "request_id": call.request_id,
-            "provider": result.provider,
-            "upstream_model": result.model,
-            "attempts": len(result.attempts),
-            "cost_usd": result.cost_usd,
+            "provider": merged.provider,
+            "upstream_model": merged.model,
+            "attempts": len(merged.attempts),
+            "cost_usd": merged.cost_usd,
             "contract": call.contract,
         },
     }
 
 
-@router.post("/v1/chat/completions", openapi_extra=body_doc(ChatCompletionBody))
+def _merged(results: list[Result[Any]]) -> Result[Any]:
+    """The first choice carrying every choice's attempts: what the request cost and logs."""
+    if len(results) == 1:
+        return results[0]
+    return replace(results[0], attempts=tuple(a for r in results for a in r.attempts))
+
+
+@router.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Response:
     gateway, call = start_call(request, "chat.completions")
     chat = chat_request(await read_json(request, gateway.settings.server.max_body_bytes))
@@ -119,27 +120,45 @@ async def chat_completions(request: Request) -> Response:
         else None
     )
     call.contract = contract.name if contract is not None else None
-    plan = gateway.client.plan(chat.messages, contract=contract, model=call.model, **chat.params)
+    if call.contract is None and chat.tools is not None:
+        call.contract = TOOL_CALLS_CONTRACT
+    plan = gateway.client.plan(
+        chat.messages, contract=contract, model=call.model, tools=chat.tools, **chat.params
+    )
     if chat.stream:
         return StreamingResponse(
-            _events(gateway, call, plan, chat.include_usage),
+            _events(gateway, call, plan, chat),
             media_type="text/event-stream",
             headers=call.headers(**{"cache-control": "no-cache"}),
         )
-    result = await run_async(plan)
-    gateway.record_result(call, result, result.output)
+    results = await run_choices(plan, chat.n)
+    merged = _merged(results)
+    gateway.record_result(call, merged, merged.output)
     return Response(
-        orjson.dumps(_completion_body(call, result)),
+        orjson.dumps(_completion_body(call, results)),
         media_type=JSON,
         headers=call.headers(),
     )
 
 
+def _streams_text(plan: Plan[Any], chat: ChatRequest) -> bool:
+    """Whether tokens can go out as generated: free text from one streaming completion. A
+    contract, tools, `n` or logprobs mean a validated whole result, sent once it is complete
+    (an unvalidated value is never passed on)."""
+    return (
+        plan.contract is None
+        and plan.tools is None
+        and chat.n == 1
+        and not plan.params.logprobs
+        and plan.provider.capabilities.can_stream
+    )
+
+
 async def _events(
-    gateway: Gateway, call: CallRecord, plan: Plan[Any], include_usage: bool
+    gateway: Gateway, call: CallRecord, plan: Plan[Any], chat: ChatRequest
 ) -> AsyncIterator[bytes]:
-    """SSE chunks. Free text streams as generated; a structured output is validated first and
-    sent once it met its contract (an unvalidated value is never passed on)."""
+    """SSE chunks. Free text streams as generated; a structured output or tool calls are
+    validated first and sent once they met their contract."""
     created = int(time.time())
     head = {"id": f"chatcmpl-{call.request_id}", "object": "chat.completion.chunk",
             "created": created, "model": call.model}  # fmt: skip
@@ -147,18 +166,22 @@ async def _events(
     def event(payload: dict[str, Any]) -> bytes:
         return b"data: " + orjson.dumps({**head, **payload}) + b"\n\n"
 
-    def delta(content: dict[str, Any], finish: str | None = None) -> bytes:
-        return event({"choices": [{"index": 0, "delta": content, "finish_reason": finish}]})
+    def delta(
+        content: dict[str, Any],
+        finish: str | None = None,
+        *,
+        index: int = 0,
+        logprobs: dict[str, Any] | None = None,
+    ) -> bytes:
+        choice = {"index": index, "delta": content, "logprobs": logprobs, "finish_reason": finish}
+        return event({"choices": [choice]})
 
     parts: list[str] = []
     try:
-        yield delta({"role": "assistant", "content": ""})
-        if plan.contract is not None or not plan.provider.capabilities.can_stream:
-            result = await run_async(plan)
-            yield delta({"content": result.raw})
-            gateway.record_result(call, result, result.output)
-            usage, finish = result.usage, result.attempts[-1].finish_reason
-        else:
+        opening = {"role": "assistant", "content": None if chat.tools else ""}
+        for index in range(chat.n):
+            yield delta(opening, index=index)
+        if _streams_text(plan, chat):
             usage, finish = Usage(), "stop"
             async for piece in plan.provider.astream(ProviderCall(plan.messages, plan.params)):
                 if piece.text:
@@ -171,9 +194,18 @@ async def _events(
             gateway.record_unchecked(
                 call, "".join(parts), usage, cost, provider.kind, provider.model
             )
-        yield delta({}, finish)
-        if include_usage:
-            yield event({"choices": [], "usage": _usage(usage)})
+            yield delta({}, finish)
+        else:
+            results = await run_choices(plan, chat.n)
+            merged = _merged(results)
+            gateway.record_result(call, merged, merged.output)
+            usage = merged.usage
+            for index, result in enumerate(results):
+                for content, logprobs in result_deltas(result):
+                    yield delta(content, index=index, logprobs=logprobs)
+                yield delta({}, finish_reason(result), index=index)
+        if chat.include_usage:
+            yield event({"choices": [], "usage": usage_body(usage)})
     except TetherError as exc:
         # Headers are sent: the error travels as a terminal event, the row says what was sent.
         status, error_type, code = status_code(exc)
