@@ -88,6 +88,13 @@ class CapabilityOverrides(_Strict):
         description="the output budget's field in OpenAI-compatible requests; default: "
         "max_completion_tokens for api.openai.com, max_tokens elsewhere",
     )
+    engine: Literal["openai", "anthropic", "vllm", "llama-server", "ollama", "generic"] | None = (
+        Field(
+            default=None,
+            description="the server behind an OpenAI-compatible URL, whose schema rules apply; "
+            "default: openai for api.openai.com, generic elsewhere",
+        )
+    )
 
 
 class ModelSettings(_Strict):

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from openai.lib._pydantic import to_strict_json_schema
 from pydantic import BaseModel
 
 from tether import (
@@ -78,7 +79,7 @@ async def test_strict_schema_round_trip(replay: Callable[[str], Replay], generat
     assert response_format["json_schema"]["schema"] == TICKET_SCHEMA
 
 
-async def test_optional_field_is_sent_non_strict(
+async def test_optional_field_is_sent_required_and_nullable(
     replay: Callable[[str], Replay], generate: Generate
 ):
     recording = replay("openai_contact_optional.json")
@@ -93,10 +94,11 @@ async def test_optional_field_is_sent_non_strict(
 
     assert result.output == Contact(name="Ada Lovelace", email=None)
     json_schema = recording.bodies[0]["response_format"]["json_schema"]
-    assert json_schema["strict"] is False
+    # Strict mode wants every field required: the optional one goes out required and nullable,
+    # exactly as OpenAI's SDK converts the model.
+    assert json_schema["strict"] is True
     assert json_schema["name"] == "Contact"
-    assert "email" in json_schema["schema"]["properties"]
-    assert "email" not in json_schema["schema"]["required"]
+    assert json_schema["schema"] == to_strict_json_schema(Contact)
 
 
 async def test_without_json_schema_support_uses_json_object_and_a_system_message(

@@ -96,18 +96,21 @@ class Contract(Generic[T]):
             return Check(result.value, errors), None
 
     def enforcement_schema(self) -> tuple[dict[str, Any], bool]:
-        """The schema sent to providers, and whether strict modes can enforce all of it.
+        """The schema sent to providers, and whether it is strict-shaped (every object closed,
+        every property required), which is what strict upstream modes demand as it stands.
 
         Objects that allow extra properties by default get `additionalProperties: false`:
         every value the tightened schema admits is admitted by the contract, and it keeps small
-        models from inventing keys. Composition with allOf is left untouched, since tightening
-        one branch would reject the properties of another.
+        models from inventing keys. An object is left open where closing it could reject a
+        valid value: beside anyOf/oneOf/allOf/$ref/if/then/else/dependentSchemas, which can add
+        properties of their own, and anywhere in a schema that uses allOf (a closed branch
+        would reject the properties of another). Extra keys there are the contract's to allow.
         """
         schema = copy.deepcopy(dict(self.schema))
         if _uses(schema, "allOf"):
             return schema, False
-        strict = _tighten(schema)
-        return schema, strict
+        _tighten(schema)
+        return schema, strict_shaped(schema)
 
 
 def _safe_name(name: str) -> str:
@@ -135,15 +138,31 @@ def _uses(node: Any, keyword: str) -> bool:
     return any(keyword in obj for obj in _objects(node))
 
 
-def _tighten(node: Any) -> bool:
-    """Close open objects in place; return whether every object ends up strict-shaped
-    (closed, with every property required), which is what strict upstream modes demand."""
-    strict = True
+# Keywords that add properties to an object from beside it (see `enforcement_schema`).
+_COMPOSITION = ("anyOf", "oneOf", "allOf", "$ref", "if", "then", "else", "dependentSchemas")
+_OPENERS = ("additionalProperties", "patternProperties", "unevaluatedProperties")
+
+
+def _tighten(node: Any) -> None:
+    """Close, in place, the open objects that closing cannot make unsatisfiable."""
     for obj in _objects(node):
+        if (
+            isinstance(obj.get("properties"), dict)
+            and not any(k in obj for k in _OPENERS)
+            and not any(k in obj for k in _COMPOSITION)
+        ):
+            obj["additionalProperties"] = False
+
+
+def strict_shaped(schema: Any) -> bool:
+    """Whether every object with properties is closed and requires all of them, and nothing
+    uses allOf: the shape OpenAI-style strict modes accept without a rewrite."""
+    if _uses(schema, "allOf"):
+        return False
+    for obj in _objects(schema):
         props = obj.get("properties")
-        if isinstance(props, dict):
-            if "additionalProperties" not in obj and "patternProperties" not in obj:
-                obj["additionalProperties"] = False
-            required = obj.get("required", [])
-            strict &= obj.get("additionalProperties") is False and set(required) == set(props)
-    return strict
+        if isinstance(props, dict) and not (
+            obj.get("additionalProperties") is False and set(obj.get("required", [])) == set(props)
+        ):
+            return False
+    return True

@@ -49,6 +49,9 @@ ANNOTATIONS = frozenset(
         "writeOnly",
         "$defs",
         "definitions",
+        # OpenAPI's hint naming the tag property of a oneOf (Pydantic emits it); validators
+        # ignore it, the branches' own const tags do the work.
+        "discriminator",
     }
 )
 

@@ -1,5 +1,13 @@
 """Pre-flight: before any call, tell which schema keywords the chosen provider enforces while
-generating, which are only validated after, and which it cannot honour at all."""
+generating, which are only validated after, and which it cannot honour at all, for the exact
+request that will be sent.
+
+A provider whose capabilities name a schema profile (hosted APIs, OpenAI-compatible servers)
+is judged by the plan the profile makes: strict off, JSON mode or a keyword moved into a
+description means "validated after". A grammar-constrained provider is judged by its grammar
+compiler, less what the compiler's lenient mode relaxed. Any other provider by its declared
+`SchemaSupport`.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +20,9 @@ from typing import Any
 from tether.contracts.keywords import keyword_uses
 from tether.errors import SchemaProblem, UnsupportedSchema
 from tether.providers.base import Provider
+from tether.providers.schema_profiles import WirePlan, profile_for, wire_plan
+
+_AFTER_GENERATION = "validation after generation"
 
 
 class Enforcement(StrEnum):
@@ -46,13 +57,63 @@ class PreflightReport:
             )
 
 
-def preflight(schema: Mapping[str, Any], provider: Provider) -> PreflightReport:
-    caps = provider.capabilities
-    support = caps.schema
+def preflight(
+    schema: Mapping[str, Any], provider: Provider, *, strict: bool | None = None
+) -> PreflightReport:
+    """Judge the enforcement `schema` (`Contract.enforcement_schema`) against `provider`;
+    `strict` is whether it is strict-shaped as it stands (computed when not given)."""
     where: dict[str, list[str]] = defaultdict(list)
     for keyword, at in keyword_uses(dict(schema)):
         where[keyword].append(at)
+    caps = provider.capabilities
+    if profile_for(caps) is not None:
+        from tether.contracts.contract import strict_shaped  # contract imports this module
 
+        plan = wire_plan(schema, strict_shaped(schema) if strict is None else strict, caps)
+        problems = [*plan.problems, *provider.schema_problems(schema)]
+        decoded = _decoded(plan)
+        describe = caps.enforcement if plan.mode == "json_schema" and decoded else _AFTER_GENERATION
+    else:
+        problems, decoded = _declared(schema, provider, where)
+        describe = caps.enforcement
+    refused = {p.keyword for p in problems}
+    rows = tuple(
+        KeywordSupport(
+            keyword,
+            tuple(pointers),
+            Enforcement.UNSUPPORTED
+            if keyword in refused
+            else Enforcement.DECODING
+            if keyword in decoded
+            else Enforcement.VALIDATED,
+        )
+        for keyword, pointers in sorted(where.items())
+    )
+    return PreflightReport(
+        provider=provider.kind,
+        model=provider.model,
+        enforcement=describe,
+        keywords=rows,
+        problems=tuple(problems),
+    )
+
+
+def _decoded(plan: WirePlan) -> frozenset[str]:
+    """Keywords enforced everywhere they appear, for the request the plan describes."""
+    if plan.mode != "json_schema" and not plan.decoded:
+        return frozenset()
+    if plan.problems:
+        return frozenset()
+    # A keyword moved into a description anywhere is reported by its weakest use.
+    return plan.decoded - {keyword for keyword, _ in plan.moved}
+
+
+def _declared(
+    schema: Mapping[str, Any], provider: Provider, where: Mapping[str, list[str]]
+) -> tuple[list[SchemaProblem], frozenset[str]]:
+    """Problems and enforced keywords for a provider judged by its own declarations."""
+    caps = provider.capabilities
+    support = caps.schema
     problems: list[SchemaProblem] = [
         SchemaProblem(k, where[k][0], reason)
         for k, reason in support.unsupported.items()
@@ -68,24 +129,9 @@ def preflight(schema: Mapping[str, Any], provider: Provider) -> PreflightReport:
         )
     if not problems:
         problems.extend(provider.schema_problems(schema))
+    enforced = support.enforced
+    if caps.supports_grammar and not problems:
+        from tether.providers.grammar import lenient_drops  # only grammar providers load it
 
-    refused = {p.keyword for p in problems}
-    rows = tuple(
-        KeywordSupport(
-            keyword,
-            tuple(pointers),
-            Enforcement.UNSUPPORTED
-            if keyword in refused
-            else Enforcement.DECODING
-            if keyword in support.enforced
-            else Enforcement.VALIDATED,
-        )
-        for keyword, pointers in sorted(where.items())
-    )
-    return PreflightReport(
-        provider=provider.kind,
-        model=provider.model,
-        enforcement=caps.enforcement,
-        keywords=rows,
-        problems=tuple(problems),
-    )
+        enforced = enforced - lenient_drops(schema)
+    return problems, enforced

@@ -1,6 +1,6 @@
 """Anthropic Messages API. Structured output goes through a forced tool call whose input schema
-is the contract (strict tool use when the schema is strict-shaped); the tool input comes back as
-the JSON value to validate. The Messages API of this SDK generation takes no sampling
+is the contract fitted to Anthropic's strict subset (providers/schema_profiles); the tool input
+comes back as the JSON value to validate. The Messages API of this SDK generation takes no sampling
 parameters, so `temperature` and `seed` are not sent."""
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import anthropic
 import httpx2
 
 from tether.messages import Completion, ProviderCall, Usage
-from tether.providers.base import Capabilities, SchemaSupport
-from tether.providers.hosted import STRICT_KEYWORDS, HostedProvider
+from tether.providers.base import Capabilities
+from tether.providers.hosted import HostedProvider
+from tether.providers.schema_profiles import forced_tool, restored
 from tether.providers.tokenizers import (
     PromptCount,
     anthropic_tool_tokens,
@@ -28,7 +29,7 @@ class AnthropicProvider(HostedProvider[anthropic.Anthropic, anthropic.AsyncAnthr
     default_base_url = "https://api.anthropic.com"
     default_capabilities = Capabilities(
         supports_tools=True,
-        schema=SchemaSupport(enforced=STRICT_KEYWORDS, root_must_be_object=True),
+        engine="anthropic",
     )
     sdk: ClassVar[ModuleType] = anthropic
 
@@ -82,14 +83,7 @@ class AnthropicProvider(HostedProvider[anthropic.Anthropic, anthropic.AsyncAnthr
         if call.params.stop:
             args["stop_sequences"] = list(call.params.stop)
         if call.output is not None:
-            args["tools"] = [
-                {
-                    "name": call.output.name,
-                    "description": "Record the answer in the required structure.",
-                    "input_schema": dict(call.output.schema),
-                    "strict": call.output.strict,
-                }
-            ]
+            args["tools"] = [forced_tool(call.output, self.capabilities)]
             args["tool_choice"] = {"type": "tool", "name": call.output.name}
         return args
 
@@ -97,7 +91,9 @@ class AnthropicProvider(HostedProvider[anthropic.Anthropic, anthropic.AsyncAnthr
         text = ""
         for block in response.content:
             if call.output is not None and block.type == "tool_use":
-                text = json.dumps(block.input, ensure_ascii=False)
+                text = restored(
+                    json.dumps(block.input, ensure_ascii=False), call.output, self.capabilities
+                )
                 break
             if block.type == "text":
                 text += block.text

@@ -54,6 +54,10 @@ class Capabilities:
     # Which of SAMPLING_PARAMS the provider honours: a request that sets another one is
     # refused with the field named, never silently dropped.
     sampling_params: frozenset[str] = frozenset({"seed", "stop"})
+    # Which schema profile the server follows (providers/schema_profiles): openai, anthropic,
+    # vllm, llama-server, ollama or generic. None: the provider's own rules (SchemaSupport, or
+    # its grammar compiler).
+    engine: str | None = None
 
     def overridden(self, overrides: CapabilityOverrides) -> Capabilities:
         changes = {k: v for k, v in overrides.model_dump().items() if v is not None}

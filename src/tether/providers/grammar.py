@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,11 @@ ENFORCED_KEYWORDS = frozenset(
 )  # fmt: skip
 
 
+# How llguidance's lenient mode names what it relaxed, in its compile warnings.
+_UNIMPLEMENTED = re.compile(r"Unimplemented keys: (\[.*?\])")
+_UNKNOWN_FORMAT = "Unknown format"
+
+
 class GrammarError(Exception):
     """llguidance cannot turn the schema into a grammar."""
 
@@ -49,6 +55,28 @@ def _compile(schema_json: str) -> str:
         if not error:
             return grammar
     raise GrammarError(error)
+
+
+@functools.lru_cache(maxsize=256)
+def _lenient_drops(schema_json: str) -> frozenset[str]:
+    grammar = LLMatcher.grammar_from_json_schema(schema_json, defaults=_STRICT_OPTIONS)
+    if not LLMatcher.validate_grammar(grammar):
+        return frozenset()  # compiles as written: nothing relaxed
+    grammar = LLMatcher.grammar_from_json_schema(schema_json, defaults=_LENIENT_OPTIONS)
+    _, warnings = LLMatcher.validate_grammar_with_warnings(grammar)
+    dropped: set[str] = set()
+    for warning in warnings:
+        if warning.startswith(_UNKNOWN_FORMAT):
+            dropped.add("format")
+        for found in _UNIMPLEMENTED.findall(warning):
+            dropped.update(k for k in json.loads(found) if isinstance(k, str))
+    return frozenset(dropped)
+
+
+def lenient_drops(schema: Mapping[str, Any]) -> frozenset[str]:
+    """Keywords the compiled grammar leaves out (lenient mode relaxes them: an unknown
+    `format`, a keyword llguidance does not implement); they are only validated after."""
+    return _lenient_drops(json.dumps(schema))
 
 
 def compile_json_schema(schema: Mapping[str, Any]) -> str:

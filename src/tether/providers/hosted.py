@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from types import ModuleType
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
@@ -13,18 +14,9 @@ import httpx2
 from tether.errors import MissingApiKey, SchemaProblem, no_embeddings
 from tether.messages import Completion, ProviderCall, StreamChunk, Usage
 from tether.providers.base import Capabilities
+from tether.providers.schema_profiles import default_engine
 from tether.providers.sdk_errors import translate
 from tether.settings import ModelSettings, Settings
-
-# Keywords the strict structured-output modes of hosted APIs (OpenAI json_schema, Anthropic
-# strict tools) enforce while decoding, when every object is closed and fully required.
-STRICT_KEYWORDS = frozenset(
-    {
-        "type", "properties", "required", "additionalProperties", "items", "enum", "const",
-        "anyOf", "$ref", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
-        "exclusiveMaximum", "multipleOf", "minItems", "maxItems",
-    }
-)  # fmt: skip
 
 SyncClient = TypeVar("SyncClient")
 AsyncClient = TypeVar("AsyncClient")
@@ -52,8 +44,8 @@ class HostedProvider(ABC, Generic[SyncClient, AsyncClient]):
         """`http_client`/`async_http_client` replace the SDK's transport (proxies, replaying
         recorded HTTP in tests)."""
         self.model = model
-        self.capabilities = capabilities or self.default_capabilities
         self.base_url = base_url or self.default_base_url
+        self.capabilities = self._with_engine(capabilities or self.default_capabilities)
         self._api_key = api_key
         self._api_key_env = api_key_env
         self._client_options: dict[str, Any] = {
@@ -78,8 +70,16 @@ class HostedProvider(ABC, Generic[SyncClient, AsyncClient]):
             capabilities=cls.default_capabilities.overridden(model.capabilities),
         )
 
+    def _with_engine(self, capabilities: Capabilities) -> Capabilities:
+        """Name the schema profile the server follows: the one configured, else the
+        provider's own, else the one its URL implies (providers/schema_profiles)."""
+        if capabilities.engine is not None:
+            return capabilities
+        engine = self.default_capabilities.engine or default_engine(self.base_url)
+        return replace(capabilities, engine=engine)
+
     def schema_problems(self, schema: Mapping[str, Any]) -> list[SchemaProblem]:
-        return []  # hosted providers accept any schema the validator accepts
+        return []  # what the server refuses is the schema profile's to say (pre-flight)
 
     def count_tokens(self, text: str) -> int | None:
         return None  # hosted tokenizers are not available offline

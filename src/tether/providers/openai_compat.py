@@ -1,7 +1,8 @@
 """OpenAI-compatible chat completions over HTTP: OpenAI, vLLM, llama.cpp server, Ollama, ...
 
-Structured output uses `response_format: json_schema` (strict when the whole schema fits strict
-mode) where the server supports it, else `json_object` with the schema in a system message.
+Structured output uses `response_format: json_schema` where the server supports it, fitted to
+the server's schema profile (providers/schema_profiles: strict for OpenAI, as the engine takes
+it elsewhere), else `json_object` with the schema in a system message.
 
 The output budget goes out as `max_completion_tokens` to OpenAI's own API (it deprecates
 `max_tokens`, which o-series and gpt-5 reasoning models refuse) and as `max_tokens` to other
@@ -21,10 +22,11 @@ import openai
 from tether.contracts.instructions import schema_instruction
 from tether.errors import ProviderError
 from tether.messages import Completion, Message, ProviderCall, StreamChunk, Usage
-from tether.providers.base import Capabilities, SchemaSupport
+from tether.providers.base import Capabilities
 from tether.providers.fast_http import FastChatTransport
-from tether.providers.hosted import STRICT_KEYWORDS, HostedProvider
+from tether.providers.hosted import HostedProvider
 from tether.providers.openai_usage import openai_usage, sdk_usage
+from tether.providers.schema_profiles import response_format, restored
 from tether.providers.tokenizers import (
     PromptCount,
     added_instruction,
@@ -44,7 +46,7 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
         supports_tools=True,
         can_stream=True,
         supports_embeddings=True,
-        schema=SchemaSupport(enforced=STRICT_KEYWORDS),
+        # engine: from the URL or the model's settings (providers/schema_profiles)
     )
     sdk: ClassVar[ModuleType] = openai
     _fast: FastChatTransport | None = None
@@ -112,7 +114,11 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
             choice = data["choices"][0]
             message = choice["message"]
             return Completion(
-                text=message.get("content") or message.get("refusal") or "",
+                text=restored(
+                    message.get("content") or message.get("refusal") or "",
+                    call.output,
+                    self.capabilities,
+                ),
                 usage=openai_usage(data.get("usage")),
                 model=data.get("model") or self.model,
                 provider=self.kind,
@@ -188,19 +194,8 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
         if call.params.stop:
             args["stop"] = list(call.params.stop)
         if call.output is not None:
-            if self.capabilities.supports_json_schema:
-                args["response_format"] = {
-                    "type": "json_schema",
-                    "json_schema": {
-                        "name": call.output.name,
-                        "schema": dict(call.output.schema),
-                        "strict": call.output.strict,
-                    },
-                }
-            else:
-                args["response_format"] = {"type": "json_object"}
-                if self.capabilities.schema_in_json_object:
-                    args["response_format"]["schema"] = dict(call.output.schema)
+            args["response_format"], instruct = response_format(call.output, self.capabilities)
+            if instruct:
                 messages.insert(0, schema_instruction(call.output))
         args["messages"] = [{"role": m.role, "content": m.content} for m in messages]
         return args
@@ -216,7 +211,7 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
         choice = response.choices[0]
         text = choice.message.content or getattr(choice.message, "refusal", None) or ""
         return Completion(
-            text=text,
+            text=restored(text, call.output, self.capabilities),
             usage=sdk_usage(response.usage),
             model=response.model or self.model,
             provider=self.kind,
