@@ -54,7 +54,8 @@ def client(settings: Settings, fake: FakeProvider) -> Iterator[Client]:
 
 @pytest.fixture(scope="session")
 def local_client() -> Iterator[Client]:
-    """The real bundled model (Gemma 3 270M through llama.cpp), loaded once per session."""
+    """The real bundled models (`local`: Qwen2.5-Coder-0.5B-Instruct, `local-small`: Gemma 3
+    270M, through llama.cpp), each loaded once per session on first use."""
     with Client(Settings.load(environ={})) as c:
         yield c
 

@@ -32,7 +32,7 @@ price = { input_per_million = 0.15, output_per_million = 0.6 }
 """,
     )
     settings = Settings.load(path, environ={"OPENAI_API_KEY": "sk-secret-value"})
-    assert set(settings.models) == {"local", "gpt"}
+    assert set(settings.models) == {"local", "local-small", "local-embed", "gpt"}
     gpt = settings.models["gpt"]
     assert gpt.api_key_env == "OPENAI_API_KEY"  # the conventional variable for hosted OpenAI
     assert gpt.api_key is not None
@@ -89,7 +89,7 @@ def test_unknown_model_lists_the_configured_ones(tmp_path: Path) -> None:
     settings = Settings.load(_write(tmp_path, ""), environ={})
     with pytest.raises(ModelNotFound) as err:
         settings.model("gpt-9")
-    assert err.value.known == ("local",)
+    assert err.value.known == ("local", "local-small", "local-embed")
 
 
 def test_every_problem_in_a_config_file_is_listed(tmp_path: Path) -> None:

@@ -28,7 +28,14 @@ from tether.errors import ConfigError
 
 CONFIG_ENV = "TETHER_CONFIG"
 DEFAULT_CONFIG_FILE = "tether.toml"
+# Built-in models, always defined: an instruction-tuned chat model, a smaller base model for
+# few-shot prompts, and the sentence embedder (see providers/gguf_file.py, local_embed.py).
 LOCAL_MODEL_NAME = "local"
+LOCAL_MODEL_UPSTREAM = "qwen2.5-coder-0.5b-instruct"
+LOCAL_SMALL_MODEL_NAME = "local-small"
+LOCAL_SMALL_MODEL_UPSTREAM = "gemma-3-270m"
+LOCAL_EMBED_MODEL_NAME = "local-embed"
+LOCAL_EMBED_MODEL_UPSTREAM = "all-MiniLM-L6-v2"
 # Packages a prompt spec's `output.model` may be imported from: the prompts directory's package.
 DEFAULT_PROMPT_MODEL_MODULES = ("prompts",)
 _CONVENTIONAL_KEY_VARS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
@@ -172,7 +179,15 @@ class ServerSettings(_Strict):
 
 
 def _default_models() -> dict[str, ModelSettings]:
-    return {LOCAL_MODEL_NAME: ModelSettings(provider="llamacpp", upstream_model="gemma-3-270m")}
+    return {
+        LOCAL_MODEL_NAME: ModelSettings(provider="llamacpp", upstream_model=LOCAL_MODEL_UPSTREAM),
+        LOCAL_SMALL_MODEL_NAME: ModelSettings(
+            provider="llamacpp", upstream_model=LOCAL_SMALL_MODEL_UPSTREAM
+        ),
+        LOCAL_EMBED_MODEL_NAME: ModelSettings(
+            provider="local_embed", upstream_model=LOCAL_EMBED_MODEL_UPSTREAM
+        ),
+    }
 
 
 class Settings(_Strict):

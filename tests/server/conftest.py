@@ -1,5 +1,6 @@
 """A real gateway for tests: uvicorn on a free loopback port in a background thread, with a
-FakeProvider model (`fake`, priced) and the real local model (`local`)."""
+FakeProvider model (`fake`, priced), the real local model (`local`) and the bundled embedder
+(`local-embed`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tether import Client, FakeProvider, ModelSettings, PriceSettings, Settings
 from tether.providers.base import Provider
 from tether.server.app import create_app
 from tether.server.gateway import Gateway
+from tether.settings import LOCAL_MODEL_UPSTREAM
 
 ADMIN_TOKEN = "test-admin-token-4f1c9a"
 
@@ -61,7 +63,8 @@ def gateway_settings(tmp_path: Path, **server: object) -> Settings:
                 provider="fake",
                 price=PriceSettings(input_per_million=1.0, output_per_million=2.0),
             ),
-            "local": ModelSettings(provider="llamacpp", upstream_model="gemma-3-270m"),
+            "local": ModelSettings(provider="llamacpp", upstream_model=LOCAL_MODEL_UPSTREAM),
+            "local-embed": ModelSettings(provider="local_embed"),
         },
         server={"max_body_bytes": 64 * 1024, "admin_token": ADMIN_TOKEN, **server},  # type: ignore[arg-type]
     )

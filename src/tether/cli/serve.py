@@ -27,7 +27,11 @@ def _push_examples(client: Client, folder: Path) -> list[str]:
     production label exists already."""
     pushed: list[str] = []
     for loaded in sorted(
-        (load_spec(p) for p in spec_files([folder])), key=lambda s: (s.spec.name, s.spec.semver)
+        (
+            load_spec(p, model_modules=client.settings.prompt_model_modules)
+            for p in spec_files([folder])
+        ),
+        key=lambda s: (s.spec.name, s.spec.semver),
     ):
         try:
             client.registry.push(

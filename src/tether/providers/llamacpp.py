@@ -25,7 +25,7 @@ from tether.errors import (
 )
 from tether.messages import Completion, Message, ProviderCall, StreamChunk, Usage
 from tether.providers.base import Capabilities, SchemaSupport
-from tether.providers.gguf_file import ModelFile, default_model_file, verify
+from tether.providers.gguf_file import BUNDLED_MODELS, ModelFile, bundled_model_file, verify
 from tether.providers.grammar import (
     ENFORCED_KEYWORDS,
     GrammarConstraint,
@@ -246,8 +246,7 @@ class LlamaCppProvider:
 
         from tether.providers.prompt_format import ChatTemplateFormat, TranscriptFormat
 
-        file = self._file or default_model_file(self._cache_dir)
-        path = verify(file, model=self.model)
+        path = verify(self._model_file(), model=self.model)
         try:
             llm = Llama(
                 model_path=str(path),
@@ -274,6 +273,23 @@ class LlamaCppProvider:
             self._format = TranscriptFormat()
         self._llm = llm
         return llm, self._format
+
+    def _model_file(self) -> ModelFile:
+        """The configured `path`, else the bundled model named by `upstream_model`."""
+        if self._file is not None:
+            return self._file
+        bundled = bundled_model_file(self.model, self._cache_dir)
+        if bundled is None:
+            raise ModelFileError(
+                f"no GGUF file for {self.model!r}: `path` is unset and no bundled model has "
+                "that name",
+                provider=self.kind,
+                model=self.model,
+                path="",
+                fix="set `path` to a GGUF file, or `upstream_model` to a bundled model: "
+                + ", ".join(sorted(BUNDLED_MODELS)),
+            )
+        return bundled
 
     def _llg_tokenizer(self) -> LLTokenizer:
         if self._tokenizer is None:

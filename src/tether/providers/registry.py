@@ -16,6 +16,7 @@ PROVIDER_KINDS: dict[str, str] = {
     "anthropic": "tether.providers.anthropic:AnthropicProvider",
     "fake": "tether.providers.testing:FakeProvider",
     "llamacpp": "tether.providers.llamacpp:LlamaCppProvider",
+    "local_embed": "tether.providers.local_embed:LocalEmbedProvider",
     "openai": "tether.providers.openai_compat:OpenAICompatProvider",
 }
 

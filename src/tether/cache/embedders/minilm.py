@@ -150,6 +150,14 @@ class MiniLMEmbedder:
         """Read the model and tokenizer now rather than on the first `embed`."""
         self._get()
 
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        """Tokens the model reads for these texts: special tokens included, each cut at
+        `max_tokens` (what a gateway bills as usage)."""
+        items = check_texts(texts)
+        if not items:
+            return 0
+        return sum(len(encoding.ids) for encoding in self._get().tokenizer.encode_batch(items))
+
     def embed(self, texts: Sequence[str]) -> Vectors:
         items = check_texts(texts)
         out = np.zeros((len(items), DIMENSIONS), dtype=np.float32)
