@@ -187,3 +187,18 @@ def _assemble(bundled: BundledModel, target: Path) -> None:
         partial.unlink(missing_ok=True)
         raise missing(f"a part of the bundled model is missing: {exc.filename}") from None
     print(f"tether: assembled {target.name}; checking its sha256", file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    """Assemble and verify every bundled model now (`make setup` runs this), not on first use."""
+    from tether.settings import Settings
+
+    cache_dir = Settings.load().cache_dir
+    for name in BUNDLED_MODELS:
+        file = bundled_model_file(name, cache_dir)
+        assert file is not None
+        print(f"{name}: {verify(file, model=name)}")
+
+
+if __name__ == "__main__":
+    main()
