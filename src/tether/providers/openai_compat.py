@@ -22,10 +22,16 @@ import openai
 from tether.contracts.instructions import schema_instruction
 from tether.errors import ProviderError
 from tether.messages import Completion, Message, ProviderCall, StreamChunk, Usage
-from tether.providers.base import Capabilities
+from tether.providers.base import SAMPLING_PARAMS, Capabilities
 from tether.providers.fast_http import FastChatTransport
 from tether.providers.hosted import HostedProvider
 from tether.providers.openai_usage import openai_usage, sdk_usage
+from tether.providers.openai_wire import (
+    parse_logprobs,
+    parse_tool_calls,
+    request_fields,
+    wire_messages,
+)
 from tether.providers.schema_profiles import response_format, restored
 from tether.providers.tokenizers import (
     PromptCount,
@@ -46,6 +52,7 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
         supports_tools=True,
         can_stream=True,
         supports_embeddings=True,
+        sampling_params=SAMPLING_PARAMS,
         # engine: from the URL or the model's settings (providers/schema_profiles)
     )
     sdk: ClassVar[ModuleType] = openai
@@ -123,6 +130,8 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
                 model=data.get("model") or self.model,
                 provider=self.kind,
                 finish_reason=choice.get("finish_reason") or "stop",
+                tool_calls=parse_tool_calls(message.get("tool_calls")),
+                logprobs=parse_logprobs(choice.get("logprobs")),
             )
         except (KeyError, IndexError, TypeError, AttributeError):
             raise ProviderError(
@@ -197,7 +206,8 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
             args["response_format"], instruct = response_format(call.output, self.capabilities)
             if instruct:
                 messages.insert(0, schema_instruction(call.output))
-        args["messages"] = [{"role": m.role, "content": m.content} for m in messages]
+        args["messages"] = wire_messages(messages)
+        args.update(request_fields(call))
         return args
 
     def _max_tokens_field(self) -> str:
@@ -209,6 +219,7 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
 
     def _completion(self, response: Any, call: ProviderCall) -> Completion:
         choice = response.choices[0]
+        dumped = choice.model_dump()  # read by the same parsers as the aiohttp path's JSON
         text = choice.message.content or getattr(choice.message, "refusal", None) or ""
         return Completion(
             text=restored(text, call.output, self.capabilities),
@@ -216,6 +227,8 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
             model=response.model or self.model,
             provider=self.kind,
             finish_reason=choice.finish_reason or "stop",
+            tool_calls=parse_tool_calls(dumped["message"].get("tool_calls")),
+            logprobs=parse_logprobs(dumped.get("logprobs")),
         )
 
 

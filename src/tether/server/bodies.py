@@ -26,8 +26,8 @@ _PARAMS: dict[str, tuple[type, float, float]] = {
 }
 MAX_CHOICES = 16  # `n`: each choice is a whole completion (and its repairs)
 _BIAS_LIMIT = 100.0
-# A JSON object with something in it: `{}` meets a bare {"type": "object"} but answers nothing.
-JSON_OBJECT_SCHEMA = {"type": "object", "minProperties": 1}
+# JSON mode: any JSON object (providers with a JSON mode use it for exactly this schema).
+JSON_OBJECT_SCHEMA = {"type": "object"}
 
 
 async def read_json(request: Request, limit: int) -> dict[str, Any]:
