@@ -13,6 +13,12 @@ import anthropic
 import httpx2
 
 from tether.messages import Completion, ProviderCall, Usage
+from tether.providers.anthropic_tools import (
+    add_tools,
+    anthropic_messages,
+    finish_reason,
+    read_tool_calls,
+)
 from tether.providers.base import Capabilities
 from tether.providers.hosted import HostedProvider
 from tether.providers.schema_profiles import forced_tool, restored
@@ -30,6 +36,7 @@ class AnthropicProvider(HostedProvider[anthropic.Anthropic, anthropic.AsyncAnthr
     default_capabilities = Capabilities(
         supports_tools=True,
         engine="anthropic",
+        sampling_params=frozenset({"stop"}),  # stop_sequences; no seed, logprobs or penalties
     )
     sdk: ClassVar[ModuleType] = anthropic
 
@@ -70,13 +77,11 @@ class AnthropicProvider(HostedProvider[anthropic.Anthropic, anthropic.AsyncAnthr
         return await client.messages.create(**arguments)
 
     def _arguments(self, call: ProviderCall) -> dict[str, Any]:
-        system = "\n\n".join(m.content for m in call.messages if m.role == "system")
+        system, turns = anthropic_messages(call.messages)
         args: dict[str, Any] = {
             "model": self.model,
             "max_tokens": call.params.max_tokens,
-            "messages": [
-                {"role": m.role, "content": m.content} for m in call.messages if m.role != "system"
-            ],
+            "messages": turns,
         }
         if system:
             args["system"] = system
@@ -85,12 +90,16 @@ class AnthropicProvider(HostedProvider[anthropic.Anthropic, anthropic.AsyncAnthr
         if call.output is not None:
             args["tools"] = [forced_tool(call.output, self.capabilities)]
             args["tool_choice"] = {"type": "tool", "name": call.output.name}
+        if call.tools is not None:
+            add_tools(args, call.tools)
         return args
 
     def _completion(self, response: Any, call: ProviderCall) -> Completion:
         text = ""
+        answer_tool = call.output.name if call.output is not None else None
+        calls = read_tool_calls(response.content, answer_tool=answer_tool)
         for block in response.content:
-            if call.output is not None and block.type == "tool_use":
+            if block.type == "tool_use" and block.name == answer_tool and call.output:
                 text = restored(
                     json.dumps(block.input, ensure_ascii=False), call.output, self.capabilities
                 )
@@ -102,7 +111,8 @@ class AnthropicProvider(HostedProvider[anthropic.Anthropic, anthropic.AsyncAnthr
             usage=anthropic_usage(response.usage),
             model=response.model or self.model,
             provider=self.kind,
-            finish_reason="length" if response.stop_reason == "max_tokens" else "stop",
+            finish_reason=finish_reason(response.stop_reason, calls),
+            tool_calls=calls,
         )
 
 
