@@ -9,6 +9,7 @@ from typing import Any
 from tether.contracts.guard import pointer
 from tether.errors import SchemaProblem
 from tether.providers.schema_profiles.profile import Limits
+from tether.providers.schema_profiles.refs import resolve
 
 Path = tuple[str | int, ...]
 _SUBSCHEMA_LISTS = ("anyOf", "allOf", "oneOf", "prefixItems")
@@ -19,34 +20,62 @@ _SUBSCHEMA_MAPS = ("properties", "$defs", "definitions")
 class _Count:
     properties: int = 0
     depth: int = 0
-    depth_at: str = ""
     enum_values: int = 0
     chars: int = 0
     optional: int = 0
     unions: int = 0
 
 
-def _nodes(schema: Any) -> Iterator[tuple[Mapping[str, Any], Path, int]]:
-    """Every schema object with its path and how many objects enclose it (iterative)."""
-    stack: list[tuple[Any, Path, int]] = [(schema, (), 0)]
+def _nodes(schema: Any) -> Iterator[tuple[Mapping[str, Any], Path]]:
+    """Every schema object with its path (iterative)."""
+    stack: list[tuple[Any, Path]] = [(schema, ())]
     while stack:
-        node, path, level = stack.pop()
+        node, path = stack.pop()
         if not isinstance(node, Mapping):
             continue
-        inner = level + (1 if "properties" in node else 0)
-        yield node, path, inner
+        yield node, path
         for key in _SUBSCHEMA_MAPS:
             subs = node.get(key)
             if isinstance(subs, Mapping):
-                # Definitions restart the count: they are measured where they are used.
-                below = 0 if key != "properties" else inner
-                stack.extend((s, (*path, key, n), below) for n, s in subs.items())
+                stack.extend((s, (*path, key, n)) for n, s in subs.items())
         for key in _SUBSCHEMA_LISTS:
             subs = node.get(key)
             if isinstance(subs, list):
-                stack.extend((s, (*path, key, i), inner) for i, s in enumerate(subs))
+                stack.extend((s, (*path, key, i)) for i, s in enumerate(subs))
         if isinstance(node.get("items"), Mapping):
-            stack.append((node["items"], (*path, "items"), inner))
+            stack.append((node["items"], (*path, "items")))
+
+
+class _Depth:
+    """Levels of nested objects, references followed (a cycle is not followed again: a
+    recursive schema is as deep as one pass through it). Stops counting past `most`."""
+
+    def __init__(self, root: Mapping[str, Any], most: int) -> None:
+        self.root = root
+        self.most = most
+        self.open: set[str] = set()
+
+    def of(self, node: Any, above: int) -> int:
+        if not isinstance(node, Mapping) or above > self.most:
+            return above
+        here = above + (1 if "properties" in node else 0)
+        deepest = here
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref not in self.open:
+            self.open.add(ref)
+            deepest = max(deepest, self.of(resolve(self.root, ref), here))
+            self.open.discard(ref)
+        for key in ("properties",):
+            subs = node.get(key)
+            if isinstance(subs, Mapping):
+                deepest = max([deepest, *(self.of(s, here) for s in subs.values())])
+        for key in _SUBSCHEMA_LISTS:
+            subs = node.get(key)
+            if isinstance(subs, list):
+                deepest = max([deepest, *(self.of(s, here) for s in subs)])
+        if isinstance(node.get("items"), Mapping):
+            deepest = max(deepest, self.of(node["items"], here))
+        return deepest
 
 
 def _is_union(schema: Any) -> bool:
@@ -58,7 +87,7 @@ def _is_union(schema: Any) -> bool:
 def _measure(schema: Mapping[str, Any], limits: Limits) -> tuple[_Count, list[SchemaProblem]]:
     count = _Count()
     problems: list[SchemaProblem] = []
-    for node, path, level in _nodes(schema):
+    for node, path in _nodes(schema):
         props = node.get("properties")
         if isinstance(props, Mapping):
             count.properties += len(props)
@@ -70,8 +99,6 @@ def _measure(schema: Mapping[str, Any], limits: Limits) -> tuple[_Count, list[Sc
         for key in ("$defs", "definitions"):
             if isinstance(node.get(key), Mapping):
                 count.chars += sum(len(name) for name in node[key])
-        if level > count.depth:
-            count.depth, count.depth_at = level, pointer(path)
         enum = node.get("enum")
         if isinstance(enum, list):
             count.enum_values += len(enum)
@@ -98,9 +125,11 @@ def _measure(schema: Mapping[str, Any], limits: Limits) -> tuple[_Count, list[Sc
 
 def limit_problems(schema: Mapping[str, Any], limits: Limits) -> list[SchemaProblem]:
     count, problems = _measure(schema, limits)
+    if limits.max_depth is not None:
+        count.depth = _Depth(schema, limits.max_depth).of(schema, 0)
     checks = (
         ("properties", "", count.properties, limits.max_properties, "object properties in total"),
-        ("properties", count.depth_at, count.depth, limits.max_depth, "levels of nested objects"),
+        ("properties", "", count.depth, limits.max_depth, "levels of nested objects"),
         ("enum", "", count.enum_values, limits.max_enum_values, "enum values in total"),
         ("enum", "", count.chars, limits.max_string_chars,
          "characters of property names, definition names, enum and const strings"),

@@ -19,6 +19,7 @@ from tether.providers.schema_profiles.limits import limit_problems
 from tether.providers.schema_profiles.profile import StrictRules
 from tether.providers.schema_profiles.refs import (
     accepts_null,
+    deref,
     disjoint,
     is_primitive,
     recursive_ref,
@@ -111,7 +112,7 @@ class _Walker:
             work = {**work, **all_of[0]} if isinstance(all_of[0], Mapping) else work
         ref = work.pop("$ref", None)
         if isinstance(ref, str):
-            return {**out, **self._ref(ref, work, path, inlined)}
+            return {**out, **self._ref(ref, work, path, inlined, beside_defs=bool(out))}
         self._composition(work, out, path)
         literal = self._literals(work, out, path)
         kind = work.pop("type", None)
@@ -131,10 +132,13 @@ class _Walker:
         self._rest(work, out, path)
         return out
 
-    def _ref(self, ref: str, work: dict[str, Any], path: Path, inlined: int) -> dict[str, Any]:
-        if not work:
+    def _ref(
+        self, ref: str, work: dict[str, Any], path: Path, inlined: int, *, beside_defs: bool
+    ) -> dict[str, Any]:
+        inline = self.rules.ref_siblings == "inline"
+        if not work and not (inline and beside_defs):
             return {"$ref": ref}
-        if self.rules.ref_siblings == "inline":
+        if inline:
             target = resolve(self.root, ref)
             if not isinstance(target, Mapping) or inlined >= _MAX_INLINING:
                 self.refuse("$ref", path, f"{ref} has sibling keywords and cannot be inlined")
@@ -161,6 +165,10 @@ class _Walker:
         if isinstance(all_of, list):
             if self.rules.refuse_all_of:
                 self.refuse("allOf", path, "strict mode here takes no allOf; merge the branches "
+                            "into one object")  # fmt: skip
+            elif sum(_has_properties(b, self.root) for b in all_of) > 1:
+                self.refuse("allOf", path, "strict mode closes every branch, and a closed "
+                            "branch rejects the properties of the others; merge the branches "
                             "into one object")  # fmt: skip
             else:
                 out["allOf"] = [self.node(b, (*path, "allOf", i)) for i, b in enumerate(all_of)]
@@ -233,6 +241,11 @@ class _Walker:
         if key == "minItems":
             return self.rules.min_items is None or value in self.rules.min_items
         return True
+
+
+def _has_properties(schema: Any, root: Mapping[str, Any]) -> bool:
+    target = deref(schema, root)
+    return isinstance(target, Mapping) and "properties" in target
 
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
