@@ -13,6 +13,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from tether.contracts.validator import Check, SchemaValidator
+from tether.providers.schema_profiles.refs import resolve
 from tether.errors import SchemaError
 
 T = TypeVar("T")
@@ -145,13 +146,47 @@ _OPENERS = ("additionalProperties", "patternProperties", "unevaluatedProperties"
 
 def _tighten(node: Any) -> None:
     """Close, in place, the open objects that closing cannot make unsatisfiable."""
+    combined = _combined(node)
     for obj in _objects(node):
         if (
             isinstance(obj.get("properties"), dict)
+            and id(obj) not in combined
             and not any(k in obj for k in _OPENERS)
             and not any(k in obj for k in _COMPOSITION)
         ):
             obj["additionalProperties"] = False
+
+
+def _combined(root: Any) -> set[int]:
+    """Objects whose properties are joined with an object's own properties beside them (its
+    anyOf/oneOf/allOf/if/then/else branches, its $ref target, and what those lead to): closed,
+    either would reject the other's properties."""
+    found: set[int] = set()
+    todo: list[Any] = []
+    for obj in _objects(root):
+        if isinstance(obj.get("properties"), dict):
+            for key in _COMPOSITION:
+                value = obj.get(key)
+                if key == "$ref" and isinstance(value, str):
+                    todo.append(resolve(root, value))
+                elif key == "dependentSchemas" and isinstance(value, dict):
+                    todo.extend(value.values())
+                elif isinstance(value, list):
+                    todo.extend(value)
+                elif isinstance(value, dict):
+                    todo.append(value)
+    while todo:
+        branch = todo.pop()
+        if not isinstance(branch, dict) or id(branch) in found:
+            continue
+        found.add(id(branch))
+        ref = branch.get("$ref")
+        if isinstance(ref, str):
+            todo.append(resolve(root, ref))
+        for key in ("anyOf", "oneOf", "allOf"):
+            if isinstance(branch.get(key), list):
+                todo.extend(branch[key])
+    return found
 
 
 def strict_shaped(schema: Any) -> bool:

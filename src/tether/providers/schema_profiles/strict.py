@@ -135,6 +135,10 @@ class _Walker:
     def _ref(
         self, ref: str, work: dict[str, Any], path: Path, inlined: int, *, beside_defs: bool
     ) -> dict[str, Any]:
+        if "properties" in work:
+            self.refuse("additionalProperties", path, "properties combined with $ref here: "
+                        "closing the object, as strict mode must, would reject the properties "
+                        "the other schema adds; merge them into one object")  # fmt: skip
         inline = self.rules.ref_siblings == "inline"
         if not work and not (inline and beside_defs):
             return {"$ref": ref}
