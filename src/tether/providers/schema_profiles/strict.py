@@ -114,7 +114,7 @@ class _Walker:
         if isinstance(ref, str):
             return {**out, **self._ref(ref, work, path, inlined, beside_defs=bool(out))}
         self._composition(work, out, path)
-        literal = self._literals(work, out, path)
+        literal = self._literals(work, out)
         kind = work.pop("type", None)
         if kind is not None and not (literal and self.rules.literals_drop_type):
             out["type"] = kind
@@ -127,8 +127,12 @@ class _Walker:
             del out["default"]
         if "object" in kinds or "properties" in work:
             self._object(node, work, out, path)
-        if ("array" in kinds or "items" in work) and "items" in work:
-            out["items"] = self.node(work.pop("items"), (*path, "items"))
+        items = work.pop("items", None)
+        if isinstance(items, list):
+            self.refuse("items", path, "a list of item schemas is a tuple, and strict mode here "
+                        "takes no tuples; use an object with named properties")  # fmt: skip
+        elif items is not None:
+            out["items"] = self.node(items, (*path, "items"))
         self._rest(work, out, path)
         return out
 
@@ -177,7 +181,7 @@ class _Walker:
             else:
                 out["allOf"] = [self.node(b, (*path, "allOf", i)) for i, b in enumerate(all_of)]
 
-    def _literals(self, work: dict[str, Any], out: dict[str, Any], path: Path) -> bool:
+    def _literals(self, work: dict[str, Any], out: dict[str, Any]) -> bool:
         enum = work.get("enum")
         if isinstance(enum, list) and enum and all(is_primitive(v) for v in enum):
             out["enum"] = list(work.pop("enum"))
