@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -18,15 +19,19 @@ from tether.evals.services import ClientServices
 from tether.prompts.loader import LoadedSpec, load_spec, spec_files
 
 
-def _targets(names: list[str], folder: Path) -> list[LoadedSpec]:
+def _targets(names: list[str], folder: Path, modules: Sequence[str]) -> list[LoadedSpec]:
     """Paths as given; a bare name is the highest version of that prompt in `folder`."""
     chosen: list[LoadedSpec] = []
+
+    def load(path: Path) -> LoadedSpec:
+        return load_spec(path, model_modules=modules)
+
     for target in names or [str(folder)]:
         if Path(target).exists():
-            chosen += [load_spec(p) for p in spec_files([target], recursive=True)]
+            chosen += [load(p) for p in spec_files([target], recursive=True)]
             continue
         candidates = [
-            s for s in map(load_spec, spec_files([folder], recursive=True)) if s.spec.name == target
+            s for s in map(load, spec_files([folder], recursive=True)) if s.spec.name == target
         ]
         if not candidates:
             raise PromptNotFound(f"{target} (no spec file in {folder})")
@@ -53,7 +58,7 @@ def run_prompt_tests(
 ) -> None:
     """Run the test cases of prompt spec files; exit 1 if any assertion fails."""
     with reported_errors(), open_client(config) as client:
-        specs = _targets(prompts or [], folder)
+        specs = _targets(prompts or [], folder, client.settings.prompt_model_modules)
         services = ClientServices(client, judge_model=judge_model)
         results: list[CaseResult] = []
         total = sum(len(s.spec.tests) for s in specs)

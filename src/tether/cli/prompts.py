@@ -42,7 +42,10 @@ def push(
     """Register spec files as immutable versions (semantic-version rules are checked)."""
     with reported_errors(), open_client(config) as client:
         loaded = sorted(
-            (load_spec(p) for p in spec_files(paths)),
+            (
+                load_spec(p, model_modules=client.settings.prompt_model_modules)
+                for p in spec_files(paths)
+            ),
             key=lambda s: (s.spec.name, s.spec.semver),
         )
         if not loaded:
@@ -228,14 +231,17 @@ def tokens(
     """Tokens of the request that would be sent, per part, and the cost of 1,000 calls."""
     with reported_errors(), open_client(config) as client:
         if Path(prompt).is_file():
-            compiled = load_spec(prompt).compiled
+            modules = client.settings.prompt_model_modules
+            compiled = load_spec(prompt, model_modules=modules).compiled
         else:
             compiled = client.registry.compiled(_resolve(client, prompt, ref))
         values = json.loads(inputs) if inputs else sample_inputs(compiled)
         plan = client.compiled_plan(compiled, values, model=model)
         report = token_report(compiled, plan, values)
-        table = Table(title=f"{escape(compiled.spec.name)} {compiled.spec.version} on "
-                      f"{plan.provider.kind}/{plan.provider.model}")  # fmt: skip
+        table = Table(
+            title=f"{escape(compiled.spec.name)} {compiled.spec.version} on "
+            f"{plan.provider.kind}/{plan.provider.model}"
+        )
         table.add_column("part")
         table.add_column("tokens", justify="right")
         table.add_column("share", justify="right")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from tether.prompts.compat import CompatReport, compare
 from tether.prompts.compiled import CompiledPrompt
 from tether.prompts.semver import Bump, SemVer
 from tether.prompts.spec import PromptSpec
+from tether.settings import DEFAULT_PROMPT_MODEL_MODULES
 from tether.store.locks import SerialWriter
 from tether.store.tables import label_events, prompt_labels, prompt_versions
 
@@ -125,8 +127,11 @@ def _move(
 
 
 class Registry:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self, engine: Engine, *, model_modules: Sequence[str] = DEFAULT_PROMPT_MODEL_MODULES
+    ) -> None:
         self.engine = engine
+        self._model_modules = tuple(model_modules)  # where output.model may be imported from
         self._writer = SerialWriter(engine)
         self._compiled: dict[tuple[str, str], CompiledPrompt] = {}
         self._lock = threading.Lock()
@@ -142,7 +147,7 @@ class Registry:
         previous = self._predecessor(spec.name, spec.semver)
         report = None
         if previous is not None:
-            report = compare(previous.spec, spec)
+            report = compare(previous.spec, spec, model_modules=self._model_modules)
             actual = spec.semver.bump_over(previous.spec.semver)
             if actual < report.needed:
                 raise IncompatibleChange(
@@ -202,7 +207,7 @@ class Registry:
         with self._lock:
             compiled = self._compiled.get(key)
         if compiled is None:
-            compiled = CompiledPrompt.compile(found.spec)
+            compiled = CompiledPrompt.compile(found.spec, model_modules=self._model_modules)
             with self._lock:
                 self._compiled[key] = compiled
         return compiled

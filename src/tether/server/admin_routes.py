@@ -59,7 +59,11 @@ async def push_prompt(request: Request) -> Response:
     message = _str(body, "message", "")
 
     def push() -> PushOutcome:
-        loaded = parse_spec(source, source_name="request body")
+        loaded = parse_spec(
+            source,
+            source_name="request body",
+            model_modules=gateway.settings.prompt_model_modules,
+        )
         return gateway.client.registry.push(
             loaded.spec, source=loaded.source, author=author, message=message
         )
