@@ -13,8 +13,8 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from tether.contracts.validator import Check, SchemaValidator
-from tether.providers.schema_profiles.refs import resolve
 from tether.errors import SchemaError
+from tether.providers.schema_profiles.refs import resolve
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)

@@ -91,6 +91,8 @@ class WirePlan:
     only validated after. `wrapped`: the value travels as {"value": ...} and is unwrapped on
     the way back. `nullable`: optional properties were sent required and nullable, so a null
     that the contract does not allow means "absent" and is dropped before validation.
+
+    Plans are cached and shared between calls: never mutate one, or its schema.
     """
 
     profile: str
