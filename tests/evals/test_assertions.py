@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,7 +38,13 @@ class NoServices:
 
 
 def check(spec: dict[str, Any], output: Any = OUTPUT, valid: bool = True) -> Outcome:
-    subject = Subject(output=output, valid=valid, error="" if valid else "bad", inputs={"q": 1})
+    subject = Subject(
+        output=output,
+        valid=valid,
+        error="" if valid else "bad",
+        inputs={"q": 1},
+        check_folder=Path(__file__).parent,
+    )
     return evaluate(ADAPTER.validate_python(spec), subject, NoServices())
 
 
@@ -67,15 +74,30 @@ def check(spec: dict[str, Any], output: Any = OUTPUT, valid: bool = True) -> Out
         ({"type": "range", "field": "confidence", "min": 0.9}, False),
         ({"type": "range", "field": "sentiment", "min": 0}, False),
         ({"type": "equals", "field": "missing", "value": 1}, False),
-        ({"type": "python", "function": "tests.evals.checks:is_negative"}, True),
-        ({"type": "python", "function": "tests.evals.checks:has_three_themes"}, False),
-        ({"type": "python", "function": "tests.evals.checks:returns_false"}, False),
+        ({"type": "python", "function": "checks:is_negative"}, True),
+        ({"type": "python", "function": "checks:has_three_themes"}, False),
+        ({"type": "python", "function": "checks:returns_false"}, False),
     ],
 )
 def test_assertion_kinds(spec: dict[str, Any], passed: bool) -> None:
     outcome = check(spec)
     assert outcome.passed is passed
     assert bool(outcome.detail) is not passed
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        "os:system",
+        "subprocess:getoutput",
+        "tests.evals.checks:is_negative",
+        "checks:no_such_function",
+    ],
+)
+def test_python_checks_come_only_from_beside_the_spec(function: str) -> None:
+    outcome = check({"type": "python", "function": function})
+    assert not outcome.passed
+    assert outcome.detail
 
 
 def test_invalid_output_fails_everything_but_says_why() -> None:

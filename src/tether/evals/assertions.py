@@ -3,10 +3,13 @@ written in a spec file) and one check function, registered by its `type`."""
 
 from __future__ import annotations
 
-import importlib
+import importlib.machinery
+import importlib.util
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any, Literal, Protocol
 
 import orjson
@@ -141,6 +144,7 @@ class Subject:
     valid: bool  # whether it met the contract
     error: str  # why not, when it did not
     inputs: Mapping[str, Any]
+    check_folder: Path | None = None  # where `python` checks may be loaded from: the spec's
 
 
 _MISSING = object()
@@ -238,14 +242,30 @@ def _similar(a: Similar, s: Subject, value: Any, services: Services) -> Outcome:
 
 def _python(a: PythonCheck, s: Subject, value: Any, services: Services) -> Outcome:
     module_name, _, attr = a.function.partition(":")
-    check: Callable[[Any, Mapping[str, Any]], object] = getattr(
-        importlib.import_module(module_name), attr
-    )
+    module = _check_module(module_name, s.check_folder)
+    if isinstance(module, Outcome):
+        return module
+    check: Callable[[Any, Mapping[str, Any]], object] | None = getattr(module, attr, None)
+    if not callable(check):
+        return Outcome(False, f"{module_name} has no function {attr!r}")
     try:
         result = check(value, s.inputs)
     except AssertionError as exc:
         return Outcome(False, str(exc) or f"{a.function} failed")
     return _ok(result is not False, f"{a.function} returned False")
+
+
+def _check_module(name: str, folder: Path | None) -> ModuleType | Outcome:
+    """The module `name` from the spec file's own folder, and from nowhere else: a spec must
+    not be able to call `os:system` (or any installed module) with the model's output."""
+    if folder is None or not name.isidentifier():
+        return Outcome(False, f"python checks load a module beside the spec file, not {name!r}")
+    found = importlib.machinery.PathFinder.find_spec(name, [str(folder)])
+    if found is None or found.loader is None:
+        return Outcome(False, f"no module {name!r} beside the spec file in {folder}")
+    module = importlib.util.module_from_spec(found)
+    found.loader.exec_module(module)
+    return module
 
 
 def _judge(a: Judge, s: Subject, value: Any, services: Services) -> Outcome:

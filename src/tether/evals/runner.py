@@ -61,6 +61,7 @@ def run_case(
     services: Services,
     *,
     model: str | None = None,
+    folder: Path | None = None,
 ) -> CaseResult:
     started = perf_counter()
     output: Any = None
@@ -76,7 +77,9 @@ def run_case(
         raw, error = violation.last_raw, violation.message
     except TetherError as exc:
         error = exc.message
-    subject = Subject(output=output, valid=valid, error=error, inputs=case.inputs)
+    subject = Subject(
+        output=output, valid=valid, error=error, inputs=case.inputs, check_folder=folder
+    )
     asserts = case.asserts or []
     outcomes = tuple(AssertionResult(describe(a), evaluate(a, subject, services)) for a in asserts)
     if not outcomes:  # a case without assertions still requires a valid output
@@ -106,7 +109,7 @@ def run_tests(
     results = []
     with _importable(folder):
         for case in compiled.spec.tests:
-            result = run_case(client, compiled, case, services, model=model)
+            result = run_case(client, compiled, case, services, model=model, folder=folder)
             results.append(result)
             if on_case is not None:
                 on_case(result)
