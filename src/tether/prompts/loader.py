@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from tether.contracts.guard import MAX_SCHEMA_DEPTH
 from tether.errors import SpecError
 from tether.prompts.compiled import CompiledPrompt, Loc, SpecProblem
+from tether.prompts.samples import check_samples
 from tether.prompts.spec import PromptSpec
 from tether.settings import DEFAULT_PROMPT_MODEL_MODULES
 
@@ -82,6 +83,7 @@ def parse_spec(
         ) from None
     try:
         compiled = CompiledPrompt.compile(spec, model_modules=model_modules)
+        check_samples(compiled)
     except SpecProblem as problem:
         line = _line_of(root, problem.loc)
         if line is not None and problem.template_line:
