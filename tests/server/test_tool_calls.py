@@ -240,6 +240,13 @@ def test_tool_results_round_trip(gw: LiveGateway) -> None:
         "call_9",
         '{"temp_c": 21}',
     )
+    assert gw.gateway.log.flush()
+    with gw.gateway.engine.connect() as conn:
+        (row,) = conn.execute(select(requests)).all()
+    logged = json.loads(row.messages)  # the request log keeps the calls and results
+    assert logged[1]["tool_calls"] == history[1]["tool_calls"]
+    assert logged[1]["content"] == ""
+    assert logged[2] == {"role": "tool", "content": '{"temp_c": 21}', "tool_call_id": "call_9"}
 
 
 def test_n_choices_sum_their_usage(gw: LiveGateway) -> None:

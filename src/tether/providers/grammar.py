@@ -86,6 +86,16 @@ def compile_json_schema(schema: Mapping[str, Any]) -> str:
     return _compile(json.dumps(schema))
 
 
+def compile_lark(grammar: str) -> str:
+    """An llguidance grammar from llguidance's Lark dialect (which embeds JSON schemas with
+    `%json`); raises GrammarError where it does not compile."""
+    compiled = LLMatcher.grammar_from_lark(grammar)
+    error = LLMatcher.validate_grammar(compiled)
+    if error:
+        raise GrammarError(error)
+    return compiled
+
+
 class GrammarConstraint:
     """A llama-cpp-python logits processor that masks every token the grammar forbids."""
 

@@ -11,7 +11,7 @@ import os
 import threading
 import warnings
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -24,14 +24,17 @@ from tether.errors import (
     no_embeddings,
 )
 from tether.messages import Completion, Message, ProviderCall, StreamChunk, Usage
-from tether.providers.base import Capabilities, SchemaSupport
+from tether.providers.base import SAMPLING_PARAMS, Capabilities, SchemaSupport
 from tether.providers.gguf_file import BUNDLED_MODELS, ModelFile, bundled_model_file, verify
 from tether.providers.grammar import (
     ENFORCED_KEYWORDS,
     GrammarConstraint,
     GrammarError,
     compile_json_schema,
+    compile_lark,
 )
+from tether.providers.local_sampling import LogitBias, LogprobRecorder, sampling_options
+from tether.providers.local_tools import offered, read_calls, tool_grammar
 from tether.providers.tokenizers import PromptCount, Tokenizer, added_instruction
 from tether.settings import ModelSettings, Settings
 
@@ -50,6 +53,8 @@ if TYPE_CHECKING:
 DEFAULT_CONTEXT_WINDOW = 4096
 CAPABILITIES = Capabilities(
     supports_grammar=True,
+    supports_tools=True,
+    sampling_params=SAMPLING_PARAMS,
     can_stream=True,
     context_window=DEFAULT_CONTEXT_WINDOW,
     schema=SchemaSupport(enforced=ENFORCED_KEYWORDS),
@@ -109,7 +114,7 @@ class LlamaCppProvider:
         with self._lock:
             llm, prompt_format = self._load()
             sent = with_schema_instruction(call)
-            _, tokens = _tokenized(llm, prompt_format, sent)
+            _, tokens = _tokenized(llm, prompt_format, sent, call)
         from tether.providers.prompt_format import ChatTemplateFormat
 
         templated = isinstance(prompt_format, ChatTemplateFormat)
@@ -122,6 +127,12 @@ class LlamaCppProvider:
             framing="chat template" if templated else "transcript framing (BOS, Input:/Output:)",
         )
 
+    def tokenize(self, data: bytes) -> list[int]:
+        """Token ids of `data` in the model's vocabulary (what `logit_bias` keys name)."""
+        with self._lock:
+            llm, _ = self._load()
+            return llm.tokenize(data, add_bos=False, special=True)
+
     def _count_text(self, text: str) -> int:
         with self._lock:
             llm, _ = self._load()
@@ -131,21 +142,35 @@ class LlamaCppProvider:
 
     def complete(self, call: ProviderCall) -> Completion:
         with self._lock:
-            llm, prompt_tokens, options, constraint, counter = self._prepare(call)
-            out = llm.create_completion(prompt_tokens, **options)
+            ready = self._prepare(call)
+            llm, prompt_tokens, constraint = ready.llm, ready.prompt_tokens, ready.constraint
+            out = llm.create_completion(prompt_tokens, **ready.options)
+            choice = out["choices"][0]  # type: ignore[index]
+            raw, finish = choice["text"], choice["finish_reason"] or "stop"
+            logprobs = (
+                ready.recorder.entries(raw, lambda b: llm.tokenize(b, add_bos=False, special=True))
+                if ready.recorder is not None
+                else None
+            )
         if constraint is not None and constraint.error:
             raise ProviderError(
                 f"grammar rejected a token: {constraint.error}",
                 provider=self.kind,
                 model=self.model,
             )
-        choice = out["choices"][0]  # type: ignore[index]
+        calls = read_calls(raw) if offered(call.tools) is not None else ()
+        if calls:
+            text, finish = "", "length" if finish == "length" else "tool_calls"
+        else:
+            text = raw if call.output is not None else raw.strip()
         return Completion(
-            text=choice["text"].strip() if constraint is None else choice["text"],
-            usage=Usage(len(prompt_tokens), counter.sampled),
+            text=text,
+            usage=Usage(len(prompt_tokens), ready.counter.sampled),
             model=self.model,
             provider=self.kind,
-            finish_reason=choice["finish_reason"] or "stop",
+            finish_reason=finish,
+            tool_calls=calls,
+            logprobs=logprobs,
         )
 
     async def acomplete(self, call: ProviderCall) -> Completion:
@@ -177,7 +202,13 @@ class LlamaCppProvider:
 
     def _stream(self, call: ProviderCall) -> Iterator[StreamChunk]:
         with self._lock:
-            llm, prompt_tokens, options, _, counter = self._prepare(call)
+            ready = self._prepare(call)
+            llm, prompt_tokens, options, counter = (
+                ready.llm,
+                ready.prompt_tokens,
+                ready.options,
+                ready.counter,
+            )
             finish = "stop"
             # A chunk is not a token: one may hold several (a character split across tokens),
             # the last holds none, and tokens that formed a stop sequence are never sent.
@@ -193,13 +224,13 @@ class LlamaCppProvider:
         usage = Usage(len(prompt_tokens), counter.sampled)
         yield StreamChunk("", usage=usage, finish_reason=finish)
 
-    def _prepare(
-        self, call: ProviderCall
-    ) -> tuple[Llama, list[int], dict[str, Any], GrammarConstraint | None, TokenCounter]:
+    def _prepare(self, call: ProviderCall) -> Prepared:
         """Render, count and check the prompt; build the generation options. Holds no lock:
         callers do."""
         llm, prompt_format = self._load()
-        rendered, prompt_tokens = _tokenized(llm, prompt_format, with_schema_instruction(call))
+        rendered, prompt_tokens = _tokenized(
+            llm, prompt_format, with_schema_instruction(call), call
+        )
         if len(prompt_tokens) + call.params.max_tokens > self._context_window:
             raise ContextWindowExceeded(
                 provider=self.kind,
@@ -210,15 +241,23 @@ class LlamaCppProvider:
             )
         constraint = self._constraint(call)
         counter = TokenCounter()
+        params = call.params
+        bias = LogitBias(params.logit_bias, llm.n_vocab()) if params.logit_bias else None
+        recorder = (
+            LogprobRecorder(params.top_logprobs or 0, lambda t: _token_bytes(llm, t))
+            if params.logprobs
+            else None
+        )
         options: dict[str, Any] = {
-            "max_tokens": call.params.max_tokens,
-            "temperature": call.params.temperature,
-            "seed": call.params.seed,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "seed": params.seed,
             # Under a grammar the model ends by emitting EOS when the value is complete.
-            "stop": list(call.params.stop) if constraint else [*rendered.stop, *call.params.stop],
-            "logits_processor": _processors(constraint, counter),
+            "stop": list(params.stop) if constraint else [*rendered.stop, *params.stop],
+            "logits_processor": _processors(bias, constraint, counter, recorder),
+            **sampling_options(params),
         }
-        return llm, prompt_tokens, options, constraint, counter
+        return Prepared(llm, prompt_tokens, options, constraint, counter, recorder)
 
     def close(self) -> None:
         with self._lock:
@@ -229,10 +268,22 @@ class LlamaCppProvider:
     # -- internals ----------------------------------------------------------------------------
 
     def _constraint(self, call: ProviderCall) -> GrammarConstraint | None:
-        if call.output is None:
+        """The grammar for this call: its tool calls (or the answer it may give instead), else
+        its contract's schema, else none (free text)."""
+        tools = offered(call.tools)
+        if tools is None and call.output is None:
             return None
         try:
-            grammar = compile_json_schema(call.output.schema)
+            if tools is not None:
+                assert self._llm is not None
+                llm = self._llm
+                lark = tool_grammar(
+                    tools, call.output, lambda b: llm.tokenize(b, add_bos=False, special=True)
+                )
+                grammar = compile_lark(lark)
+            else:
+                assert call.output is not None
+                grammar = compile_json_schema(_answer_schema(call.output.schema))
         except GrammarError as exc:  # normally caught by pre-flight before any call
             raise ProviderError(
                 f"llguidance cannot compile the schema: {exc}", provider=self.kind, model=self.model
@@ -307,10 +358,13 @@ class LlamaCppProvider:
 
 
 def _tokenized(
-    llm: Llama, prompt_format: ChatTemplateFormat | TranscriptFormat, messages: list[Message]
+    llm: Llama,
+    prompt_format: ChatTemplateFormat | TranscriptFormat,
+    messages: list[Message],
+    call: ProviderCall,
 ) -> tuple[RenderedPrompt, list[int]]:
     """The prompt text and its tokens (BOS included), as llama.cpp is given them."""
-    rendered = prompt_format.render(messages)
+    rendered = prompt_format.render(messages, call.tools)
     return rendered, llm.tokenize(rendered.text.encode("utf-8"), special=True)
 
 
@@ -335,10 +389,43 @@ class TokenCounter:
         return scores
 
 
-def _processors(constraint: GrammarConstraint | None, counter: TokenCounter) -> LogitsProcessorList:
+@dataclass(frozen=True)
+class Prepared:
+    """A call ready to generate: the prompt's tokens, llama.cpp's options and the processors
+    that are read back afterwards."""
+
+    llm: Llama
+    prompt_tokens: list[int]
+    options: dict[str, Any]
+    constraint: GrammarConstraint | None
+    counter: TokenCounter
+    recorder: LogprobRecorder | None
+
+
+def _processors(
+    bias: LogitBias | None,
+    constraint: GrammarConstraint | None,
+    counter: TokenCounter,
+    recorder: LogprobRecorder | None,
+) -> LogitsProcessorList:
+    """In order: the caller's bias, the grammar's mask, then the readers (the token counter,
+    and logprobs of the distribution the token is sampled from)."""
     from llama_cpp import LogitsProcessorList
 
-    return LogitsProcessorList([constraint, counter] if constraint else [counter])
+    return LogitsProcessorList([p for p in (bias, constraint, counter, recorder) if p is not None])
+
+
+def _token_bytes(llm: Llama, token: int) -> bytes:
+    return llm.detokenize([token], special=True)
+
+
+# JSON mode: an object with something in it (an empty one meets {"type": "object"} but answers
+# nothing; a small model under a bare object grammar often closes it at once).
+_JSON_MODE = {"type": "object", "minProperties": 1}
+
+
+def _answer_schema(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    return _JSON_MODE if dict(schema) == {"type": "object"} else schema
 
 
 def with_schema_instruction(call: ProviderCall) -> list[Message]:
@@ -348,5 +435,14 @@ def with_schema_instruction(call: ProviderCall) -> list[Message]:
     assistant message) carries the same instruction as the first attempt."""
     messages = list(call.messages)
     if call.output is not None and not any(m.role == "assistant" for m in call.prompt):
-        messages.insert(0, schema_instruction(call.output))
+        if dict(call.output.schema) == {"type": "object"}:
+            messages.insert(0, Message("system", JSON_MODE_INSTRUCTION))
+        else:
+            messages.insert(0, schema_instruction(call.output))
     return messages
+
+
+JSON_MODE_INSTRUCTION = (
+    "Answer in JSON: reply with one JSON object whose keys name the parts of your answer and "
+    "whose values give them, and no other text."
+)

@@ -17,6 +17,7 @@ from tether.costs.accounting import charged, failed_attempt
 from tether.errors import ContractViolation, InvalidKey, KeyScopeError, ProviderError, TetherError
 from tether.messages import Message, Usage
 from tether.observe.request_log import RequestLog, RequestRecord
+from tether.providers.openai_wire import wire_messages
 from tether.result import Attempt, Result
 from tether.server.errors import REQUEST_ID_HEADER
 from tether.server.keys import ApiKey, KeyStore
@@ -31,9 +32,10 @@ def new_request_id() -> str:
 
 
 def _messages_json(messages: tuple[Message, ...]) -> str:
-    return json.dumps(
-        [{"role": m.role, "content": m.content} for m in messages], ensure_ascii=False
-    )
+    """As sent in OpenAI's format (tool calls and results included), content always text."""
+    wire = wire_messages(messages)
+    rows = [{**w, "content": m.content} for m, w in zip(messages, wire, strict=True)]
+    return json.dumps(rows, ensure_ascii=False)
 
 
 def _attempts_json(attempts: tuple[Attempt, ...]) -> str:

@@ -1,0 +1,184 @@
+"""Tool calling on the local model.
+
+The tools go into the prompt through the model's chat template where it renders them (Qwen2.5's
+does: `<tools>` signatures, calls as `<tool_call>{"name": ..., "arguments": ...}</tool_call>`,
+results as `<tool_response>`); a model whose template does not gets the same format spelled out
+by tether. Calls are enforced by an llguidance grammar: a required or named call is a JSON
+object naming an allowed tool whose `arguments` meet that tool's parameter schema (up to one
+per offered tool, one per line, when parallel calls are allowed); `auto` lets the model answer
+in text (or in the contract's JSON) instead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tether.messages import Message, OutputSpec, Tool, ToolCall, ToolSpec
+from tether.tools import new_call_id
+
+OPEN, CLOSE = "<tool_call>", "</tool_call>"
+_BLOCK = re.compile(re.escape(OPEN) + r"\s*(.*?)\s*(?:" + re.escape(CLOSE) + r"|\Z)", re.S)
+# Compact JSON as elsewhere; keywords llguidance does not implement are left to validation.
+_JSON_OPTIONS = {"whitespace_flexible": False, "lenient": True}
+
+
+def offered(call_tools: ToolSpec | None) -> ToolSpec | None:
+    """The tools a call may use, or None when it may not call any."""
+    if call_tools is None or call_tools.choice == "none" or not call_tools.callable:
+        return None
+    return call_tools
+
+
+def template_tools(spec: ToolSpec) -> list[dict[str, Any]]:
+    """Tools in OpenAI's shape, as chat templates read them."""
+    return [{"type": "function", "function": _signature(t)} for t in spec.tools]
+
+
+def _signature(tool: Tool) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": tool.name}
+    if tool.description:
+        function["description"] = tool.description
+    function["parameters"] = dict(tool.parameters)
+    return function
+
+
+def template_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """Messages as a tool-aware chat template reads them (arguments as objects: templates
+    serialise them themselves)."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        item: dict[str, Any] = {"role": message.role, "content": message.content}
+        if message.tool_calls:
+            item["tool_calls"] = [
+                {
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": _parsed(c.arguments)},
+                }
+                for c in message.tool_calls
+            ]
+        if message.tool_call_id is not None:
+            item["tool_call_id"] = message.tool_call_id
+        out.append(item)
+    return out
+
+
+def flattened(messages: Sequence[Message], spec: ToolSpec | None) -> list[Message]:
+    """For a template that knows no tools: the tool format spelled out in a system message,
+    calls and results written as text turns in that format."""
+    out: list[Message] = [tool_instruction(spec)] if spec is not None else []
+    for message in messages:
+        if message.tool_calls:
+            calls = "\n".join(_call_text(c) for c in message.tool_calls)
+            out.append(Message("assistant", f"{message.content}\n{calls}".strip()))
+        elif message.role == "tool":
+            out.append(Message("user", f"<tool_response>\n{message.content}\n</tool_response>"))
+        elif message.role == "system" and out and out[-1].role == "system":
+            # One system turn: some templates accept no other (Gemma's alternation check).
+            out[-1] = Message("system", f"{out[-1].content}\n\n{message.content}")
+        else:
+            out.append(Message(message.role, message.content))
+    return out
+
+
+def tool_instruction(spec: ToolSpec) -> Message:
+    signatures = "\n".join(
+        json.dumps({"type": "function", "function": _signature(t)}, ensure_ascii=False)
+        for t in spec.tools
+    )
+    must = ""
+    if spec.function is not None:
+        must = f"\nYou must call {spec.function}."
+    elif spec.required:
+        must = "\nYou must call one of these functions."
+    return Message(
+        "system",
+        "You may call one or more functions to assist with the user query.\n"
+        f"Function signatures, within <tools></tools>:\n<tools>\n{signatures}\n</tools>\n"
+        "For each function call, return a JSON object with the function name and arguments "
+        f'within {OPEN}{CLOSE} tags:\n{OPEN}\n{{"name": <function-name>, "arguments": '
+        f"<args-json-object>}}\n{CLOSE}{must}",
+    )
+
+
+def _call_text(call: ToolCall) -> str:
+    body = json.dumps({"name": call.name, "arguments": _parsed(call.arguments)}, ensure_ascii=False)
+    return f"{OPEN}\n{body}\n{CLOSE}"
+
+
+def _parsed(arguments: str) -> Any:
+    try:
+        return json.loads(arguments)
+    except ValueError:
+        return arguments
+
+
+def tool_grammar(
+    spec: ToolSpec, answer: OutputSpec | None, tokenize: Callable[[bytes], list[int]]
+) -> str:
+    """A Lark grammar (llguidance's dialect) for this call's output: tool calls, or (unless a
+    call is required) an answer in text or in the contract's JSON."""
+    branches = [_call_schema(t) for t in spec.callable]
+    body = branches[0] if len(branches) == 1 else {"anyOf": branches}
+    calls = _calls_rule(len(branches) if spec.parallel else 1)
+    lines = [
+        f"calls: {calls}",
+        f'call: {_marker(OPEN, tokenize)} "\\n" body "\\n" {_marker(CLOSE, tokenize)}',
+        f"body: %json {_json(body)}",
+    ]
+    if spec.required:
+        lines.insert(0, "start: calls")
+    elif answer is not None:
+        lines[:0] = ["start: answer | calls", f"answer: %json {_json(dict(answer.schema))}"]
+    else:
+        # Text that cannot be mistaken for a call: it does not open with the call tag.
+        lines[:0] = ["start: TEXT | calls", r"TEXT: /[^<\s](.|\n)*/"]
+    return "\n".join(lines) + "\n"
+
+
+def _calls_rule(most: int) -> str:
+    """One call, or up to `most` one per line. The bound is one call per offered tool: small
+    models otherwise repeat a call until max_tokens."""
+    rule = "call"
+    for _ in range(most - 1):
+        rule = f'call ("\\n" {rule})?'
+    return rule
+
+
+def _call_schema(tool: Tool) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"name": {"const": tool.name}, "arguments": dict(tool.parameters)},
+        "required": ["name", "arguments"],
+        "additionalProperties": False,
+    }
+
+
+def _json(schema: dict[str, Any]) -> str:
+    return json.dumps({**schema, "x-guidance": _JSON_OPTIONS})
+
+
+def _marker(text: str, tokenize: Callable[[bytes], list[int]]) -> str:
+    """The tag as a grammar symbol: by token id where the vocabulary has it as one token (a
+    special token can only be matched that way), else as literal text."""
+    ids = tokenize(text.encode("utf-8"))
+    return f"<[{ids[0]}]>" if len(ids) == 1 else json.dumps(text)
+
+
+def read_calls(text: str) -> tuple[ToolCall, ...]:
+    """The calls in a local model's output (none unless it opens with the call tag). A block
+    that is not a {"name", "arguments"} object is kept as it is, to fail validation."""
+    if not text.lstrip().startswith(OPEN):
+        return ()
+    calls: list[ToolCall] = []
+    for block in _BLOCK.findall(text):
+        try:
+            value = json.loads(block)
+            name, arguments = value["name"], value["arguments"]
+        except (ValueError, TypeError, KeyError):
+            calls.append(ToolCall(new_call_id(), "", block))
+            continue
+        calls.append(ToolCall(new_call_id(), str(name), json.dumps(arguments, ensure_ascii=False)))
+    return tuple(calls)

@@ -1,0 +1,164 @@
+"""The local model's tool pieces without the model: the grammar a call runs under, how its
+output is read back, how tools and tool turns are written for templates that do not know them,
+and the tool-call contract itself."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from llguidance import LLMatcher, LLTokenizer, TokenizerWrapper
+
+from tether.contracts.contract import Contract
+from tether.messages import Completion, Message, OutputSpec, Tool, ToolCall, ToolSpec, Usage
+from tether.providers.grammar import GrammarError, compile_lark
+from tether.providers.local_tools import flattened, read_calls, tool_grammar
+from tether.providers.prompt_format import TranscriptFormat
+from tether.tools import ToolContracts, new_call_id
+
+WEATHER = Tool(
+    "get_weather",
+    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    "Current weather for a city",
+)
+TIME = Tool("get_time", {"type": "object", "properties": {"zone": {"type": "string"}}})
+
+
+def _bytes(_: bytes) -> list[int]:
+    return [1, 2, 3]  # the tags are several tokens: written as literal text
+
+
+def _accepts(grammar: str, text: str) -> bool:
+    """Whether the grammar admits exactly `text`, fed byte by byte (no model needed)."""
+    matcher = LLMatcher(_BYTES, compile_lark(grammar), log_level=0)
+    for byte in text.encode():
+        if not matcher.consume_token(byte):
+            return False
+    return matcher.is_accepting()
+
+
+class _ByteVocab:
+    """A vocabulary of the 256 bytes plus an end token."""
+
+    eos_token_id = 256
+    bos_token_id = None
+    tokens = [bytes([b]) for b in range(256)] + [b"\xff[eos]"]
+
+    def __call__(self, data: bytes) -> list[int]:
+        return list(data)
+
+
+_BYTES = LLTokenizer(TokenizerWrapper(_ByteVocab()))
+
+
+def test_required_grammar_admits_only_valid_calls() -> None:
+    grammar = tool_grammar(ToolSpec((WEATHER, TIME), "required"), None, _bytes)
+    good = '<tool_call>\n{"name":"get_weather","arguments":{"city":"Oslo"}}\n</tool_call>'
+    assert _accepts(grammar, good)
+    two = good + '\n<tool_call>\n{"name":"get_time","arguments":{"zone":"CET"}}\n</tool_call>'
+    assert _accepts(grammar, two)
+    assert not _accepts(grammar, two + "\n" + good)  # at most one call per offered tool
+    assert not _accepts(grammar, "It is sunny.")
+    assert not _accepts(grammar, good.replace("get_weather", "get_wether"))
+    assert not _accepts(grammar, good.replace('"city"', '"town"'))
+
+
+def test_named_and_single_call_grammars() -> None:
+    named = tool_grammar(ToolSpec((WEATHER, TIME), "required", "get_time"), None, _bytes)
+    call = '<tool_call>\n{"name":"get_time","arguments":{"zone":"CET"}}\n</tool_call>'
+    assert _accepts(named, call)
+    assert not _accepts(named, call.replace("get_time", "get_weather"))
+    single = tool_grammar(ToolSpec((WEATHER, TIME), "auto", parallel=False), None, _bytes)
+    assert _accepts(single, call)
+    assert not _accepts(single, call + "\n" + call)
+
+
+def test_auto_grammar_admits_text_or_calls() -> None:
+    grammar = tool_grammar(ToolSpec((WEATHER,)), None, _bytes)
+    assert _accepts(grammar, "It is sunny in Oslo.")
+    assert _accepts(
+        grammar, '<tool_call>\n{"name":"get_weather","arguments":{"city":"Oslo"}}\n</tool_call>'
+    )
+    # Text cannot open with the tag: a call is always read as one, with checked arguments.
+    assert not _accepts(grammar, '<tool_call>\n{"name":"get_weather","arguments":{}}\n</tool_call>')
+
+
+def test_auto_grammar_with_a_contract_answers_in_its_json() -> None:
+    answer = OutputSpec(
+        "reply",
+        {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]},
+        strict=False,
+    )
+    grammar = tool_grammar(ToolSpec((WEATHER,)), answer, _bytes)
+    assert _accepts(grammar, '{"ok":true}')
+    assert not _accepts(grammar, "plain text")
+
+
+def test_special_token_tags_are_matched_by_id() -> None:
+    grammar = tool_grammar(ToolSpec((WEATHER,), "required"), None, lambda b: [151657])
+    assert "<[151657]>" in grammar
+    compile_lark(grammar)
+
+
+def test_a_grammar_that_does_not_compile_raises() -> None:
+    with pytest.raises(GrammarError):
+        compile_lark("start: missing_rule\n")
+
+
+def test_calls_are_read_back_with_fresh_ids() -> None:
+    text = (
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>\n'
+        '<tool_call>\n{"name": "get_time", "arguments": {"zone": "CET"}}\n</tool_call>'
+    )
+    first, second = read_calls(text)
+    assert (first.name, json.loads(first.arguments)) == ("get_weather", {"city": "Oslo"})
+    assert (second.name, json.loads(second.arguments)) == ("get_time", {"zone": "CET"})
+    assert first.id.startswith("call_")
+    assert first.id != second.id
+    assert read_calls("It is sunny.") == ()
+    (cut,) = read_calls('<tool_call>\n{"name": "get_wea')  # cut off at max_tokens
+    assert (cut.name, cut.arguments) == ("", '{"name": "get_wea')
+
+
+def test_tool_turns_are_flattened_for_templates_without_tools() -> None:
+    history = [
+        Message("system", "Be brief."),
+        Message("user", "Oslo?"),
+        Message("assistant", "", (ToolCall("call_1", "get_weather", '{"city":"Oslo"}'),)),
+        Message("tool", "3 C", tool_call_id="call_1"),
+    ]
+    out = flattened(history, ToolSpec((WEATHER,), "required"))
+    assert [m.role for m in out] == ["system", "user", "assistant", "user"]
+    assert "<tools>" in out[0].content
+    assert out[0].content.endswith("Be brief.")
+    assert "You must call one of these functions." in out[0].content
+    assert out[2].content == (
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
+    )
+    assert out[3].content == "<tool_response>\n3 C\n</tool_response>"
+    rendered = TranscriptFormat().render(history, ToolSpec((WEATHER,)))
+    assert "<tool_response>" in rendered.text
+    assert "get_weather" in rendered.text
+
+
+def test_tool_contracts_judge_calls() -> None:
+    contracts = ToolContracts(
+        ToolSpec((WEATHER, TIME), "auto", parallel=False),
+        {t.name: Contract.from_schema(t.parameters, name=t.name) for t in (WEATHER, TIME)},
+    )
+
+    def judged(*calls: ToolCall, text: str = "") -> tuple[str, ...]:
+        completion = Completion(text, Usage(), "m", "p", "tool_calls", calls)
+        return contracts.check(completion)[1]
+
+    ok = ToolCall(new_call_id(), "get_weather", '{"city": "Oslo"}')
+    assert judged(ok) == ()
+    assert judged(ok, ok) == ("2 tool calls were made; make exactly one",)
+    (error,) = judged(ToolCall("c", "get_weather", '{"city": 3}'))
+    assert error.startswith("tool call 0 (get_weather) arguments")
+    (error,) = judged(ToolCall("c", "get_weather", "{not json"))
+    assert "tool call 0 (get_weather) arguments" in error
+    assert judged(ToolCall("c", "nope", "{}")) == (
+        "tool call 0 names 'nope'; allowed: get_time, get_weather",
+    )
+    assert not contracts.applies(Completion("text", Usage(), "m", "p"))
