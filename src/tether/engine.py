@@ -54,18 +54,23 @@ def output_spec(contract: Contract[Any], provider: Provider) -> tuple[OutputSpec
     return OutputSpec(name=contract.name, schema=schema, strict=strict), report
 
 
-def attempts(plan: Plan[T]) -> Steps[T]:
+def attempts(plan: Plan[T], first: Completion | None = None) -> Steps[T]:
+    """The attempt loop; `first`, when given, is the first attempt's completion, already made
+    (one choice of a call that asked for several)."""
     started = perf_counter()
     messages = plan.messages
     done: list[Attempt] = []
-    for _ in range(plan.max_repairs + 1):
+    for index in range(plan.max_repairs + 1):
         sent = perf_counter()
         repair_turns = len(messages) - len(plan.messages)
         spec = plan.tools.spec if plan.tools is not None else None
         try:
-            completion = yield ProviderCall(
-                messages, plan.params, plan.output, repair_turns, tools=spec
-            )
+            if index == 0 and first is not None:
+                completion = first
+            else:
+                completion = yield ProviderCall(
+                    messages, plan.params, plan.output, repair_turns, tools=spec
+                )
         except TetherError as exc:
             done.append(failed_attempt(exc, plan.price, latency_s=perf_counter() - sent))
             exc.attempts = tuple(done)
@@ -143,9 +148,12 @@ def run_sync(plan: Plan[T]) -> Result[T]:
             return cast(Result[T], finished.value)
 
 
-async def run_async(plan: Plan[T]) -> Result[T]:
-    steps = attempts(plan)
-    call = next(steps)
+async def run_async(plan: Plan[T], first: Completion | None = None) -> Result[T]:
+    steps = attempts(plan, first)
+    try:
+        call = next(steps)
+    except StopIteration as finished:  # `first` met the contract: no call to make
+        return cast(Result[T], finished.value)
     while True:
         try:
             completion = await plan.provider.acomplete(call)
@@ -158,11 +166,20 @@ async def run_async(plan: Plan[T]) -> Result[T]:
 
 
 async def run_choices(plan: Plan[T], n: int) -> list[Result[T]]:
-    """`n` independent runs of `plan` (OpenAI's `n`), concurrently. If any fails, the error
-    raised carries every attempt of every run: all of them were billed."""
+    """`n` independent runs of `plan` (OpenAI's `n`), concurrently. A provider that returns
+    several choices from one call (`supports_n`) is asked once, and each choice is validated
+    and repaired on its own; a server that returned fewer makes up the rest one by one. If any
+    run fails, the error raised carries every attempt of every run: all were billed."""
     if n == 1:
         return [await run_async(plan)]
-    outcomes = await asyncio.gather(*(run_async(plan) for _ in range(n)), return_exceptions=True)
+    firsts: list[Completion | None] = [None] * n
+    if plan.provider.capabilities.supports_n:
+        made = await _one_call(plan, n)
+        for index, choice in enumerate((made, *made.alternatives)[:n]):
+            firsts[index] = choice
+    outcomes = await asyncio.gather(
+        *(run_async(plan, first) for first in firsts), return_exceptions=True
+    )
     failed = [o for o in outcomes if isinstance(o, BaseException)]
     if not failed:
         return cast(list[Result[T]], outcomes)
@@ -174,6 +191,18 @@ async def run_choices(plan: Plan[T], n: int) -> list[Result[T]]:
                 billed.extend(other.attempts)
         first.attempts = tuple(billed)
     raise first
+
+
+async def _one_call(plan: Plan[T], n: int) -> Completion:
+    spec = plan.tools.spec if plan.tools is not None else None
+    sent = perf_counter()
+    try:
+        return await plan.provider.acomplete(
+            ProviderCall(plan.messages, plan.params, plan.output, tools=spec, n=n)
+        )
+    except TetherError as exc:
+        exc.attempts = (failed_attempt(exc, plan.price, latency_s=perf_counter() - sent),)
+        raise
 
 
 def _fail(steps: Steps[T], exc: TetherError) -> NoReturn:

@@ -174,6 +174,9 @@ class ProviderCall:
     # it): a provider that adapts to the prompt (few-shot or not) looks at `prompt` instead.
     repair_turns: int = 0
     tools: ToolSpec | None = None
+    # Independent choices wanted from this one call (providers whose capabilities say
+    # `supports_n`); the others come back as the completion's `alternatives`.
+    n: int = 1
 
     @property
     def prompt(self) -> tuple[Message, ...]:
@@ -190,6 +193,8 @@ class Completion:
     finish_reason: str = "stop"  # "tool_calls" when the model answered with calls
     tool_calls: tuple[ToolCall, ...] = ()
     logprobs: tuple[TokenLogprob, ...] | None = None
+    # The other choices of a call made with n > 1; their tokens are in this one's usage.
+    alternatives: tuple[Completion, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

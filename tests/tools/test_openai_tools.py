@@ -148,14 +148,48 @@ def test_invalid_upstream_call_is_repaired(gw: LiveGateway, upstream: ToolUpstre
     assert "tool_calls" not in repair[-2]  # the failed call is shown as text, not replayed
 
 
-def test_n_runs_n_completions_and_sums_usage(gw: LiveGateway, upstream: ToolUpstream) -> None:
+def test_n_is_one_call_billed_once(gw: LiveGateway, upstream: ToolUpstream) -> None:
+    upstream.script.append([answer("a"), answer("b")])
+    reply = sdk(gw).chat.completions.create(
+        model="up", messages=[{"role": "user", "content": "x"}], n=2
+    )
+    assert [(c.index, c.message.content) for c in reply.choices] == [(0, "a"), (1, "b")]
+    assert reply.usage is not None
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (11, 7)
+    (sent,) = upstream.bodies
+    assert sent["n"] == 2
+
+
+def test_each_choice_is_repaired_on_its_own(gw: LiveGateway, upstream: ToolUpstream) -> None:
+    good = answer(calls=[tool_call("call_1", "get_weather", {"city": "Lima"})])
+    bad = answer(calls=[tool_call("call_2", "get_weather", {"town": "Lima"})])
+    fixed = answer(calls=[tool_call("call_3", "get_weather", {"city": "Lima"})])
+    upstream.script.extend([[good, bad], fixed])
+    reply = sdk(gw).chat.completions.create(
+        model="up",
+        messages=[{"role": "user", "content": "Weather in Lima?"}],
+        tools=[WEATHER],  # type: ignore[list-item]
+        n=2,
+    )
+    ids = [(c.message.tool_calls or [])[0].id for c in reply.choices]
+    assert ids == ["call_1", "call_3"]
+    first, repair = upstream.bodies
+    assert first["n"] == 2
+    assert "n" not in repair  # one choice's repair is one completion
+    assert "town" in repair["messages"][-2]["content"]
+    assert reply.usage is not None
+    assert reply.usage.prompt_tokens == 22  # the call with n, then the repair
+
+
+def test_a_server_that_ignores_n_is_made_up(gw: LiveGateway, upstream: ToolUpstream) -> None:
     upstream.script.extend([answer("a"), answer("b")])
     reply = sdk(gw).chat.completions.create(
         model="up", messages=[{"role": "user", "content": "x"}], n=2
     )
     assert sorted(c.message.content or "" for c in reply.choices) == ["a", "b"]
+    assert len(upstream.bodies) == 2
     assert reply.usage is not None
-    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (22, 14)
+    assert reply.usage.completion_tokens == 14
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])

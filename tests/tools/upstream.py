@@ -1,6 +1,6 @@
 """A scripted OpenAI-compatible upstream on 127.0.0.1: each POST /v1/chat/completions answers
-with the next message of its script (tool calls, text, logprobs) and keeps the body it was
-sent."""
+with the next step of its script (one choice, or a list of choices for a request with `n`:
+tool calls, text, logprobs) and keeps the body it was sent."""
 
 from __future__ import annotations
 
@@ -42,9 +42,9 @@ def answer(
 class ToolUpstream(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, script: Iterable[dict[str, Any]]) -> None:
+    def __init__(self, script: Iterable[dict[str, Any] | list[dict[str, Any]]]) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
-        self.script: deque[dict[str, Any]] = deque(script)
+        self.script: deque[dict[str, Any] | list[dict[str, Any]]] = deque(script)
         self.bodies: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         threading.Thread(target=self.serve_forever, daemon=True).start()
@@ -53,10 +53,13 @@ class ToolUpstream(ThreadingHTTPServer):
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/v1"
 
-    def next_choice(self, body: dict[str, Any]) -> dict[str, Any] | None:
+    def next_choices(self, body: dict[str, Any]) -> list[dict[str, Any]] | None:
         with self._lock:
             self.bodies.append(body)
-            return self.script.popleft() if self.script else None
+            if not self.script:
+                return None
+            step = self.script.popleft()
+            return step if isinstance(step, list) else [step]
 
     def close(self) -> None:
         self.shutdown()
@@ -69,8 +72,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
-        choice = self.server.next_choice(body)
-        if choice is None:
+        choices = self.server.next_choices(body)
+        if choices is None:
             self._json(500, {"error": {"message": "the script has no step for this request"}})
             return
         self._json(
@@ -80,7 +83,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "object": "chat.completion",
                 "created": 0,
                 "model": body["model"],
-                "choices": [choice],
+                "choices": [{**c, "index": i} for i, c in enumerate(choices)],
                 "usage": USAGE,
             },
         )

@@ -54,6 +54,9 @@ class Capabilities:
     # Which of SAMPLING_PARAMS the provider honours: a request that sets another one is
     # refused with the field named, never silently dropped.
     sampling_params: frozenset[str] = frozenset({"seed", "stop"})
+    # The provider returns `n` choices from one call (the prompt is billed once); others run
+    # one call per choice.
+    supports_n: bool = False
     # Which schema profile the server follows (providers/schema_profiles): openai, anthropic,
     # vllm, llama-server, ollama or generic. None: the provider's own rules (SchemaSupport, or
     # its grammar compiler).

@@ -25,13 +25,8 @@ from tether.messages import Completion, Message, ProviderCall, StreamChunk, Usag
 from tether.providers.base import SAMPLING_PARAMS, Capabilities
 from tether.providers.fast_http import FastChatTransport
 from tether.providers.hosted import HostedProvider
-from tether.providers.openai_usage import openai_usage, sdk_usage
-from tether.providers.openai_wire import (
-    parse_logprobs,
-    parse_tool_calls,
-    request_fields,
-    wire_messages,
-)
+from tether.providers.openai_usage import sdk_usage
+from tether.providers.openai_wire import parse_completion, request_fields, wire_messages
 from tether.providers.schema_profiles import response_format, restored
 from tether.providers.tokenizers import (
     PromptCount,
@@ -53,6 +48,7 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
         can_stream=True,
         supports_embeddings=True,
         sampling_params=SAMPLING_PARAMS,
+        supports_n=True,
         # engine: from the URL or the model's settings (providers/schema_profiles)
     )
     sdk: ClassVar[ModuleType] = openai
@@ -117,26 +113,7 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
                 max_retries=self._client_options["max_retries"],
             )
         data = await self._fast.create(self._arguments(call))
-        try:
-            choice = data["choices"][0]
-            message = choice["message"]
-            return Completion(
-                text=restored(
-                    message.get("content") or message.get("refusal") or "",
-                    call.output,
-                    self.capabilities,
-                ),
-                usage=openai_usage(data.get("usage")),
-                model=data.get("model") or self.model,
-                provider=self.kind,
-                finish_reason=choice.get("finish_reason") or "stop",
-                tool_calls=parse_tool_calls(message.get("tool_calls")),
-                logprobs=parse_logprobs(choice.get("logprobs")),
-            )
-        except (KeyError, IndexError, TypeError, AttributeError):
-            raise ProviderError(
-                "the server's answer is not a chat completion", provider=self.kind, model=self.model
-            ) from None
+        return self._parsed(data, call)
 
     def close(self) -> None:
         super().close()
@@ -218,17 +195,15 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
         return "max_completion_tokens" if host == OPENAI_HOST else "max_tokens"
 
     def _completion(self, response: Any, call: ProviderCall) -> Completion:
-        choice = response.choices[0]
-        dumped = choice.model_dump()  # read by the same parsers as the aiohttp path's JSON
-        text = choice.message.content or getattr(choice.message, "refusal", None) or ""
-        return Completion(
-            text=restored(text, call.output, self.capabilities),
-            usage=sdk_usage(response.usage),
-            model=response.model or self.model,
+        return self._parsed(response.model_dump(), call)
+
+    def _parsed(self, data: dict[str, Any], call: ProviderCall) -> Completion:
+        """One parser for the aiohttp path's JSON and the SDK's objects (dumped to JSON)."""
+        return parse_completion(
+            data,
             provider=self.kind,
-            finish_reason=choice.finish_reason or "stop",
-            tool_calls=parse_tool_calls(dumped["message"].get("tool_calls")),
-            logprobs=parse_logprobs(dumped.get("logprobs")),
+            model=self.model,
+            text=lambda text: restored(text, call.output, self.capabilities),
         )
 
 

@@ -1,14 +1,25 @@
 """OpenAI's chat completions wire format, both ways, for every path that speaks it (the SDK,
 the aiohttp transport): the messages, tools and sampling fields of a request, and the one
-reader of an answer's tool calls and logprobs (SDK objects are dumped to the same JSON
-first), so the paths cannot drift."""
+parser of an answer (SDK objects are dumped to the same JSON first), so the paths cannot
+drift."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from tether.messages import Message, ProviderCall, TokenLogprob, ToolCall, ToolSpec
+from tether.errors import ProviderError
+from tether.messages import (
+    Completion,
+    Message,
+    ProviderCall,
+    TokenLogprob,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
+from tether.providers.openai_usage import openai_usage
 from tether.tools import new_call_id
 
 
@@ -62,7 +73,45 @@ def request_fields(call: ProviderCall) -> dict[str, Any]:
         fields["logit_bias"] = {str(token): bias for token, bias in params.logit_bias}
     if params.logprobs:
         fields["logprobs"] = True
+    if call.n > 1:
+        fields["n"] = call.n
     return fields
+
+
+def parse_completion(
+    data: Mapping[str, Any], *, provider: str, model: str, text: Callable[[str], str]
+) -> Completion:
+    """A Completion from a chat completion's JSON (the aiohttp path's, or the SDK's object
+    dumped), each further choice an alternative; `text` finishes a choice's text (a schema
+    rewritten for the server is restored). Anything else is a ProviderError."""
+    try:
+        choices = sorted(data["choices"], key=lambda c: c.get("index") or 0)
+        first, *others = (_choice(c, text, provider, model, data) for c in choices)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError):
+        raise ProviderError(
+            "the server's answer is not a chat completion", provider=provider, model=model
+        ) from None
+    usage = openai_usage(data.get("usage"))  # the whole call's: it is billed once
+    return replace(first, usage=usage, alternatives=tuple(others))
+
+
+def _choice(
+    choice: Mapping[str, Any],
+    text: Callable[[str], str],
+    provider: str,
+    model: str,
+    data: Mapping[str, Any],
+) -> Completion:
+    message = choice["message"]
+    return Completion(
+        text=text(message.get("content") or message.get("refusal") or ""),
+        usage=Usage(),
+        model=data.get("model") or model,
+        provider=provider,
+        finish_reason=choice.get("finish_reason") or "stop",
+        tool_calls=parse_tool_calls(message.get("tool_calls")),
+        logprobs=parse_logprobs(choice.get("logprobs")),
+    )
 
 
 def parse_tool_calls(raw: Any) -> tuple[ToolCall, ...]:
