@@ -17,6 +17,7 @@ from tether.contracts.contract import Contract
 from tether.contracts.guard import check_schema
 from tether.contracts.preflight import PreflightReport, preflight
 from tether.engine import Plan, output_spec, run_async, run_sync
+from tether.errors import InvalidRequest
 from tether.messages import GenerationParams, Message, OutputSpec, ToolSpec, as_messages
 from tether.prompts.compiled import CompiledPrompt
 from tether.prompts.registry import PromptVersion, Registry
@@ -288,6 +289,9 @@ class Client:
         )
         resolved = self.contract(contract) if contract is not None else None
         spec = self._output_spec(resolved, provider)[0] if resolved is not None else None
+        tool_contracts = (
+            self._tool_contracts(tools, provider) if tools is not None and tools.tools else None
+        )
         return Plan(
             provider=provider,
             messages=as_messages(prompt),
@@ -296,10 +300,21 @@ class Client:
             output=spec,
             price=price,
             max_repairs=self.settings.max_repairs if max_repairs is None else max_repairs,
-            tools=self._tool_contracts(tools) if tools is not None and tools.tools else None,
+            tools=tool_contracts,
         )
 
-    def _tool_contracts(self, tools: ToolSpec) -> ToolContracts:
+    def _tool_contracts(self, tools: ToolSpec, provider: Provider) -> ToolContracts:
+        """A contract per tool's parameters, each checked against how the provider enforces
+        them (the local model compiles them into its grammar)."""
+        for index, tool in enumerate(tools.tools):
+            problems = provider.schema_problems(tool.parameters)
+            if problems:
+                where = f"tools[{index}].function.parameters"
+                raise InvalidRequest(
+                    f"{where}: " + "; ".join(f"{p.keyword}: {p.reason}" for p in problems),
+                    param=where,
+                    fix="simplify the tool's parameter schema, or use another model",
+                )
         contracts = {t.name: self.contract(t.parameters, name=t.name) for t in tools.tools}
         return ToolContracts(tools, contracts)
 
