@@ -133,7 +133,8 @@ def tool_grammar(
     elif answer is not None:
         lines[:0] = ["start: answer | calls", f"answer: %json {_json(dict(answer.schema))}"]
     else:
-        # Text that cannot be mistaken for a call: it does not open with the call tag.
+        # Text that cannot be mistaken for a call: it opens with neither `<` (the call tag)
+        # nor whitespace (which could lead up to it).
         lines[:0] = ["start: TEXT | calls", r"TEXT: /[^<\s](.|\n)*/"]
     return "\n".join(lines) + "\n"
 
