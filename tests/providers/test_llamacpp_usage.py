@@ -38,6 +38,9 @@ async def test_a_stream_counts_the_tokens_the_same_call_generates_unstreamed(
 ) -> None:
     provider = local_client.provider()
     call = _call(prompt, 64, stop)
+    # Once first: llama.cpp reuses the cached prompt on a repeat, and a prompt evaluated in one
+    # batch or token by token can differ in the last digits, enough to flip a near-tie token.
+    await provider.acomplete(call)
     whole = await provider.acomplete(call)
     pieces, usage, finish = await _stream(provider, call)
     assert "".join(p.text for p in pieces).strip() == whole.text  # the same generation
@@ -55,7 +58,9 @@ async def test_stop_sequence_tokens_are_counted_though_never_sent(local_client: 
 
 
 async def test_a_stream_cut_at_max_tokens_counts_exactly_max_tokens(local_client: Client) -> None:
-    pieces, usage, finish = await _stream(local_client.provider(), _call("Count: one, two,", 20))
+    pieces, usage, finish = await _stream(
+        local_client.provider(), _call("Write a long story about a dragon.", 20)
+    )
     assert finish == "length"
     assert usage.output_tokens == 20
     assert len(pieces) <= 20
