@@ -1,10 +1,11 @@
 """Accuracy and throughput of the customer-feedback example on Yelp reviews, as a user runs it.
 
-`tether.Client()` (default settings: the local Gemma 3 270M) and `classify(client, text)` from
-examples/customer_feedback/classifier.py, one review at a time, on a seeded random sample of
-sentiment/yelp_labelled.tsv under --data (1 = positive, 0 = negative). A `neutral` prediction is
-wrong (the data is binary); a request that raises (e.g. ContractViolation) is wrong and not
-schema-valid. One warm-up request on a review outside the sample loads the model first.
+`tether.Client()` (default settings) and `classify(client, text)` from
+examples/customer_feedback/classifier.py (on its model, `local-small`: Gemma 3 270M), one review
+at a time, on a seeded random sample of sentiment/yelp_labelled.tsv under --data (1 = positive,
+0 = negative). A `neutral` prediction is wrong (the data is binary); a request that raises (e.g.
+ContractViolation) is wrong and not schema-valid. One warm-up request on a review outside the
+sample loads the model first.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     bench.add_example_path()
     import jsonschema
-    from classifier import Feedback, classify
+    from classifier import MODEL, Feedback, classify
 
     from tether import Client
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     items: list[dict[str, Any]] = []
     with Client() as client:
-        provider = client.provider()
+        provider = client.provider(MODEL)
         warm_start = perf_counter()
         classify(client, reviews[warmup_index][0])
         warmup_s = perf_counter() - warm_start
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 items.append(item)
                 bar.update(task, advance=1, status=f"accuracy {correct / n:.3f}")
         settings_source = client.settings.source
-        model_name = f"{client.settings.default_model} ({provider.kind}: {provider.model})"
+        model_name = f"{MODEL} ({provider.kind}: {provider.model})"
 
     n = len(items)
     ok = [i for i in items if i["predicted"] != "error"]

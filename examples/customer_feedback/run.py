@@ -12,7 +12,7 @@ from rich.progress import track
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
-from classifier import Feedback, classify
+from classifier import MODEL, Feedback, classify
 
 from tether import Client, ContractViolation, Result
 
@@ -24,9 +24,9 @@ def main() -> None:
     comments = [json.loads(line) for line in COMMENTS.read_text().splitlines() if line.strip()]
     results: list[tuple[dict[str, str], Result[Feedback] | ContractViolation]] = []
     with Client() as client:
+        provider = client.provider(MODEL)
         console.print(
-            f"model: [bold]{client.settings.default_model}[/] "
-            f"({client.provider().model}, {client.provider().capabilities.enforcement})"
+            f"model: [bold]{MODEL}[/] ({provider.model}, {provider.capabilities.enforcement})"
         )
         for comment in track(comments, description="classifying", console=console):
             try:
