@@ -105,7 +105,9 @@ class CapabilityOverrides(_Strict):
 
 
 class ModelSettings(_Strict):
-    provider: str = Field(description="provider kind: openai, anthropic, llamacpp or fake")
+    provider: str = Field(
+        description="provider kind: openai, anthropic, llamacpp, local_embed or fake"
+    )
     upstream_model: str | None = Field(
         default=None, description="the model id the provider knows; defaults to the entry's name"
     )
