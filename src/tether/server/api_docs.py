@@ -22,6 +22,10 @@ class ChatMessage(_Doc):
     content: str | list[dict[str, Any]] | None = Field(
         description="text, or text content parts [{type: text, text}]"
     )
+    tool_calls: list[dict[str, Any]] | None = Field(
+        default=None, description="an assistant turn's calls: [{id, type: function, function}]"
+    )
+    tool_call_id: str | None = Field(default=None, description="a tool turn: the call answered")
 
 
 class ResponseFormat(_Doc):
@@ -32,7 +36,8 @@ class ResponseFormat(_Doc):
 
 
 class ChatCompletionBody(_Doc):
-    """An OpenAI chat completion request (fields tether does not honour are refused by name)."""
+    """An OpenAI chat completion request; a field the chosen model cannot honour is refused by
+    name (400), never dropped."""
 
     model: str | None = Field(default=None, description="a configured model; default: settings")
     messages: list[ChatMessage] = Field(min_length=1)
@@ -44,6 +49,20 @@ class ChatCompletionBody(_Doc):
     temperature: float | None = Field(default=None, ge=0, le=2)
     seed: int | None = None
     stop: str | list[str] | None = None
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    logit_bias: dict[str, float] | None = Field(default=None, description="token id -> bias")
+    n: int | None = Field(default=None, ge=1, description="independent choices")
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    tools: list[dict[str, Any]] | None = Field(
+        default=None, description="[{type: function, function: {name, description, parameters}}]"
+    )
+    tool_choice: str | dict[str, Any] | None = Field(
+        default=None, description="none, auto, required, or {type: function, function: {name}}"
+    )
+    parallel_tool_calls: bool | None = None
 
 
 class EmbeddingsBody(_Doc):

@@ -22,7 +22,7 @@ from tether.engine import Plan, run_choices
 from tether.errors import InvalidRequest, TetherError
 from tether.messages import ProviderCall, Usage
 from tether.result import Result
-from tether.server.api_docs import EmbeddingsBody, body_doc
+from tether.server.api_docs import ChatCompletionBody, EmbeddingsBody, body_doc
 from tether.server.bodies import ChatRequest, chat_request, read_json
 from tether.server.chat_response import (
     choices_body,
@@ -106,7 +106,7 @@ def _merged(results: list[Result[Any]]) -> Result[Any]:
     return replace(results[0], attempts=tuple(a for r in results for a in r.attempts))
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", openapi_extra=body_doc(ChatCompletionBody))
 async def chat_completions(request: Request) -> Response:
     gateway, call = start_call(request, "chat.completions")
     chat = chat_request(await read_json(request, gateway.settings.server.max_body_bytes))
