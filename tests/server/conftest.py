@@ -21,7 +21,7 @@ from tether import Client, FakeProvider, ModelSettings, PriceSettings, Settings
 from tether.providers.base import Provider
 from tether.server.app import create_app
 from tether.server.gateway import Gateway
-from tether.settings import LOCAL_MODEL_UPSTREAM
+from tether.settings import LOCAL_MODEL_UPSTREAM, LOCAL_SMALL_MODEL_UPSTREAM
 
 ADMIN_TOKEN = "test-admin-token-4f1c9a"
 
@@ -64,6 +64,9 @@ def gateway_settings(tmp_path: Path, **server: object) -> Settings:
                 price=PriceSettings(input_per_million=1.0, output_per_million=2.0),
             ),
             "local": ModelSettings(provider="llamacpp", upstream_model=LOCAL_MODEL_UPSTREAM),
+            "local-small": ModelSettings(
+                provider="llamacpp", upstream_model=LOCAL_SMALL_MODEL_UPSTREAM
+            ),
             "local-embed": ModelSettings(provider="local_embed"),
         },
         server={"max_body_bytes": 64 * 1024, "admin_token": ADMIN_TOKEN, **server},  # type: ignore[arg-type]
