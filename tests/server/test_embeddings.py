@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import numpy as np
 import openai
 import pytest
@@ -183,3 +184,14 @@ def test_the_embedder_makes_no_text(tmp_path: Path) -> None:
     with Client(settings) as client, pytest.raises(ProviderError, match="embeddings only") as err:
         client.generate("hello", model=MODEL)
     assert "local" in err.value.fix
+
+
+def test_chat_with_the_embedding_model_is_a_400_naming_the_model(live: LiveGateway) -> None:
+    refused = httpx2.post(
+        f"{live.v1}/chat/completions",
+        json={"model": "local-embed", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"authorization": f"Bearer {live.key}"},
+        timeout=30,
+    )
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["param"] == "model"

@@ -46,6 +46,7 @@ class Capabilities:
     # (llama-cpp-python's server) rather than OpenAI's json_schema response format.
     schema_in_json_object: bool = False
     supports_embeddings: bool = False
+    supports_chat: bool = True  # False for a model that only embeds
     # Which request field carries the output budget (OpenAI-compatible servers); None: the
     # provider's default for its server.
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] | None = None

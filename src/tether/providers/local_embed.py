@@ -18,7 +18,9 @@ from tether.messages import Completion, ProviderCall, StreamChunk, Usage
 from tether.providers.base import Capabilities
 from tether.settings import ModelSettings, Settings
 
-CAPABILITIES = Capabilities(supports_embeddings=True, context_window=MAX_TOKENS)
+CAPABILITIES = Capabilities(
+    supports_embeddings=True, supports_chat=False, context_window=MAX_TOKENS
+)
 
 
 class LocalEmbedProvider:

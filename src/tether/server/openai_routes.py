@@ -114,6 +114,10 @@ async def chat_completions(request: Request) -> Response:
     call.messages = chat.messages
     call.stream = chat.stream
     gateway.admit(call, model=call.model)
+    if not gateway.client.provider(call.model).capabilities.supports_chat:
+        raise InvalidRequest(
+            f"model {call.model!r} only embeds; use it with /v1/embeddings", param="model"
+        )
     contract = (
         gateway.client.contract(chat.schema, name=chat.schema_name)
         if chat.schema is not None
