@@ -161,3 +161,22 @@ def test_local_stream_carries_logprobs(local_gw: LiveGateway) -> None:
     assert text
     assert "".join(e.token for e in entries) == text
     assert all(len(e.top_logprobs) == 2 and e.logprob <= 0 for e in entries)
+
+
+def test_fields_openai_accepts_and_no_provider_needs_are_accepted(
+    gw: LiveGateway, upstream: ToolUpstream
+) -> None:
+    upstream.script.append(answer("hi"))
+    reply = _sdk(gw).chat.completions.create(
+        model="up",
+        messages=[{"role": "user", "content": "hi"}],
+        user="user-1",
+        metadata={"team": "search"},
+        store=False,
+        service_tier="auto",
+        prompt_cache_key="greeting",
+        safety_identifier="user-1-hash",
+        extra_body={"functions": None, "function_call": None},  # some clients send nulls
+    )
+    assert reply.choices[0].message.content == "hi"
+    assert len(upstream.bodies) == 1

@@ -18,7 +18,7 @@ _NO_PARAMETERS = {"type": "object", "properties": {}}
 
 def chat_tools(data: dict[str, Any]) -> ToolSpec | None:
     for legacy in ("functions", "function_call"):
-        if legacy in data:
+        if data.get(legacy) is not None:  # null is absent, as OpenAI reads it
             raise InvalidRequest(
                 f"`{legacy}` is not supported; declare functions in `tools`",
                 param=legacy,
