@@ -75,6 +75,16 @@ def test_stream(gw: LiveGateway) -> None:
     assert whole.usage_metadata["output_tokens"] == 4
 
 
+async def test_async_invoke_and_stream(gw: LiveGateway) -> None:
+    gw.fake.enqueue("first answer", "second answer here")
+    chat = _chat(gw, "fake")
+    reply = await chat.ainvoke("One?")
+    assert reply.content == "first answer"
+    pieces = [str(chunk.content) async for chunk in chat.astream("Two?")]
+    assert "".join(pieces) == "second answer here"
+    assert len([p for p in pieces if p]) > 1
+
+
 @pytest.mark.parametrize("method", ["function_calling", "json_schema", "json_mode"])
 def test_structured_output_by_each_method(
     gw: LiveGateway, upstream: ToolUpstream, method: Method

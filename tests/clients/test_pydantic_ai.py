@@ -17,6 +17,7 @@ from pydantic_ai.settings import ModelSettings
 
 from tests.server.conftest import LiveGateway
 from tests.tools.upstream import ToolUpstream, answer, tool_call
+from tether.messages import ToolCall
 
 
 class Weather(BaseModel):
@@ -89,6 +90,21 @@ def test_agent_loop_calls_a_tool_once_and_answers(gw: LiveGateway, upstream: Too
     assert second["messages"][-1] == {"role": "tool", "tool_call_id": "call_1", "content": "3 C"}
     returns = [p for m in result.all_messages() for p in m.parts if isinstance(p, ToolReturnPart)]
     assert [(r.tool_name, r.content) for r in returns] == [("temperature", "3 C")]
+
+
+async def test_streamed_text_and_streamed_tool_output(gw: LiveGateway) -> None:
+    gw.fake.enqueue("It is cold in Oslo today.")
+    async with Agent(_model(gw, "fake")).run_stream("Weather in Oslo?") as run:
+        pieces = [piece async for piece in run.stream_text(delta=True, debounce_by=None)]
+    assert len(pieces) > 1
+    assert "".join(pieces) == "It is cold in Oslo today."
+    gw.fake.enqueue(ToolCall("call_1", "final_result", json.dumps({"city": "Oslo", "celsius": 3})))
+    async with Agent(_model(gw, "fake"), output_type=Weather).run_stream("Oslo?") as run:
+        found = await run.get_output()
+    assert found == Weather(city="Oslo", celsius=3)
+    tools = gw.fake.calls[-1].tools
+    assert tools is not None
+    assert tools.required
 
 
 @pytest.mark.local_model
