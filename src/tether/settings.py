@@ -81,6 +81,12 @@ class PriceSettings(_Strict):
         return self.cache_write_per_million
 
 
+SamplingParam = Literal[
+    "seed", "stop", "top_p", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs",
+    "top_logprobs",
+]  # fmt: skip
+
+
 class CapabilityOverrides(_Strict):
     """Override what a provider declares, for servers that support less (or more)."""
 
@@ -101,6 +107,14 @@ class CapabilityOverrides(_Strict):
             description="the server behind an OpenAI-compatible URL, whose schema rules apply; "
             "default: openai for api.openai.com, generic elsewhere",
         )
+    )
+    sampling_params: frozenset[SamplingParam] | None = Field(
+        default=None,
+        description="the optional sampling fields the server honours; a request setting "
+        "another is refused (400 naming the field)",
+    )
+    supports_n: bool | None = Field(
+        default=None, description="the server returns `n` choices from one call"
     )
 
 

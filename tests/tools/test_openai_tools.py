@@ -231,3 +231,29 @@ def test_sdk_and_aiohttp_paths_read_calls_alike(upstream: ToolUpstream, mode: st
         ("Hello", -1.5),
     ]
     assert upstream.bodies[0]["tool_choice"] == "required"
+
+
+def test_a_server_that_honours_less_says_so_in_its_settings(
+    tmp_path: Path, upstream: ToolUpstream
+) -> None:
+    settings = gateway_settings(tmp_path)
+    model = ModelSettings(
+        provider="openai",
+        base_url=upstream.base_url,
+        max_retries=0,
+        capabilities={"sampling_params": ["stop", "seed"], "supports_n": False},  # type: ignore[arg-type]
+    )
+    models = {**settings.models, "small": model}
+    upstream.script.extend([answer("a"), answer("b")])
+    with live_gateway(settings.model_copy(update={"models": models})) as running:
+        client = sdk(running)
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.chat.completions.create(
+                model="small", messages=[{"role": "user", "content": "x"}], logprobs=True
+            )
+        assert caught.value.body["param"] == "logprobs"  # type: ignore[index]
+        reply = client.chat.completions.create(
+            model="small", messages=[{"role": "user", "content": "x"}], n=2, seed=3
+        )
+    assert len(reply.choices) == 2
+    assert [body.get("n") for body in upstream.bodies] == [None, None]  # one call per choice
