@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.server.conftest import LiveGateway, gateway_settings, live_gateway
-from tests.tools.upstream import ToolUpstream
+from tests.upstream import ScriptedUpstream
 from tether import ModelSettings
 
 # Every client here is told to make one attempt: a retry would hide a gateway error.
@@ -18,14 +18,14 @@ LOCAL_TIMEOUT = 600.0
 
 
 @pytest.fixture
-def upstream() -> Iterator[ToolUpstream]:
-    server = ToolUpstream([])
+def upstream() -> Iterator[ScriptedUpstream]:
+    server = ScriptedUpstream([])
     yield server
     server.close()
 
 
 @pytest.fixture
-def gw(tmp_path: Path, upstream: ToolUpstream) -> Iterator[LiveGateway]:
+def gw(tmp_path: Path, upstream: ScriptedUpstream) -> Iterator[LiveGateway]:
     """The gateway with `up`, an OpenAI provider on the scripted upstream, and `fake`."""
     settings = gateway_settings(tmp_path)
     model = ModelSettings(provider="openai", base_url=upstream.base_url, max_retries=0)

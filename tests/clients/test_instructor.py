@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 from tests.server.conftest import LiveGateway
-from tests.tools.upstream import ToolUpstream, answer, tool_call
+from tests.upstream import ScriptedUpstream, answer, tool_call
 
 from .conftest import LOCAL_TIMEOUT, TIMEOUT
 
@@ -39,7 +39,7 @@ def _client(
     return instructor.from_openai(sdk, mode=mode)
 
 
-def test_tools_mode_reads_the_forced_call(gw: LiveGateway, upstream: ToolUpstream) -> None:
+def test_tools_mode_reads_the_forced_call(gw: LiveGateway, upstream: ScriptedUpstream) -> None:
     upstream.script.append(
         answer(calls=[tool_call("call_1", "Weather", {"city": "Oslo", "celsius": 3})])
     )
@@ -54,7 +54,7 @@ def test_tools_mode_reads_the_forced_call(gw: LiveGateway, upstream: ToolUpstrea
     assert sent["tool_choice"] == {"type": "function", "function": {"name": "Weather"}}
 
 
-def test_tools_mode_gets_a_repaired_call(gw: LiveGateway, upstream: ToolUpstream) -> None:
+def test_tools_mode_gets_a_repaired_call(gw: LiveGateway, upstream: ScriptedUpstream) -> None:
     upstream.script.extend(
         [
             answer(calls=[tool_call("call_1", "Weather", {"city": "Oslo", "celsius": "cold"})]),
@@ -70,7 +70,7 @@ def test_tools_mode_gets_a_repaired_call(gw: LiveGateway, upstream: ToolUpstream
 
 
 def test_json_schema_mode_passes_the_schema_through(
-    gw: LiveGateway, upstream: ToolUpstream
+    gw: LiveGateway, upstream: ScriptedUpstream
 ) -> None:
     upstream.script.append(answer(json.dumps({"city": "Oslo", "celsius": 3.5})))
     found = _client(gw, instructor.Mode.JSON_SCHEMA).chat.completions.create(
@@ -85,7 +85,7 @@ def test_json_schema_mode_passes_the_schema_through(
     assert "tools" not in sent
 
 
-def test_json_mode_is_json_object(gw: LiveGateway, upstream: ToolUpstream) -> None:
+def test_json_mode_is_json_object(gw: LiveGateway, upstream: ScriptedUpstream) -> None:
     upstream.script.append(answer(json.dumps({"city": "Oslo", "celsius": 4})))
     found = _client(gw, instructor.Mode.JSON).chat.completions.create(
         model="up", messages=ASK, response_model=Weather, max_retries=0

@@ -15,7 +15,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, SecretStr
 
 from tests.server.conftest import LiveGateway
-from tests.tools.upstream import ToolUpstream, answer, tool_call
+from tests.upstream import ScriptedUpstream, answer, tool_call
 from tether.messages import ToolCall
 
 from .conftest import LOCAL_TIMEOUT, TIMEOUT
@@ -49,7 +49,7 @@ def _chat(live: LiveGateway, model: str, **extra: Any) -> ChatOpenAI:
     )
 
 
-def test_invoke(gw: LiveGateway, upstream: ToolUpstream) -> None:
+def test_invoke(gw: LiveGateway, upstream: ScriptedUpstream) -> None:
     upstream.script.append(answer("Bonjour."))
     reply = _chat(gw, "up", temperature=0.2, max_tokens=20).invoke("Say hello in French.")
     assert isinstance(reply, AIMessage)
@@ -87,7 +87,7 @@ async def test_async_invoke_and_stream(gw: LiveGateway) -> None:
 
 @pytest.mark.parametrize("method", ["function_calling", "json_schema", "json_mode"])
 def test_structured_output_by_each_method(
-    gw: LiveGateway, upstream: ToolUpstream, method: Method
+    gw: LiveGateway, upstream: ScriptedUpstream, method: Method
 ) -> None:
     oslo = {"city": "Oslo", "celsius": 3}
     if method == "function_calling":
@@ -111,7 +111,7 @@ def test_structured_output_by_each_method(
 
 
 def test_structured_output_is_repaired_by_the_gateway(
-    gw: LiveGateway, upstream: ToolUpstream
+    gw: LiveGateway, upstream: ScriptedUpstream
 ) -> None:
     upstream.script.extend(
         [answer(json.dumps({"city": "Oslo"})), answer(json.dumps({"city": "Oslo", "celsius": 2}))]
@@ -122,7 +122,7 @@ def test_structured_output_is_repaired_by_the_gateway(
 
 
 def test_bind_tools_returns_calls_and_takes_results(
-    gw: LiveGateway, upstream: ToolUpstream
+    gw: LiveGateway, upstream: ScriptedUpstream
 ) -> None:
     upstream.script.append(
         answer(calls=[tool_call("call_7", "Weather", {"city": "Lima", "celsius": 19})])

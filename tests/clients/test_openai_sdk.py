@@ -14,7 +14,7 @@ import pytest
 from pydantic import BaseModel
 
 from tests.server.conftest import LiveGateway
-from tests.tools.upstream import ToolUpstream, answer, tool_call
+from tests.upstream import ScriptedUpstream, answer, tool_call
 from tether.messages import ToolCall
 
 from .conftest import LOCAL_TIMEOUT, TIMEOUT
@@ -41,7 +41,7 @@ def _sdk(live: LiveGateway, timeout: float = TIMEOUT) -> openai.OpenAI:
     return openai.OpenAI(base_url=live.v1, api_key=live.key, max_retries=0, timeout=timeout)
 
 
-def test_parse_reads_strict_pydantic_tools(gw: LiveGateway, upstream: ToolUpstream) -> None:
+def test_parse_reads_strict_pydantic_tools(gw: LiveGateway, upstream: ScriptedUpstream) -> None:
     upstream.script.append(answer(calls=[tool_call("call_1", "GetWeather", {"city": "Paris"})]))
     reply = _sdk(gw).chat.completions.parse(model="up", messages=PARIS, tools=TOOLS)
     (made,) = reply.choices[0].message.tool_calls or []
@@ -51,7 +51,7 @@ def test_parse_reads_strict_pydantic_tools(gw: LiveGateway, upstream: ToolUpstre
     assert sent["tools"][0]["function"]["parameters"]["additionalProperties"] is False
 
 
-def test_parallel_calls_from_an_upstream(gw: LiveGateway, upstream: ToolUpstream) -> None:
+def test_parallel_calls_from_an_upstream(gw: LiveGateway, upstream: ScriptedUpstream) -> None:
     upstream.script.append(
         answer(
             calls=[
@@ -73,7 +73,7 @@ def test_parallel_calls_from_an_upstream(gw: LiveGateway, upstream: ToolUpstream
     assert sent.get("parallel_tool_calls", True) is True  # OpenAI's default may go unsaid
 
 
-def test_streamed_calls_from_an_upstream(gw: LiveGateway, upstream: ToolUpstream) -> None:
+def test_streamed_calls_from_an_upstream(gw: LiveGateway, upstream: ScriptedUpstream) -> None:
     upstream.script.append(
         answer(
             calls=[
@@ -164,7 +164,7 @@ def test_local_stream_carries_logprobs(local_gw: LiveGateway) -> None:
 
 
 def test_fields_openai_accepts_and_no_provider_needs_are_accepted(
-    gw: LiveGateway, upstream: ToolUpstream
+    gw: LiveGateway, upstream: ScriptedUpstream
 ) -> None:
     upstream.script.append(answer("hi"))
     reply = _sdk(gw).chat.completions.create(

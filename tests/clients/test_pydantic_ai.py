@@ -16,7 +16,7 @@ from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.settings import ModelSettings
 
 from tests.server.conftest import LiveGateway
-from tests.tools.upstream import ToolUpstream, answer, tool_call
+from tests.upstream import ScriptedUpstream, answer, tool_call
 from tether.messages import ToolCall
 
 
@@ -40,7 +40,7 @@ def _model(live: LiveGateway, name: str) -> OpenAIChatModel:
     return OpenAIChatModel(name, provider=OpenAIProvider(base_url=live.v1, api_key=live.key))
 
 
-def test_default_output_is_a_required_tool(gw: LiveGateway, upstream: ToolUpstream) -> None:
+def test_default_output_is_a_required_tool(gw: LiveGateway, upstream: ScriptedUpstream) -> None:
     upstream.script.append(
         answer(calls=[tool_call("call_1", "final_result", {"city": "Oslo", "celsius": 3})])
     )
@@ -54,7 +54,7 @@ def test_default_output_is_a_required_tool(gw: LiveGateway, upstream: ToolUpstre
     assert (usage.input_tokens, usage.output_tokens) == (11, 7)
 
 
-def test_native_output_is_a_json_schema(gw: LiveGateway, upstream: ToolUpstream) -> None:
+def test_native_output_is_a_json_schema(gw: LiveGateway, upstream: ScriptedUpstream) -> None:
     upstream.script.append(answer(json.dumps({"city": "Oslo", "celsius": -1.5})))
     agent = Agent(_model(gw, "up"), output_type=NativeOutput(Weather))
     result = agent.run_sync("Weather in Oslo?")
@@ -66,7 +66,9 @@ def test_native_output_is_a_json_schema(gw: LiveGateway, upstream: ToolUpstream)
     assert "tools" not in sent
 
 
-def test_agent_loop_calls_a_tool_once_and_answers(gw: LiveGateway, upstream: ToolUpstream) -> None:
+def test_agent_loop_calls_a_tool_once_and_answers(
+    gw: LiveGateway, upstream: ScriptedUpstream
+) -> None:
     upstream.script.extend(
         [
             answer(calls=[tool_call("call_1", "temperature", {"city": "Oslo"})]),

@@ -15,10 +15,9 @@ from openai.types.chat import ChatCompletionChunk
 from sqlalchemy import select
 
 from tests.server.conftest import LiveGateway, gateway_settings, live_gateway
+from tests.upstream import Answer, CutStream, Fail, Hang, ScriptedUpstream, Step
 from tether import ModelSettings, PriceSettings
 from tether.store.tables import requests
-
-from .upstream import Answer, CutStream, Fail, Hang, ScriptedUpstream, Step
 
 # USD per million tokens; cached input is discounted, as OpenAI bills it
 INPUT, CACHED, OUTPUT = 2.0, 0.5, 8.0

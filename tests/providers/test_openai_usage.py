@@ -11,7 +11,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.costs.upstream import Answer, ScriptedUpstream
+from tests.upstream import Answer, ScriptedUpstream
 from tether import (
     Capabilities,
     Client,

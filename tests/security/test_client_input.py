@@ -3,9 +3,7 @@ and every request, whatever happened to it, leaves exactly one request-log row."
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.server.conftest import LiveGateway, gateway_settings, live_gateway
+from tests.upstream import Raw, ScriptedUpstream
 from tether import FakeProvider, ModelSettings
 from tether.messages import ProviderCall
 from tether.store.tables import requests
@@ -22,51 +21,28 @@ from tether.store.tables import requests
 ADMIN = "admin-secret-for-tests"
 
 
-class BrokenUpstream(ThreadingHTTPServer):
-    """An OpenAI-compatible server that answers 200 with what a broken upstream sends:
-    invalid JSON for completions, an empty body for streams."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _BrokenHandler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-
-class _BrokenHandler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        length = int(self.headers.get("content-length", 0))
-        streaming = b'"stream":true' in self.rfile.read(length).replace(b" ", b"")
-        body = b"" if streaming else b'{"choices": [ not json'
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream" if streaming else "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 def _explode(call: ProviderCall) -> str:
     raise RuntimeError("a bug in a provider")
 
 
 @pytest.fixture
-def gw(tmp_path: Path) -> Iterator[LiveGateway]:
-    upstream = BrokenUpstream()
+def upstream() -> Iterator[ScriptedUpstream]:
+    server = ScriptedUpstream([])
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def gw(tmp_path: Path, upstream: ScriptedUpstream) -> Iterator[LiveGateway]:
     settings = gateway_settings(tmp_path, admin_token=ADMIN)
     models = {
         **settings.models,
-        "broken": ModelSettings(provider="openai", base_url=upstream.url, max_retries=0),
+        "broken": ModelSettings(provider="openai", base_url=upstream.base_url, max_retries=0),
         "buggy": ModelSettings(provider="fake"),
     }
     settings = settings.model_copy(update={"models": models})
     with live_gateway(settings, {"buggy": FakeProvider(respond=_explode)}) as running:
         yield running
-    upstream.shutdown()
 
 
 def _chat(gw: LiveGateway, body: dict[str, Any]) -> httpx2.Response:
@@ -157,7 +133,10 @@ def test_admin_key_fields_in_bounds_are_stored(gw: LiveGateway) -> None:
     assert (response.json()["rpm"], response.json()["budget_usd"]) == (0, 0)
 
 
-def test_invalid_json_from_the_upstream_is_502_naming_it(gw: LiveGateway) -> None:
+def test_invalid_json_from_the_upstream_is_502_naming_it(
+    gw: LiveGateway, upstream: ScriptedUpstream
+) -> None:
+    upstream.script.append(Raw(200, b'{"choices": [ not json'))
     response = _chat(gw, {"model": "broken"})
     assert response.status_code == 502, response.text
     error = response.json()["error"]
@@ -166,7 +145,10 @@ def test_invalid_json_from_the_upstream_is_502_naming_it(gw: LiveGateway) -> Non
     assert _row(gw, response).status == 502
 
 
-def test_an_empty_stream_is_an_error_event_and_an_error_row(gw: LiveGateway) -> None:
+def test_an_empty_stream_is_an_error_event_and_an_error_row(
+    gw: LiveGateway, upstream: ScriptedUpstream
+) -> None:
+    upstream.script.append(Raw(200, b"", "text/event-stream"))  # an empty 200
     client = openai.OpenAI(base_url=gw.v1, api_key=gw.key, max_retries=0)
     with client.chat.completions.with_streaming_response.create(
         model="broken", messages=[{"role": "user", "content": "hi"}], stream=True

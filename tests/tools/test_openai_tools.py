@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from tests.server.conftest import LiveGateway, gateway_settings, live_gateway
+from tests.upstream import ScriptedUpstream, answer, tool_call
 from tether import ModelSettings
 from tether.messages import (
     GenerationParams,
@@ -22,8 +23,6 @@ from tether.messages import (
     ToolSpec,
 )
 from tether.providers.openai_compat import OpenAICompatProvider
-
-from .upstream import ToolUpstream, answer, tool_call
 
 WEATHER = {
     "type": "function",
@@ -56,14 +55,14 @@ LOGPROBS = {
 
 
 @pytest.fixture
-def upstream() -> Iterator[ToolUpstream]:
-    server = ToolUpstream([])
+def upstream() -> Iterator[ScriptedUpstream]:
+    server = ScriptedUpstream([])
     yield server
     server.close()
 
 
 @pytest.fixture
-def gw(tmp_path: Path, upstream: ToolUpstream) -> Iterator[LiveGateway]:
+def gw(tmp_path: Path, upstream: ScriptedUpstream) -> Iterator[LiveGateway]:
     settings = gateway_settings(tmp_path)
     model = ModelSettings(provider="openai", base_url=upstream.base_url, max_retries=0)
     models = {**settings.models, "up": model}
@@ -75,7 +74,9 @@ def sdk(live: LiveGateway) -> openai.OpenAI:
     return openai.OpenAI(base_url=live.v1, api_key=live.key, max_retries=0)
 
 
-def test_tools_pass_through_and_calls_come_back(gw: LiveGateway, upstream: ToolUpstream) -> None:
+def test_tools_pass_through_and_calls_come_back(
+    gw: LiveGateway, upstream: ScriptedUpstream
+) -> None:
     upstream.script.append(answer(calls=[tool_call("call_up1", "get_weather", {"city": "Lima"})]))
     history: list[Any] = [
         {"role": "user", "content": "Weather in Quito, then Lima?"},
@@ -105,7 +106,9 @@ def test_tools_pass_through_and_calls_come_back(gw: LiveGateway, upstream: ToolU
     assert sent["messages"][2] == history[2]
 
 
-def test_sampling_fields_and_logprobs_pass_through(gw: LiveGateway, upstream: ToolUpstream) -> None:
+def test_sampling_fields_and_logprobs_pass_through(
+    gw: LiveGateway, upstream: ScriptedUpstream
+) -> None:
     upstream.script.append(answer("Hi", logprobs=LOGPROBS))
     reply = sdk(gw).chat.completions.create(
         model="up",
@@ -128,7 +131,7 @@ def test_sampling_fields_and_logprobs_pass_through(gw: LiveGateway, upstream: To
     assert logprobs.model_dump() == LOGPROBS
 
 
-def test_invalid_upstream_call_is_repaired(gw: LiveGateway, upstream: ToolUpstream) -> None:
+def test_invalid_upstream_call_is_repaired(gw: LiveGateway, upstream: ScriptedUpstream) -> None:
     upstream.script.extend(
         [
             answer(calls=[tool_call("call_1", "get_weather", {"town": "Lima"})]),
@@ -148,7 +151,7 @@ def test_invalid_upstream_call_is_repaired(gw: LiveGateway, upstream: ToolUpstre
     assert "tool_calls" not in repair[-2]  # the failed call is shown as text, not replayed
 
 
-def test_n_is_one_call_billed_once(gw: LiveGateway, upstream: ToolUpstream) -> None:
+def test_n_is_one_call_billed_once(gw: LiveGateway, upstream: ScriptedUpstream) -> None:
     upstream.script.append([answer("a"), answer("b")])
     reply = sdk(gw).chat.completions.create(
         model="up", messages=[{"role": "user", "content": "x"}], n=2
@@ -160,7 +163,7 @@ def test_n_is_one_call_billed_once(gw: LiveGateway, upstream: ToolUpstream) -> N
     assert sent["n"] == 2
 
 
-def test_each_choice_is_repaired_on_its_own(gw: LiveGateway, upstream: ToolUpstream) -> None:
+def test_each_choice_is_repaired_on_its_own(gw: LiveGateway, upstream: ScriptedUpstream) -> None:
     good = answer(calls=[tool_call("call_1", "get_weather", {"city": "Lima"})])
     bad = answer(calls=[tool_call("call_2", "get_weather", {"town": "Lima"})])
     fixed = answer(calls=[tool_call("call_3", "get_weather", {"city": "Lima"})])
@@ -181,7 +184,7 @@ def test_each_choice_is_repaired_on_its_own(gw: LiveGateway, upstream: ToolUpstr
     assert reply.usage.prompt_tokens == 22  # the call with n, then the repair
 
 
-def test_a_server_that_ignores_n_is_made_up(gw: LiveGateway, upstream: ToolUpstream) -> None:
+def test_a_server_that_ignores_n_is_made_up(gw: LiveGateway, upstream: ScriptedUpstream) -> None:
     upstream.script.extend([answer("a"), answer("b")])
     reply = sdk(gw).chat.completions.create(
         model="up", messages=[{"role": "user", "content": "x"}], n=2
@@ -193,7 +196,7 @@ def test_a_server_that_ignores_n_is_made_up(gw: LiveGateway, upstream: ToolUpstr
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_sdk_and_aiohttp_paths_read_calls_alike(upstream: ToolUpstream, mode: str) -> None:
+def test_sdk_and_aiohttp_paths_read_calls_alike(upstream: ScriptedUpstream, mode: str) -> None:
     import asyncio
 
     upstream.script.append(
@@ -234,7 +237,7 @@ def test_sdk_and_aiohttp_paths_read_calls_alike(upstream: ToolUpstream, mode: st
 
 
 def test_a_server_that_honours_less_says_so_in_its_settings(
-    tmp_path: Path, upstream: ToolUpstream
+    tmp_path: Path, upstream: ScriptedUpstream
 ) -> None:
     settings = gateway_settings(tmp_path)
     model = ModelSettings(

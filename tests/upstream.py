@@ -1,6 +1,15 @@
-"""A scripted OpenAI-compatible upstream on 127.0.0.1: each POST /v1/chat/completions takes the
-next step of its script (an answer with the usage it bills, an error, a hang, a stream cut
-mid-way) and keeps the request body it was sent."""
+"""A scripted OpenAI-compatible upstream on 127.0.0.1 for gateway and provider tests.
+
+Each POST /v1/chat/completions takes the next step of its script and keeps the request body
+it was sent (`bodies`). A step is one of:
+
+- a choice dict, or a list of them for a request with `n` (tool calls, text, logprobs: build
+  them with `answer` and `tool_call`), billed with `USAGE`;
+- `Answer`: one text choice with the usage it bills;
+- `Fail`: an error status and body; `Hang`: no answer until the upstream closes;
+- `CutStream`: SSE chunks, then the connection dropped before the end;
+- `Raw`: exactly these bytes with this status and content type (what a broken server sends).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
 
 
 @dataclass(frozen=True)
@@ -37,7 +48,40 @@ class CutStream:
     chunks: list[dict[str, Any]] = field(default_factory=list)
 
 
-Step = Answer | Fail | Hang | CutStream
+@dataclass(frozen=True)
+class Raw:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+
+Choices = dict[str, Any] | list[dict[str, Any]]
+Step = Answer | Fail | Hang | CutStream | Raw | Choices
+
+
+def tool_call(call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": name, "arguments": json.dumps(arguments)},
+    }
+
+
+def answer(
+    content: str | None = None,
+    calls: list[dict[str, Any]] | None = None,
+    logprobs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One choice of a chat completion, as OpenAI sends it."""
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+    if calls:
+        message["tool_calls"] = calls
+    return {
+        "index": 0,
+        "message": message,
+        "logprobs": logprobs,
+        "finish_reason": "tool_calls" if calls else "stop",
+    }
 
 
 class ScriptedUpstream(ThreadingHTTPServer):
@@ -66,6 +110,17 @@ class ScriptedUpstream(ThreadingHTTPServer):
         self.server_close()
 
 
+def _completion(model: str, choices: list[dict[str, Any]], usage: dict[str, Any]) -> Any:
+    return {
+        "id": "up-1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [{**c, "index": i} for i, c in enumerate(choices)],
+        "usage": usage,
+    }
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: ScriptedUpstream
@@ -73,22 +128,29 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
         step = self.server.next_step(body)
+        model = str(body.get("model"))
         if isinstance(step, Answer):
-            self._json(200, _completion(body["model"], step))
+            self._json(200, _completion(model, [answer(step.content)], step.usage))
+        elif isinstance(step, dict | list):
+            self._json(200, _completion(model, step if isinstance(step, list) else [step], USAGE))
         elif isinstance(step, Fail):
             self._json(step.status, {"error": step.error})
         elif isinstance(step, Hang):
             self.server.released.wait(30)
             self.close_connection = True
         elif isinstance(step, CutStream):
-            self._cut_stream(body["model"], step)
+            self._cut_stream(model, step)
+        elif isinstance(step, Raw):
+            self._send(step.status, step.body, step.content_type)
         else:
             self._json(500, {"error": {"message": "the script has no step for this request"}})
 
     def _json(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
+        self._send(status, json.dumps(payload).encode(), "application/json")
+
+    def _send(self, status: int, data: bytes, content_type: str) -> None:
         self.send_response(status)
-        self.send_header("content-type", "application/json")
+        self.send_header("content-type", content_type)
         self.send_header("content-length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -108,20 +170,3 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:
         pass
-
-
-def _completion(model: str, step: Answer) -> dict[str, Any]:
-    return {
-        "id": "up-1",
-        "object": "chat.completion",
-        "created": 0,
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": step.content},
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": step.usage,
-    }
