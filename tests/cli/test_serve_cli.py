@@ -3,6 +3,7 @@ a second gateway on the same data directory, or on a taken port, fails before to
 
 from __future__ import annotations
 
+import os
 import socket
 import stat
 from collections.abc import Iterator
@@ -132,3 +133,69 @@ def test_demo_keeps_a_registered_version_with_other_content(
     again = _serve(config, "--demo", str(tmp_path / "prompts"))
     assert again.exit_code == 0, again.output
     assert "kept the registered version" in again.output
+
+
+# -- the admin token and proxies -----------------------------------------------------------
+
+
+def test_serve_makes_the_token_once_then_reuses_it(
+    tmp_path: Path, started: list[dict[str, Any]]
+) -> None:
+    config = tmp_path / "tether.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n')
+    runner = CliRunner()
+    first = runner.invoke(cli, ["serve", "--config", str(config), "--port", "0"])
+    assert first.exit_code == 0, first.output
+    token = (tmp_path / "data" / "admin_token").read_text().strip()
+    assert token in first.output
+    assert "shown once" in first.output
+
+    second = runner.invoke(cli, ["serve", "--config", str(config), "--port", "0"])
+    assert second.exit_code == 0, second.output
+    assert token not in second.output
+    assert str(tmp_path / "data" / "admin_token") in second.output
+    assert len(started) == 2
+    served = started[-1]["app"].state.auth
+    assert served.configured
+
+    configured = runner.invoke(
+        cli,
+        ["serve", "--config", str(config), "--port", "0"],
+        env={"TETHER_ADMIN_TOKEN": "a-configured-admin-token"},
+    )
+    assert configured.exit_code == 0, configured.output
+    assert "from settings" in configured.output
+    assert "a-configured-admin-token" not in configured.output
+    assert token not in configured.output
+
+
+def test_serve_refuses_a_readable_token_file(tmp_path: Path, started: list[dict[str, Any]]) -> None:
+    config = tmp_path / "tether.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n')
+    (tmp_path / "data").mkdir()
+    token_file = tmp_path / "data" / "admin_token"
+    token_file.write_text("a-token-others-can-read-0123\n")
+    os.chmod(token_file, 0o644)
+    result = CliRunner().invoke(cli, ["serve", "--config", str(config)])
+    assert result.exit_code == 1
+    assert "group or others" in result.output
+    assert "a-token-others-can-read" not in result.output
+    assert started == []
+
+
+def test_serve_believes_forwarded_headers_only_from_configured_proxies(
+    tmp_path: Path, started: list[dict[str, Any]]
+) -> None:
+    config = tmp_path / "tether.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n')
+    runner = CliRunner()
+    plain = runner.invoke(cli, ["serve", "--config", str(config), "--port", "0"])
+    assert plain.exit_code == 0, plain.output
+    assert started[-1]["proxy_headers"] is False  # not even from loopback
+    config.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n[server]\nforwarded_allow_ips = ["10.0.0.5"]\n'
+    )
+    proxied = runner.invoke(cli, ["serve", "--config", str(config), "--port", "0"])
+    assert proxied.exit_code == 0, proxied.output
+    assert started[-1]["proxy_headers"] is True
+    assert started[-1]["forwarded_allow_ips"] == "10.0.0.5"

@@ -17,15 +17,12 @@ from urllib.parse import urlsplit
 
 import httpx2
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
-from typer.testing import CliRunner
 
 from tests.server.conftest import ADMIN_TOKEN, LiveGateway, gateway_settings, live_gateway
-from tether.cli import app as cli
 from tether.errors import ConfigError
 from tether.server.admin_token import load_or_create
 from tether.server.auth import LoginThrottle, Sessions, TrustedHosts, host_name
@@ -453,77 +450,3 @@ def test_token_file_ignores_a_permissive_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE(made.path.stat().st_mode) == 0o600
-
-
-@pytest.fixture
-def no_uvicorn(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    started: list[dict[str, Any]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.append({"app": app, **kw}))
-    for var in ("TETHER_ADMIN_TOKEN", "TETHER_DATA_DIR", "TETHER_CONFIG", "TETHER_DATABASE_URL"):
-        monkeypatch.delenv(var, raising=False)
-    return started
-
-
-def test_serve_makes_the_token_once_then_reuses_it(
-    tmp_path: Path, no_uvicorn: list[dict[str, Any]]
-) -> None:
-    config = tmp_path / "tether.toml"
-    config.write_text(f'data_dir = "{tmp_path / "data"}"\n')
-    runner = CliRunner()
-    first = runner.invoke(cli, ["serve", "--config", str(config), "--port", "0"])
-    assert first.exit_code == 0, first.output
-    token = (tmp_path / "data" / "admin_token").read_text().strip()
-    assert token in first.output
-    assert "shown once" in first.output
-
-    second = runner.invoke(cli, ["serve", "--config", str(config), "--port", "0"])
-    assert second.exit_code == 0, second.output
-    assert token not in second.output
-    assert str(tmp_path / "data" / "admin_token") in second.output
-    assert len(no_uvicorn) == 2
-    served = no_uvicorn[-1]["app"].state.auth
-    assert served.configured
-
-    configured = runner.invoke(
-        cli,
-        ["serve", "--config", str(config), "--port", "0"],
-        env={"TETHER_ADMIN_TOKEN": "a-configured-admin-token"},
-    )
-    assert configured.exit_code == 0, configured.output
-    assert "from settings" in configured.output
-    assert "a-configured-admin-token" not in configured.output
-    assert token not in configured.output
-
-
-def test_serve_refuses_a_readable_token_file(
-    tmp_path: Path, no_uvicorn: list[dict[str, Any]]
-) -> None:
-    config = tmp_path / "tether.toml"
-    config.write_text(f'data_dir = "{tmp_path / "data"}"\n')
-    (tmp_path / "data").mkdir()
-    token_file = tmp_path / "data" / "admin_token"
-    token_file.write_text("a-token-others-can-read-0123\n")
-    os.chmod(token_file, 0o644)
-    result = CliRunner().invoke(cli, ["serve", "--config", str(config)])
-    assert result.exit_code == 1
-    assert "group or others" in result.output
-    assert "a-token-others-can-read" not in result.output
-    assert no_uvicorn == []
-
-
-def test_serve_believes_forwarded_headers_only_from_configured_proxies(
-    tmp_path: Path, no_uvicorn: list[dict[str, Any]]
-) -> None:
-    config = tmp_path / "tether.toml"
-    config.write_text(f'data_dir = "{tmp_path / "data"}"\n')
-    runner = CliRunner()
-    plain = runner.invoke(cli, ["serve", "--config", str(config), "--port", "0"])
-    assert plain.exit_code == 0, plain.output
-    assert no_uvicorn[-1]["proxy_headers"] is False  # not even from loopback
-    config.write_text(
-        f'data_dir = "{tmp_path / "data"}"\n[server]\nforwarded_allow_ips = ["10.0.0.5"]\n'
-    )
-    proxied = runner.invoke(cli, ["serve", "--config", str(config), "--port", "0"])
-    assert proxied.exit_code == 0, proxied.output
-    assert no_uvicorn[-1]["proxy_headers"] is True
-    assert no_uvicorn[-1]["forwarded_allow_ips"] == "10.0.0.5"
