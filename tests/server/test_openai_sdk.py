@@ -170,7 +170,7 @@ def test_key_scopes_limits_budget_and_revocation(live: LiveGateway) -> None:
 
 def test_models_and_embeddings(live: LiveGateway) -> None:
     names = {m.id for m in sdk(live).models.list()}
-    assert names == {"fake", "local", "local-embed"}
+    assert names == {"fake", "local", "local-small", "local-embed"}
     _, scoped = live.gateway.keys.create("scoped", models=["fake"])
     assert {m.id for m in sdk(live, scoped).models.list()} == {"fake"}
     result = sdk(live).embeddings.create(model="fake", input=["abc", "aab"])
