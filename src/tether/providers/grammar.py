@@ -11,6 +11,7 @@ import functools
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -96,13 +97,115 @@ def compile_lark(grammar: str) -> str:
     return compiled
 
 
+# The most digits one JSON number may have before its own digits, then its exponent's, stop
+# being extended. 17 significant digits are the most a float64 needs (Python's repr never writes
+# more) and cover integers past 10**16; three exponent digits reach float64's range (1e308). A
+# longer run is a small model repeating a digit until max_tokens, which llguidance allows (a
+# JSON number has no length bound), and no value the caller can hold exactly.
+MAX_NUMBER_DIGITS = 17
+MAX_EXPONENT_DIGITS = 3
+# Inside a string a run of digits is bounded more loosely: longer than any card, account or
+# phone number, one-time code or timestamp, shorter than a model counting "1234567890..." until
+# max_tokens. A string whose pattern demands more digits still gets them.
+MAX_STRING_DIGITS = 32
+
+_DIGITS = frozenset(b"0123456789")
+_NUMBER_START = frozenset(b"-0123456789")
+
+
+class NumberRun:
+    """Where the output stands in JSON: inside a string or not, and the digits written so far
+    in the number being written (mantissa, then exponent). Fed each sampled token's bytes."""
+
+    __slots__ = ("escaped", "exponent", "in_number", "in_string", "mantissa", "string_digits")
+
+    def __init__(self) -> None:
+        self.in_string = False
+        self.escaped = False
+        self.string_digits = 0  # the trailing run of digits inside the string being written
+        self.in_number = False
+        self.mantissa = 0
+        self.exponent: int | None = None  # digits after `e`, once there is one
+
+    def feed(self, piece: bytes) -> None:
+        for byte in piece:
+            if self.in_string:
+                self.string_digits = self.string_digits + 1 if byte in _DIGITS else 0
+                if self.escaped:
+                    self.escaped = False
+                elif byte == 0x5C:  # backslash
+                    self.escaped = True
+                elif byte == 0x22:  # closing quote
+                    self.in_string = False
+            elif byte == 0x22:
+                self.in_string, self.in_number, self.string_digits = True, False, 0
+            elif self.in_number and byte in _DIGITS:
+                if self.exponent is None:
+                    self.mantissa += 1
+                else:
+                    self.exponent += 1
+            elif self.in_number and byte in b"eE":
+                self.exponent = 0
+            elif self.in_number and byte in b".+-":
+                pass
+            elif byte in _NUMBER_START:
+                self.in_number, self.exponent = True, None
+                self.mantissa = 1 if byte in _DIGITS else 0
+            else:
+                self.in_number = False
+
+    @property
+    def capped(self) -> bool:
+        """The number being written has as many digits as it may have (in its current part), or
+        the string being written ends in as long a run of digits as it may."""
+        if self.in_string:
+            return self.string_digits >= MAX_STRING_DIGITS
+        if not self.in_number:
+            return False
+        if self.exponent is None:
+            return self.mantissa >= MAX_NUMBER_DIGITS
+        return self.exponent >= MAX_EXPONENT_DIGITS
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Each token's bytes, and which tokens open with a digit (those that would extend a
+    number), read once per tokenizer."""
+
+    pieces: tuple[bytes, ...]
+    digit_start: npt.NDArray[np.bool_]
+
+
+_vocabularies: dict[int, tuple[LLTokenizer, Vocabulary]] = {}
+
+
+def vocabulary(tokenizer: LLTokenizer) -> Vocabulary:
+    """The tokenizer's Vocabulary, built on first use (a few tens of milliseconds for a 262k
+    vocabulary) and kept with the tokenizer it describes."""
+    held = _vocabularies.get(id(tokenizer))
+    if held is not None and held[0] is tokenizer:
+        return held[1]
+    pieces = tuple(tokenizer.decode_bytes([t]) for t in range(tokenizer.vocab_size))
+    digit_start = np.fromiter(
+        (bool(p) and p[0] in _DIGITS for p in pieces), dtype=np.bool_, count=len(pieces)
+    )
+    found = Vocabulary(pieces, digit_start)
+    _vocabularies[id(tokenizer)] = (tokenizer, found)
+    return found
+
+
 class GrammarConstraint:
-    """A llama-cpp-python logits processor that masks every token the grammar forbids."""
+    """A llama-cpp-python logits processor that masks every token the grammar forbids, and
+    every token that would extend a number past MAX_NUMBER_DIGITS digits (its exponent past
+    MAX_EXPONENT_DIGITS, a run of digits in a string past MAX_STRING_DIGITS) wherever the
+    grammar allows something else."""
 
     def __init__(self, tokenizer: LLTokenizer, grammar: str) -> None:
         self._matcher = LLMatcher(tokenizer, grammar, log_level=0)
         self._bitmask = allocate_token_bitmask(1, tokenizer.vocab_size)
         self._bits = self._bitmask.view(np.uint8)
+        self._vocab = vocabulary(tokenizer)
+        self._run = NumberRun()
         self._seen: int | None = None
 
     def __call__(
@@ -112,11 +215,20 @@ class GrammarConstraint:
             self._seen = len(input_ids)
         for token in input_ids[self._seen :]:
             self._matcher.consume_token(int(token))
+            self._run.feed(self._piece(int(token)))
         self._seen = len(input_ids)
         fill_next_token_bitmask(self._matcher, self._bitmask)
-        allowed = np.unpackbits(self._bits, bitorder="little")[: scores.shape[-1]]
-        scores[allowed == 0] = -np.inf
+        allowed = np.unpackbits(self._bits, bitorder="little")[: scores.shape[-1]].view(np.bool_)
+        if self._run.capped:
+            shorter = allowed & ~self._vocab.digit_start[: allowed.shape[0]]
+            if shorter.any():  # where the grammar demands a digit (after `.` or `e`), it gets one
+                allowed = shorter
+        scores[~allowed] = -np.inf
         return scores
+
+    def _piece(self, token: int) -> bytes:
+        pieces = self._vocab.pieces
+        return pieces[token] if 0 <= token < len(pieces) else b""
 
     @property
     def error(self) -> str | None:
