@@ -83,6 +83,38 @@ def test_auto_grammar_admits_text_or_calls() -> None:
     assert not _accepts(grammar, '<tool_call>\n{"name":"get_weather","arguments":{}}\n</tool_call>')
 
 
+def test_auto_grammar_takes_a_call_written_without_the_tag() -> None:
+    grammar = tool_grammar(ToolSpec((WEATHER, TIME)), None, _bytes)
+    bare = '{"name":"get_weather","arguments":{"city":"Paris"}}'
+    assert _accepts(grammar, bare)
+    assert _accepts(grammar, f"```json\n{bare}\n```")
+    assert _accepts(grammar, f"```\n{bare}\n```")
+    # JSON-shaped text must be a call: to an offered tool, with arguments that meet its schema.
+    assert not _accepts(grammar, '{"name":"get_wether","arguments":{"city":"Paris"}}')
+    assert not _accepts(grammar, '{"name":"get_weather","arguments":{}}')
+    assert not _accepts(grammar, '{"answer":"sunny"}')
+    assert not _accepts(grammar, '```json\n{"answer":"sunny"}\n```')
+    # Other text, code fences and braces later on are still text.
+    assert _accepts(grammar, "Hello! How can I help?")
+    assert _accepts(grammar, "```python\nprint(1)\n```")
+    assert _accepts(grammar, "Use {city} as the key.")
+
+
+def test_untagged_calls_are_read_back_under_auto_only() -> None:
+    spec = ToolSpec((WEATHER, TIME))
+    bare = '{"name": "get_weather", "arguments": {"city": "Paris"}}'
+    for text in (bare, f"```json\n{bare}\n```", f" ```\n{bare}\n```\n"):
+        (made,) = read_calls(text, spec)
+        assert (made.name, json.loads(made.arguments)) == ("get_weather", {"city": "Paris"})
+        assert made.id.startswith("call_")
+    assert read_calls(bare) == ()  # no tools offered: text
+    assert read_calls(bare.replace("get_weather", "get_mail"), spec) == ()  # not offered
+    assert read_calls('{"name": "get_weather"}', spec) == ()
+    assert read_calls('{"name": "get_weather", "arguments": {}} and more', spec) == ()
+    answer = OutputSpec("reply", {"type": "object"}, strict=False)
+    assert read_calls(bare, spec, answer) == ()  # a contract's JSON answer is the answer
+
+
 def test_auto_grammar_with_a_contract_answers_in_its_json() -> None:
     answer = OutputSpec(
         "reply",

@@ -158,7 +158,8 @@ class LlamaCppProvider:
                 provider=self.kind,
                 model=self.model,
             )
-        calls = read_calls(raw) if offered(call.tools) is not None else ()
+        tools = offered(call.tools)
+        calls = read_calls(raw, tools, call.output) if tools is not None else ()
         if calls:
             text, finish = "", "length" if finish == "length" else "tool_calls"
         else:

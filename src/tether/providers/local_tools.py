@@ -7,6 +7,11 @@ by tether. Calls are enforced by an llguidance grammar: a required or named call
 object naming an allowed tool whose `arguments` meet that tool's parameter schema (up to one
 per offered tool, one per line, when parallel calls are allowed); `auto` lets the model answer
 in text (or in the contract's JSON) instead.
+
+Small models often write a call without the tag: as the bare JSON object, or in a ```json fence.
+Under `auto` with no contract these forms are calls too: text may not open with `{` or with a
+fence around an object, so an answer shaped like JSON goes through the call grammar (an allowed
+tool's name, arguments that meet its schema) and is read back as a call.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from tether.tools import new_call_id
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 _BLOCK = re.compile(re.escape(OPEN) + r"\s*(.*?)\s*(?:" + re.escape(CLOSE) + r"|\Z)", re.S)
+# A call written without the tag: the object alone, or fenced as ```json (or a bare ```).
+_FENCED = re.compile(r"```(?:json)?\n(\{.*\})\n```", re.S)
 # Compact JSON as elsewhere; keywords llguidance does not implement are left to validation.
 _JSON_OPTIONS = {"whitespace_flexible": False, "lenient": True}
 
@@ -133,9 +140,15 @@ def tool_grammar(
     elif answer is not None:
         lines[:0] = ["start: answer | calls", f"answer: %json {_json(dict(answer.schema))}"]
     else:
-        # Text that cannot be mistaken for a call: it opens with neither `<` (the call tag)
-        # nor whitespace (which could lead up to it).
-        lines[:0] = ["start: TEXT | calls", r"TEXT: /[^<\s](.|\n)*/"]
+        # Text that cannot be mistaken for a call: it opens with neither `<` (the call tag),
+        # nor whitespace (which could lead up to it), nor `{` or a fence around an object (a
+        # call written without the tag, which must then be one).
+        lines[:0] = [
+            "start: TEXT | calls | body | fenced",
+            'fenced: FENCE body "\\n```"',
+            r'FENCE: "```json\n" | "```\n"',
+            r"TEXT: /[^<\s{](.|\n)*/ & ~/```[a-z]*\s*\{(.|\n)*/",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -168,9 +181,16 @@ def _marker(text: str, tokenize: Callable[[bytes], list[int]]) -> str:
     return f"<[{ids[0]}]>" if len(ids) == 1 else json.dumps(text)
 
 
-def read_calls(text: str) -> tuple[ToolCall, ...]:
-    """The calls in a local model's output (none unless it opens with the call tag). A block
+def read_calls(
+    text: str, spec: ToolSpec | None = None, answer: OutputSpec | None = None
+) -> tuple[ToolCall, ...]:
+    """The calls in a local model's output (none unless it opens with the call tag, or, under
+    `auto` with no contract, is a call written as a bare or fenced JSON object). A tagged block
     that is not a {"name", "arguments"} object is kept as it is, to fail validation."""
+    if spec is not None and answer is None and not spec.required:
+        untagged = _untagged_call(text.strip(), {t.name for t in spec.callable})
+        if untagged is not None:
+            return (untagged,)
     if not text.lstrip().startswith(OPEN):
         return ()
     calls: list[ToolCall] = []
@@ -183,3 +203,22 @@ def read_calls(text: str) -> tuple[ToolCall, ...]:
             continue
         calls.append(ToolCall(new_call_id(), str(name), json.dumps(arguments, ensure_ascii=False)))
     return tuple(calls)
+
+
+def _untagged_call(text: str, names: set[str]) -> ToolCall | None:
+    """A call written without the tag, where the text is one and names an offered tool (its
+    arguments are left to validation, as a tagged call's are)."""
+    fenced = _FENCED.fullmatch(text)
+    body = fenced.group(1) if fenced else text
+    if not body.startswith("{"):
+        return None
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(value, dict) or set(value) != {"name", "arguments"}:
+        return None
+    name, arguments = value["name"], value["arguments"]
+    if name not in names or not isinstance(arguments, dict):
+        return None
+    return ToolCall(new_call_id(), name, json.dumps(arguments, ensure_ascii=False))
