@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,3 +92,17 @@ def test_preflight_refuses_what_the_model_cannot_honour(tmp_path: Path) -> None:
     result = runner.invoke(app, ["preflight", "--schema", str(lookahead)])
     assert result.exit_code == 1
     assert "cannot honour" in result.stderr
+
+
+@pytest.mark.local_model
+def test_llama_cpp_logs_stay_out_of_cli_output(tmp_path: Path) -> None:
+    """llama.cpp prints some lines itself while a model loads; they go to logging instead."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tether", "generate", "--model", "local-small",
+         "--max-tokens", "2", "Hi"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        env={**os.environ, "TETHER_DATA_DIR": str(tmp_path / "data")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "llama_" not in done.stderr
+    assert "llama_" not in done.stdout

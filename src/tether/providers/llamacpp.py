@@ -296,9 +296,11 @@ class LlamaCppProvider:
             return self._llm, self._format
         from llama_cpp import Llama
 
+        from tether.providers.llama_logs import route_llama_logs
         from tether.providers.prompt_format import ChatTemplateFormat, TranscriptFormat
 
         path = verify(self._model_file(), model=self.model)
+        route_llama_logs()
         try:
             llm = Llama(
                 model_path=str(path),
