@@ -144,6 +144,14 @@ def test_bundled_drafts_and_local_references_still_work(schema: dict[str, Any]) 
     assert not validator.is_valid(3)
 
 
+def test_a_property_named_schema_is_a_property() -> None:
+    validator = SchemaValidator(
+        {"type": "object", "properties": {"$schema": {"type": "string"}}, "required": ["$schema"]}
+    )
+    assert validator.is_valid({"$schema": "x"})
+    assert not validator.is_valid({"$schema": 3})
+
+
 def _nested_properties(depth: int) -> str:
     return '{"type":"object","properties":{"a":' * depth + "{}" + "}}" * depth
 

@@ -59,9 +59,10 @@ def pointer(path: Sequence[str | int]) -> str:
 
 
 def _check_references(node: Mapping[str, Any], path: tuple[str | int, ...], source: str) -> None:
-    if "$schema" in node:
-        meta = node["$schema"]
-        if not (isinstance(meta, str) and meta.removesuffix("#") in META_SCHEMAS):
+    meta = node.get("$schema")
+    # A non-string value is a property named "$schema" (only a URI string is ever resolved).
+    if isinstance(meta, str):
+        if meta.removesuffix("#") not in META_SCHEMAS:
             raise SchemaError(
                 f"$schema {_shown(meta)} is not a bundled draft meta-schema "
                 "(schemas are never fetched)",

@@ -220,7 +220,10 @@ class GrammarConstraint:
         fill_next_token_bitmask(self._matcher, self._bitmask)
         allowed = np.unpackbits(self._bits, bitorder="little")[: scores.shape[-1]].view(np.bool_)
         if self._run.capped:
-            shorter = allowed & ~self._vocab.digit_start[: allowed.shape[0]]
+            digit_start = self._vocab.digit_start
+            n = min(allowed.shape[0], digit_start.shape[0])
+            shorter = allowed.copy()
+            shorter[:n] &= ~digit_start[:n]
             if shorter.any():  # where the grammar demands a digit (after `.` or `e`), it gets one
                 allowed = shorter
         scores[~allowed] = -np.inf
