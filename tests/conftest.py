@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests.upstream import ScriptedUpstream
 from tether import Client, FakeProvider, PriceSettings, Settings
 from tether.settings import ModelSettings
 
@@ -89,3 +90,11 @@ def fresh_postgres() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def upstream() -> Iterator[ScriptedUpstream]:
+    """A scripted OpenAI-compatible server on 127.0.0.1 (append steps to `.script`)."""
+    server = ScriptedUpstream([])
+    yield server
+    server.close()

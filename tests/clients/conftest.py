@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.server.conftest import LiveGateway, gateway_settings, live_gateway
+from tests.server.conftest import LiveGateway, gateway_settings, live_gateway, upstream_gateway
 from tests.upstream import ScriptedUpstream
-from tether import ModelSettings
 
 # Every client here is told to make one attempt: a retry would hide a gateway error.
 TIMEOUT = 60.0
@@ -18,19 +17,9 @@ LOCAL_TIMEOUT = 600.0
 
 
 @pytest.fixture
-def upstream() -> Iterator[ScriptedUpstream]:
-    server = ScriptedUpstream([])
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def gw(tmp_path: Path, upstream: ScriptedUpstream) -> Iterator[LiveGateway]:
     """The gateway with `up`, an OpenAI provider on the scripted upstream, and `fake`."""
-    settings = gateway_settings(tmp_path)
-    model = ModelSettings(provider="openai", base_url=upstream.base_url, max_retries=0)
-    models = {**settings.models, "up": model}
-    with live_gateway(settings.model_copy(update={"models": models})) as running:
+    with upstream_gateway(tmp_path, upstream) as running:
         yield running
 
 

@@ -12,36 +12,31 @@ import openai
 import pytest
 from sqlalchemy import select
 
-from tests.server.conftest import LiveGateway, gateway_settings, live_gateway
+from tests.server.conftest import LiveGateway, upstream_gateway
 from tests.upstream import Raw, ScriptedUpstream
-from tether import FakeProvider, ModelSettings
+from tether import FakeProvider
 from tether.messages import ProviderCall
 from tether.store.tables import requests
 
 ADMIN = "admin-secret-for-tests"
 
 
-def _explode(call: ProviderCall) -> str:
-    raise RuntimeError("a bug in a provider")
+BOOM = "trigger a bug"
 
 
-@pytest.fixture
-def upstream() -> Iterator[ScriptedUpstream]:
-    server = ScriptedUpstream([])
-    yield server
-    server.close()
+def _echo_or_explode(call: ProviderCall) -> str:
+    text = call.messages[-1].content
+    if text == BOOM:
+        raise RuntimeError("a bug in a provider")
+    return f"echo: {text}"
 
 
 @pytest.fixture
 def gw(tmp_path: Path, upstream: ScriptedUpstream) -> Iterator[LiveGateway]:
-    settings = gateway_settings(tmp_path, admin_token=ADMIN)
-    models = {
-        **settings.models,
-        "broken": ModelSettings(provider="openai", base_url=upstream.base_url, max_retries=0),
-        "buggy": ModelSettings(provider="fake"),
-    }
-    settings = settings.model_copy(update={"models": models})
-    with live_gateway(settings, {"buggy": FakeProvider(respond=_explode)}) as running:
+    """`up` on a scripted upstream (to play a broken server); `fake` echoes, but meets BOOM
+    with a plain bug."""
+    fake = FakeProvider(respond=_echo_or_explode)
+    with upstream_gateway(tmp_path, upstream, {"fake": fake}, admin_token=ADMIN) as running:
         yield running
 
 
@@ -137,11 +132,11 @@ def test_invalid_json_from_the_upstream_is_502_naming_it(
     gw: LiveGateway, upstream: ScriptedUpstream
 ) -> None:
     upstream.script.append(Raw(200, b'{"choices": [ not json'))
-    response = _chat(gw, {"model": "broken"})
+    response = _chat(gw, {"model": "up"})
     assert response.status_code == 502, response.text
     error = response.json()["error"]
     assert error["code"] == "upstream_error"
-    assert "openai/broken" in error["message"]
+    assert "openai/up" in error["message"]
     assert _row(gw, response).status == 502
 
 
@@ -151,7 +146,7 @@ def test_an_empty_stream_is_an_error_event_and_an_error_row(
     upstream.script.append(Raw(200, b"", "text/event-stream"))  # an empty 200
     client = openai.OpenAI(base_url=gw.v1, api_key=gw.key, max_retries=0)
     with client.chat.completions.with_streaming_response.create(
-        model="broken", messages=[{"role": "user", "content": "hi"}], stream=True
+        model="up", messages=[{"role": "user", "content": "hi"}], stream=True
     ) as response:
         request_id = response.headers["x-tether-request-id"]
         events = [line for line in response.iter_lines() if line.startswith("data: ")]
@@ -165,7 +160,7 @@ def test_an_empty_stream_is_an_error_event_and_an_error_row(
 
 
 def test_an_unexpected_error_is_500_with_a_row(gw: LiveGateway) -> None:
-    response = _chat(gw, {"model": "buggy"})
+    response = _chat(gw, {"messages": [{"role": "user", "content": BOOM}]})
     assert response.status_code == 500
     assert "bug in a provider" not in response.text  # details stay in the gateway log
     row = _row(gw, response)
@@ -174,7 +169,7 @@ def test_an_unexpected_error_is_500_with_a_row(gw: LiveGateway) -> None:
 
 
 def test_an_unexpected_error_in_a_stream_ends_it_with_an_error_event(gw: LiveGateway) -> None:
-    response = _chat(gw, {"model": "buggy", "stream": True})
+    response = _chat(gw, {"messages": [{"role": "user", "content": BOOM}], "stream": True})
     assert response.status_code == 200
     assert '"internal_error"' in response.text
     assert response.text.rstrip().endswith("data: [DONE]")

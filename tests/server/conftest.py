@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
+from tests.upstream import ScriptedUpstream
 from tether import Client, FakeProvider, ModelSettings, PriceSettings, Settings
 from tether.providers.base import Provider
 from tether.server.app import create_app
@@ -115,6 +116,22 @@ def live_gateway(
         found = client.provider("fake")
         yield LiveGateway(url, key, gateway, found if isinstance(found, FakeProvider) else fake,
                           settings)  # fmt: skip
+
+
+@contextmanager
+def upstream_gateway(
+    tmp_path: Path,
+    upstream: ScriptedUpstream,
+    providers: dict[str, Provider] | None = None,
+    **server: object,
+) -> Iterator[LiveGateway]:
+    """A running gateway with the usual models plus `up`: an OpenAI provider on `upstream`,
+    one attempt per call (a retry would hide a gateway error)."""
+    settings = gateway_settings(tmp_path, **server)
+    model = ModelSettings(provider="openai", base_url=upstream.base_url, max_retries=0)
+    models = {**settings.models, "up": model}
+    with live_gateway(settings.model_copy(update={"models": models}), providers) as running:
+        yield running
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.server.conftest import LiveGateway, gateway_settings, live_gateway
+from tests.server.conftest import LiveGateway, gateway_settings, live_gateway, upstream_gateway
 from tests.upstream import ScriptedUpstream, answer, tool_call
 from tether import ModelSettings
 from tether.messages import (
@@ -55,18 +55,8 @@ LOGPROBS = {
 
 
 @pytest.fixture
-def upstream() -> Iterator[ScriptedUpstream]:
-    server = ScriptedUpstream([])
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def gw(tmp_path: Path, upstream: ScriptedUpstream) -> Iterator[LiveGateway]:
-    settings = gateway_settings(tmp_path)
-    model = ModelSettings(provider="openai", base_url=upstream.base_url, max_retries=0)
-    models = {**settings.models, "up": model}
-    with live_gateway(settings.model_copy(update={"models": models})) as running:
+    with upstream_gateway(tmp_path, upstream) as running:
         yield running
 
 
