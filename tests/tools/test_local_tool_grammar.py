@@ -12,7 +12,13 @@ from llguidance import LLMatcher, LLTokenizer, TokenizerWrapper
 from tether.contracts.contract import Contract
 from tether.messages import Completion, Message, OutputSpec, Tool, ToolCall, ToolSpec, Usage
 from tether.providers.grammar import GrammarError, compile_lark
-from tether.providers.local_tools import flattened, read_calls, tool_grammar
+from tether.providers.local_tools import (
+    flattened,
+    made_up,
+    read_calls,
+    text_grammar,
+    tool_grammar,
+)
 from tether.providers.prompt_format import TranscriptFormat
 from tether.tools import ToolContracts, new_call_id
 
@@ -22,6 +28,17 @@ WEATHER = Tool(
     "Current weather for a city",
 )
 TIME = Tool("get_time", {"type": "object", "properties": {"zone": {"type": "string"}}})
+UNITS = Tool(
+    "convert",
+    {
+        "type": "object",
+        "properties": {
+            "unit": {"enum": ["celsius", "kelvin"]},
+            "n": {"type": "number"},
+            "note": {"type": "string"},
+        },
+    },
+)
 
 
 def _bytes(_: bytes) -> list[int]:
@@ -113,6 +130,28 @@ def test_untagged_calls_are_read_back_under_auto_only() -> None:
     assert read_calls('{"name": "get_weather", "arguments": {}} and more', spec) == ()
     answer = OutputSpec("reply", {"type": "object"}, strict=False)
     assert read_calls(bare, spec, answer) == ()  # a contract's JSON answer is the answer
+
+
+def test_a_call_the_conversation_never_mentions_is_made_up() -> None:
+    spec = ToolSpec((WEATHER, UNITS))
+    asked = [Message("system", "Use London by default."), Message("user", "Weather in Paris?")]
+    paris = ToolCall("c", "get_weather", '{"city": "Paris"}')
+    london = ToolCall("c", "get_weather", '{"city": "London"}')
+    assert not made_up([paris], spec, asked)
+    assert made_up([london], spec, asked)  # a system turn is no grounds
+    assert made_up([paris, london], spec, asked)
+    assert not made_up([ToolCall("c", "get_weather", '{"city": "paris, France"}')], spec, asked)
+    # Values the schema lists, and arguments with no words, need no grounds.
+    assert not made_up([ToolCall("c", "convert", '{"unit": "kelvin", "n": 3}')], spec, asked)
+    assert made_up([ToolCall("c", "convert", '{"unit": "kelvin", "note": "Oslo"}')], spec, asked)
+    assert not made_up([ToolCall("c", "get_time", "{}")], ToolSpec((TIME,)), asked)
+
+
+def test_text_grammar_cannot_open_like_a_call() -> None:
+    grammar = text_grammar()
+    assert _accepts(grammar, "Hello! How can I help?\n```json\n{}\n```")
+    for opening in ("{", "[1]", "```json\n{}", "<tool_call>", " Hi"):
+        assert not _accepts(grammar, opening)
 
 
 def test_auto_grammar_with_a_contract_answers_in_its_json() -> None:

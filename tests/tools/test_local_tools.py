@@ -69,6 +69,50 @@ def test_auto_answers_with_a_valid_call_or_text(sdk: openai.OpenAI) -> None:
         assert not choice.message.content.startswith("<tool_call>")
 
 
+CITY_ONLY: Any = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+def test_auto_calls_the_tool_a_question_needs(sdk: openai.OpenAI) -> None:
+    reply = sdk.chat.completions.create(
+        model="local",
+        messages=[{"role": "user", "content": "What's the weather like in Paris today?"}],
+        tools=[CITY_ONLY],
+        tool_choice="auto",
+        max_tokens=60,
+    )
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content is None
+    (made,) = choice.message.tool_calls or []
+    assert made.function.name == "get_weather"
+    assert json.loads(made.function.arguments) == {"city": "Paris"}
+
+
+def test_auto_answers_in_text_when_no_tool_is_needed(sdk: openai.OpenAI) -> None:
+    reply = sdk.chat.completions.create(
+        model="local",
+        messages=[{"role": "user", "content": "Say hello."}],
+        tools=[CITY_ONLY],
+        tool_choice="auto",
+        max_tokens=30,
+    )
+    choice = reply.choices[0]
+    assert choice.message.tool_calls is None
+    assert choice.finish_reason in {"stop", "length"}
+    assert "hello" in (choice.message.content or "").lower()
+
+
 def test_streamed_named_call_assembles(sdk: openai.OpenAI) -> None:
     with sdk.chat.completions.stream(
         model="local",

@@ -23,7 +23,14 @@ from tether.errors import (
     SchemaProblem,
     no_embeddings,
 )
-from tether.messages import Completion, Message, ProviderCall, StreamChunk, Usage
+from tether.messages import (
+    Completion,
+    Message,
+    ProviderCall,
+    StreamChunk,
+    TokenLogprob,
+    Usage,
+)
 from tether.providers.base import SAMPLING_PARAMS, Capabilities, SchemaSupport
 from tether.providers.gguf_file import BUNDLED_MODELS, ModelFile, bundled_model_file, verify
 from tether.providers.grammar import (
@@ -34,7 +41,14 @@ from tether.providers.grammar import (
     compile_lark,
 )
 from tether.providers.local_sampling import LogitBias, LogprobRecorder, sampling_options
-from tether.providers.local_tools import offered, read_calls, tool_grammar
+from tether.providers.local_tools import (
+    made_up,
+    offered,
+    read_calls,
+    text_grammar,
+    tool_grammar,
+    untagged,
+)
 from tether.providers.tokenizers import PromptCount, Tokenizer, added_instruction
 from tether.settings import ModelSettings, Settings
 
@@ -141,38 +155,59 @@ class LlamaCppProvider:
     # -- calls --------------------------------------------------------------------------------
 
     def complete(self, call: ProviderCall) -> Completion:
-        with self._lock:
-            ready = self._prepare(call)
-            llm, prompt_tokens, constraint = ready.llm, ready.prompt_tokens, ready.constraint
-            out = llm.create_completion(prompt_tokens, **ready.options)
-            choice = out["choices"][0]  # type: ignore[index]
-            raw, finish = choice["text"], choice["finish_reason"] or "stop"
-            logprobs = (
-                ready.recorder.entries(raw, lambda b: llm.tokenize(b, add_bos=False, special=True))
-                if ready.recorder is not None
-                else None
-            )
-        if constraint is not None and constraint.error:
-            raise ProviderError(
-                f"grammar rejected a token: {constraint.error}",
-                provider=self.kind,
-                model=self.model,
-            )
         tools = offered(call.tools)
-        calls = read_calls(raw, tools, call.output) if tools is not None else ()
+        with self._lock:
+            raw, finish, logprobs, ready = self._generate(call)
+            sampled = ready.counter.sampled
+            calls = read_calls(raw, tools, call.output) if tools is not None else ()
+            if (
+                calls
+                and tools is not None
+                and untagged(raw)
+                and made_up(calls, tools, call.messages)
+            ):
+                # A reflex call the conversation does not support: answer in text instead, from
+                # a prompt without the tools (which draw the model back to calling one).
+                raw, finish, logprobs, ready = self._generate(
+                    replace(call, tools=None), text_only=True
+                )
+                sampled += ready.counter.sampled
+                calls = ()
         if calls:
             text, finish = "", "length" if finish == "length" else "tool_calls"
         else:
             text = raw if call.output is not None else raw.strip()
         return Completion(
             text=text,
-            usage=Usage(len(prompt_tokens), ready.counter.sampled),
+            usage=Usage(len(ready.prompt_tokens), sampled),
             model=self.model,
             provider=self.kind,
             finish_reason=finish,
             tool_calls=calls,
             logprobs=logprobs,
         )
+
+    def _generate(
+        self, call: ProviderCall, *, text_only: bool = False
+    ) -> tuple[str, str, tuple[TokenLogprob, ...] | None, Prepared]:
+        """One generation: its text, finish reason and logprobs. Holds no lock: callers do."""
+        ready = self._prepare(call, text_only=text_only)
+        llm, constraint = ready.llm, ready.constraint
+        out = llm.create_completion(ready.prompt_tokens, **ready.options)
+        choice = out["choices"][0]  # type: ignore[index]
+        raw, finish = choice["text"], choice["finish_reason"] or "stop"
+        logprobs = (
+            ready.recorder.entries(raw, lambda b: llm.tokenize(b, add_bos=False, special=True))
+            if ready.recorder is not None
+            else None
+        )
+        if constraint is not None and constraint.error:
+            raise ProviderError(
+                f"grammar rejected a token: {constraint.error}",
+                provider=self.kind,
+                model=self.model,
+            )
+        return raw, finish, logprobs, ready
 
     async def acomplete(self, call: ProviderCall) -> Completion:
         return await asyncio.to_thread(self.complete, call)
@@ -225,9 +260,9 @@ class LlamaCppProvider:
         usage = Usage(len(prompt_tokens), counter.sampled)
         yield StreamChunk("", usage=usage, finish_reason=finish)
 
-    def _prepare(self, call: ProviderCall) -> Prepared:
-        """Render, count and check the prompt; build the generation options. Holds no lock:
-        callers do."""
+    def _prepare(self, call: ProviderCall, *, text_only: bool = False) -> Prepared:
+        """Render, count and check the prompt; build the generation options (`text_only`: under
+        a grammar for text that cannot open like a tool call). Holds no lock: callers do."""
         llm, prompt_format = self._load()
         rendered, prompt_tokens = _tokenized(
             llm, prompt_format, with_schema_instruction(call), call
@@ -240,7 +275,11 @@ class LlamaCppProvider:
                 max_tokens=call.params.max_tokens,
                 context_window=self._context_window,
             )
-        constraint = self._constraint(call)
+        constraint = (
+            GrammarConstraint(self._llg_tokenizer(), compile_lark(text_grammar()))
+            if text_only
+            else self._constraint(call)
+        )
         counter = TokenCounter()
         params = call.params
         bias = LogitBias(params.logit_bias, llm.n_vocab()) if params.logit_bias else None

@@ -11,7 +11,10 @@ in text (or in the contract's JSON) instead.
 Small models often write a call without the tag: as the bare JSON object, or in a ```json fence.
 Under `auto` with no contract these forms are calls too: text may not open with `{` or with a
 fence around an object, so an answer shaped like JSON goes through the call grammar (an allowed
-tool's name, arguments that meet its schema) and is read back as a call.
+tool's name, arguments that meet its schema) and is read back as a call. Such a model also
+writes that JSON by reflex, for "Say hello" as for a weather question: an untagged call whose
+free-text arguments share no word with the conversation (a city the user never named) is taken
+as made up, and the answer is generated again as text that cannot open with a call.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ OPEN, CLOSE = "<tool_call>", "</tool_call>"
 _BLOCK = re.compile(re.escape(OPEN) + r"\s*(.*?)\s*(?:" + re.escape(CLOSE) + r"|\Z)", re.S)
 # A call written without the tag: the object alone, or fenced as ```json (or a bare ```).
 _FENCED = re.compile(r"```(?:json)?\n(\{.*\})\n```", re.S)
+_WORD = re.compile(r"\w+")
+# Text that cannot be mistaken for a call: it opens with neither `<` (the call tag), nor
+# whitespace (which could lead up to it), nor `{` or a fence around an object (a call written
+# without the tag).
+_TEXT = r"TEXT: /[^<\s{](.|\n)*/ & ~/```[a-z]*\s*\{(.|\n)*/"
 # Compact JSON as elsewhere; keywords llguidance does not implement are left to validation.
 _JSON_OPTIONS = {"whitespace_flexible": False, "lenient": True}
 
@@ -140,16 +148,71 @@ def tool_grammar(
     elif answer is not None:
         lines[:0] = ["start: answer | calls", f"answer: %json {_json(dict(answer.schema))}"]
     else:
-        # Text that cannot be mistaken for a call: it opens with neither `<` (the call tag),
-        # nor whitespace (which could lead up to it), nor `{` or a fence around an object (a
-        # call written without the tag, which must then be one).
+        # A call written without the tag (bare or fenced JSON) must be a call.
         lines[:0] = [
             "start: TEXT | calls | body | fenced",
             'fenced: FENCE body "\\n```"',
             r'FENCE: "```json\n" | "```\n"',
-            r"TEXT: /[^<\s{](.|\n)*/ & ~/```[a-z]*\s*\{(.|\n)*/",
+            _TEXT,
         ]
     return "\n".join(lines) + "\n"
+
+
+def text_grammar() -> str:
+    """A Lark grammar for an answer in prose: it cannot open like a call, nor with JSON or a
+    code fence (where a model that meant to call a tool goes next)."""
+    return "start: TEXT\n" + r"TEXT: /[^<\s{\[`](.|\n)*/" + "\n"
+
+
+def untagged(text: str) -> bool:
+    """Whether the output is not a tagged call (a bare or fenced JSON one, or text)."""
+    return not text.lstrip().startswith(OPEN)
+
+
+def made_up(calls: Sequence[ToolCall], spec: ToolSpec, messages: Sequence[Message]) -> bool:
+    """Whether a call's free-text arguments share no word with the conversation: every string
+    in its arguments that is not one of the values its schema lists (`enum`, `const`) must
+    have a word (casefolded) that a user, assistant or tool turn used."""
+    said = {
+        w.casefold() for m in messages if m.role != "system" for w in _WORD.findall(m.content or "")
+    }
+    schemas = {t.name: t.parameters for t in spec.callable}
+    for call in calls:
+        listed = _listed_values(schemas.get(call.name, {}))
+        for value in _strings(_parsed(call.arguments)):
+            words = {w.casefold() for w in _WORD.findall(value)}
+            if value not in listed and words and not words & said:
+                return True
+    return False
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _listed_values(schema: Any) -> set[str]:
+    """Every string a schema names as an `enum` or `const` value, at any depth."""
+    found: set[str] = set()
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "enum" and isinstance(value, list):
+                    found.update(v for v in value if isinstance(v, str))
+                elif key == "const" and isinstance(value, str):
+                    found.add(value)
+                else:
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
 
 
 def _calls_rule(most: int) -> str:
