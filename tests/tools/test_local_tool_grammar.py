@@ -147,6 +147,17 @@ def test_a_call_the_conversation_never_mentions_is_made_up() -> None:
     assert not made_up([ToolCall("c", "get_time", "{}")], ToolSpec((TIME,)), asked)
 
 
+def test_a_call_the_conversation_already_made_is_a_repeat() -> None:
+    spec = ToolSpec((WEATHER,))
+    history = [
+        Message("user", "Weather in Paris?"),
+        Message("assistant", "", (ToolCall("call_1", "get_weather", '{"city":"Paris"}'),)),
+        Message("tool", "21 C", tool_call_id="call_1"),
+    ]
+    assert made_up([ToolCall("c", "get_weather", '{"city": "Paris"}')], spec, history)
+    assert not made_up([ToolCall("c", "get_weather", '{"city": "paris"}')], spec, history)
+
+
 def test_text_grammar_cannot_open_like_a_call() -> None:
     grammar = text_grammar()
     assert _accepts(grammar, "Hello! How can I help?\n```json\n{}\n```")

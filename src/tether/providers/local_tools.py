@@ -13,8 +13,9 @@ Under `auto` with no contract these forms are calls too: text may not open with 
 fence around an object, so an answer shaped like JSON goes through the call grammar (an allowed
 tool's name, arguments that meet its schema) and is read back as a call. Such a model also
 writes that JSON by reflex, for "Say hello" as for a weather question: an untagged call whose
-free-text arguments share no word with the conversation (a city the user never named) is taken
-as made up, and the answer is generated again as text that cannot open with a call.
+free-text arguments share no word with the conversation (a city the user never named), or that
+repeats a call whose result the conversation already holds, is taken as made up, and the answer
+is generated again as text that cannot open with a call.
 """
 
 from __future__ import annotations
@@ -170,9 +171,17 @@ def untagged(text: str) -> bool:
 
 
 def made_up(calls: Sequence[ToolCall], spec: ToolSpec, messages: Sequence[Message]) -> bool:
-    """Whether a call's free-text arguments share no word with the conversation: every string
-    in its arguments that is not one of the values its schema lists (`enum`, `const`) must
-    have a word (casefolded) that a user, assistant or tool turn used."""
+    """Whether a call repeats one the conversation already made (its result is there), or its
+    free-text arguments share no word with the conversation: every string in its arguments
+    that is not one of the values its schema lists (`enum`, `const`) must have a word
+    (casefolded) that a user, assistant or tool turn used."""
+    made = {
+        (c.name, json.dumps(_parsed(c.arguments), sort_keys=True))
+        for m in messages
+        for c in m.tool_calls
+    }
+    if any((c.name, json.dumps(_parsed(c.arguments), sort_keys=True)) in made for c in calls):
+        return True
     said = {
         w.casefold() for m in messages if m.role != "system" for w in _WORD.findall(m.content or "")
     }
