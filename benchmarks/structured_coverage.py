@@ -1,7 +1,9 @@
 """Structured-output coverage on real schemas: tether's local engine vs llama.cpp's own grammar.
 
 A fixed selection of maskbench schemas (sorted file names, evenly spaced: index i*N//count) is
-given to the default local model (Gemma 3 270M, n_ctx 4096, temperature 0) twice:
+given to a bundled local model (--model: Qwen2.5-Coder-0.5B-Instruct, the default, or Gemma 3
+270M; n_ctx 4096, temperature 0) twice, in the model's chat template where it has one (as
+tether renders it), else as plain text:
 
 - `tether`: the schema goes through tether's engine path: `Contract.from_schema` (tether's
   SchemaValidator must compile it), `enforcement_schema()`, `compile_json_schema` (llguidance),
@@ -51,9 +53,25 @@ def parse_args(argv: list[str] | None) -> Any:
         help="seconds of generation per attempt (prompt processing not counted)",
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--model",
+        default="qwen2.5-coder-0.5b-instruct",
+        help="bundled local model: qwen2.5-coder-0.5b-instruct or gemma-3-270m",
+    )
+    parser.add_argument(
+        "--engines",
+        default=",".join(ENGINES),
+        help="comma-separated engines to run (a run with one has no side-by-side ratio)",
+    )
     parser.add_argument("--n-ctx", type=int, default=4096)
     parser.add_argument(
         "--fresh", action="store_true", help="ignore the checkpoint of an earlier run"
+    )
+    parser.add_argument(
+        "--retry-time-capped",
+        action="store_true",
+        help="resuming, run again the attempts the time cap cut (a shared machine's other load "
+        "can slow generation many times over); the count retried is recorded",
     )
     parser.add_argument(
         "--from-results",
@@ -63,6 +81,20 @@ def parse_args(argv: list[str] | None) -> Any:
         "results JSON (same parameters)",
     )
     return parser.parse_args(argv)
+
+
+ALONE_TARGET = 0.8  # the share a run without the peer is held to
+MODEL_NAMES = {
+    "qwen2.5-coder-0.5b-instruct": "Qwen2.5-Coder-0.5B-Instruct",
+    "gemma-3-270m": "Gemma 3 270M",
+}
+
+
+def engines_of(args: Any) -> tuple[str, ...]:
+    chosen = tuple(e for e in ENGINES if e in args.engines.split(","))
+    if "tether" not in chosen:
+        raise SystemExit(f"--engines: run tether, optionally with the others of {ENGINES}")
+    return chosen
 
 
 def select(files: list[Path], count: int) -> list[Path]:
@@ -89,9 +121,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from tether.contracts.contract import Contract
     from tether.contracts.validator import SchemaValidator
+    from tether.messages import Message
     from tether.providers.grammar import GrammarConstraint, compile_json_schema
     from validation import build_jsonschema
 
+    engines = engines_of(args)
     started = bench.utc_now()
     machine = bench.machine()
     folder = bench.check_data(args.data, "schemas", "maskbench")
@@ -105,11 +139,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "time_cap": args.time_cap,
         "n_ctx": args.n_ctx,
         "threads": args.threads,
+        "model": args.model,
+        "engines": list(engines),
     }
     done: dict[tuple[str, str], dict[str, Any]] = {}
     starts: Counter[tuple[str, str]] = Counter()
     first_started = started
-    if checkpoint.exists() and not args.fresh:
+    if args.fresh:
+        checkpoint.unlink(missing_ok=True)
+    if checkpoint.exists():
         lines = [json.loads(x) for x in checkpoint.read_text().splitlines() if x.strip()]
         if lines and lines[0].get("params") == params:
             first_started = lines[0]["started"]
@@ -119,12 +157,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     starts[key] += 1
                 else:
                     done[key] = line
+                    starts[key] = 0
         else:
             lines = []
         if not lines:
             checkpoint.unlink()
     if not checkpoint.exists():
         checkpoint.write_text(json.dumps({"params": params, "started": started}) + "\n")
+    retried = 0
+    if args.retry_time_capped:
+        for key in [k for k, r in done.items() if r["finish"] == "time_cap"]:
+            del done[key]
+            retried += 1
     # An attempt that started but never finished is retried once (the run may have been
     # interrupted); one that started twice without finishing killed the process both times.
     for key in [k for k, times in starts.items() if times >= 2 and k not in done]:
@@ -141,27 +185,50 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         }
         _append(checkpoint, done[key])
 
-    model_path = bench.default_model_path()
+    from tether.providers.gguf_file import bundled_model_file, verify
+    from tether.providers.llamacpp import _token_text
+    from tether.providers.prompt_format import ChatTemplateFormat
+
+    bundled = bundled_model_file(args.model, Path.home() / ".cache" / "tether")
+    if bundled is None:
+        raise SystemExit(f"--model: no bundled model called {args.model!r}")
+    model_path = verify(bundled, model=args.model)
     llm = bench.load_llama(model_path, n_ctx=args.n_ctx, threads=args.threads)
+    chat_template = llm.metadata.get("tokenizer.chat_template")
+    chat = (
+        ChatTemplateFormat(
+            chat_template,
+            eos_token=_token_text(llm, llm.token_eos()),
+            bos_token=_token_text(llm, llm.token_bos()),
+        )
+        if chat_template
+        else None
+    )
+
+    def framed(instruction: str) -> bytes:
+        if chat is None:
+            return instruction.encode("utf-8")
+        return chat.render([Message("user", instruction)]).text.encode("utf-8")
+
     tokenizer = bench.llg_tokenizer(llm)
     vocab = llama_cpp.llama_model_get_vocab(llm.model)
     budget = args.n_ctx - args.max_tokens - 8
 
     def prompt_for(schema: Any) -> tuple[list[int], bool, int]:
         text = json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
-        tokens = llm.tokenize(INSTRUCTION.format(schema=text).encode("utf-8"), special=True)
+        tokens = llm.tokenize(framed(INSTRUCTION.format(schema=text)), special=True)
         if len(tokens) <= budget:
             return tokens, False, len(text)
         low, high = 0, len(text)  # longest prefix of the schema text that fits
         while low < high:
             mid = (low + high + 1) // 2
             cut = INSTRUCTION.format(schema=text[:mid] + " …(truncated)")
-            if len(llm.tokenize(cut.encode("utf-8"), special=True)) <= budget:
+            if len(llm.tokenize(framed(cut), special=True)) <= budget:
                 low = mid
             else:
                 high = mid - 1
         cut = INSTRUCTION.format(schema=text[:low] + " …(truncated)")
-        return llm.tokenize(cut.encode("utf-8"), special=True), True, low
+        return llm.tokenize(framed(cut), special=True), True, low
 
     def generate(tokens: list[int], **kwargs: Any) -> dict[str, Any]:
         # The cap counts generation only: it starts at the first sampled token, after prompt
@@ -257,15 +324,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runners = {"tether": run_tether, "llamacpp_grammar": run_llamacpp}
     wall_start = perf_counter()
     with bench.progress() as bar:
-        task = bar.add_task("coverage", total=len(chosen) * len(ENGINES), status="")
-        bar.update(task, advance=sum(1 for k in done if k[1] in ENGINES))
+        task = bar.add_task("coverage", total=len(chosen) * len(engines), status="")
+        bar.update(task, advance=sum(1 for k in done if k[1] in engines))
         for k, file in enumerate(chosen):
-            if all((file.name, e) in done for e in ENGINES):
+            if all((file.name, e) in done for e in engines):
                 continue
             doc = json.loads(file.read_text(encoding="utf-8"))
             schema = doc["schema"]
             tokens, truncated, schema_chars = prompt_for(schema)
-            order = ENGINES if k % 2 == 0 else ENGINES[::-1]
+            order = engines if k % 2 == 0 else engines[::-1]
             for position, engine in enumerate(order):
                 key = (file.name, engine)
                 if key in done:
@@ -295,14 +362,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 _append(checkpoint, record)
                 tally = {
                     e: sum(1 for (f, x), r in done.items() if x == e and r["valid"])
-                    for e in ENGINES
+                    for e in engines
                 }
-                bar.update(
-                    task,
-                    advance=1,
-                    status=f"valid tether {tally['tether']} / llama.cpp "
-                    f"{tally['llamacpp_grammar']}",
-                )
+                bar.update(task, advance=1, status=" / ".join(f"{e} {n}" for e, n in tally.items()))
     llm.close()
     payload = report(
         args,
@@ -311,7 +373,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         started=first_started,
         machine=machine,
         model_file=model_path.name,
+        engines=engines,
         this_run_s=perf_counter() - wall_start,
+        retried=retried,
     )
     checkpoint.unlink(missing_ok=True)
     return payload
@@ -319,14 +383,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def resummarize(args: Any) -> dict[str, Any]:
     old = json.loads(args.from_results.read_text(encoding="utf-8"))
-    keys = ("count", "max_tokens", "time_cap", "n_ctx", "threads")
+    keys = ("count", "max_tokens", "time_cap", "n_ctx", "threads", "model")
+    old["parameters"].setdefault("model", "gemma-3-270m")  # runs before --model used Gemma
     mismatched = [k for k in keys if old["parameters"].get(k) != getattr(args, k)]
+    engines = tuple(e for e in ENGINES if e in old["engines"])
     if mismatched:
         raise SystemExit(f"--from-results: parameters differ from that run: {mismatched}")
     done = {
         (row["file"], engine): {"file": row["file"], "engine": engine, **row[engine]}
         for row in old["per_schema"]
-        for engine in ENGINES
+        for engine in engines
     }
     machine = old["machine"]
     # load_average_at_end is rewritten on output; keep the measured run's own value apart
@@ -339,6 +405,7 @@ def resummarize(args: Any) -> dict[str, Any]:
         machine=machine,
         model_file=old["parameters"]["model_file"],
         this_run_s=old["this_run_seconds"],
+        engines=engines,
         resummarized=True,
     )
 
@@ -352,10 +419,12 @@ def report(
     machine: dict[str, Any],
     model_file: str,
     this_run_s: float,
+    engines: tuple[str, ...] = ENGINES,
+    retried: int = 0,
     resummarized: bool = False,
 ) -> dict[str, Any]:
     per_engine: dict[str, dict[str, Any]] = {}
-    for engine in ENGINES:
+    for engine in engines:
         rows = [done[(n, engine)] for n in names]
         generated = [r for r in rows if r.get("seconds")]
         toks = sum(r["tokens"] for r in generated)
@@ -382,30 +451,32 @@ def report(
                 for src in sorted({source_of(n) for n in names})
             },
         }
-    both = sum(
-        done[(n, "tether")]["valid"] and done[(n, "llamacpp_grammar")]["valid"] for n in names
-    )
-    only_t = sum(
-        done[(n, "tether")]["valid"] and not done[(n, "llamacpp_grammar")]["valid"] for n in names
-    )
-    only_l = sum(
-        done[(n, "llamacpp_grammar")]["valid"] and not done[(n, "tether")]["valid"] for n in names
-    )
+    peer = "llamacpp_grammar" in engines
+
+    def valid(name: str, engine: str) -> bool:
+        return bool(done[(name, engine)]["valid"]) if (name, engine) in done else False
+
+    both = sum(valid(n, "tether") and valid(n, "llamacpp_grammar") for n in names)
+    only_t = sum(valid(n, "tether") and not valid(n, "llamacpp_grammar") for n in names)
+    only_l = sum(valid(n, "llamacpp_grammar") and not valid(n, "tether") for n in names)
     share_t = per_engine["tether"]["share_valid"]
-    share_l = per_engine["llamacpp_grammar"]["share_valid"]
+    share_l = per_engine["llamacpp_grammar"]["share_valid"] if peer else None
+    model_name = MODEL_NAMES.get(args.model, args.model)
 
     payload: dict[str, Any] = {
         "benchmark": NAME,
         "compared": (
-            "share of maskbench schemas for which the local model (Gemma 3 270M) yields a "
+            f"share of maskbench schemas for which the local model ({model_name}) yields a "
             "schema-valid instance in one attempt: tether's engine (llguidance GrammarConstraint) "
             "vs llama.cpp's own grammar (LlamaGrammar.from_json_schema)"
         ),
         "headline": "tether's share of schemas with a valid instance",
         "value": share_t,
-        "target": share_l,
-        "target_rule": ">= llama.cpp grammar's share",
-        "meets_target": share_t >= share_l,
+        "target": share_l if share_l is not None else ALONE_TARGET,
+        "target_rule": ">= llama.cpp grammar's share"
+        if share_l is not None
+        else f">= {ALONE_TARGET:.0%} (llama.cpp's grammar not run)",
+        "meets_target": share_t >= (share_l if share_l is not None else ALONE_TARGET),
         "date_utc": started,
         "machine": machine,
         "versions": bench.versions("tether", "llama_cpp_python", "llguidance", "jsonschema_rs"),
@@ -453,7 +524,8 @@ def report(
         "only_llamacpp_valid": only_l,
         "engines": per_engine,
         "this_run_seconds": this_run_s,
-        "per_schema": [{"file": n, **{e: _slim(done[(n, e)]) for e in ENGINES}} for n in names],
+        "time_capped_attempts_retried": retried,
+        "per_schema": [{"file": n, **{e: _slim(done[(n, e)]) for e in engines}} for n in names],
     }
     if resummarized:
         payload["resummarized_utc"] = bench.utc_now()
@@ -471,13 +543,36 @@ def report(
             bench.fmt(per_engine[e]["seconds_per_attempt"]["median"], 2),
             bench.fmt(per_engine[e]["tokens_per_s_incl_prompt"], 1),
         )
-        for e in ENGINES
+        for e in engines
     ]
+    notes = [
+        f"both valid {both}, only tether {only_t}, only llama.cpp grammar {only_l}.",
+        "attempts cut off (max_tokens/time cap) while writing a number that never ends "
+        "(30+ digits): "
+        + ", ".join(f"{e} {per_engine[e]['capped_with_runaway_number']}" for e in engines)
+        + ".",
+        f"one attempt per engine, max_tokens {args.max_tokens}, time cap "
+        f"{args.time_cap:.0f} s per attempt, n_ctx {args.n_ctx}, temperature 0.",
+        "by source (tether / llama.cpp valid of schemas): "
+        + "; ".join(
+            f"{src} {v['valid']}/"
+            f"{per_engine['llamacpp_grammar']['by_source'][src]['valid'] if peer else '-'}"
+            f" of {v['schemas']}"
+            for src, v in per_engine["tether"]["by_source"].items()
+        ),
+    ]
+    if retried:
+        notes.append(
+            f"{retried} attempts cut by the time cap while other work loaded the machine were "
+            "run again (--retry-time-capped)."
+        )
+    if not peer:
+        notes[0] = "llama.cpp's grammar was not run (--engines): no side-by-side figures."
     bench.write_results(
         NAME,
         args.out,
         payload,
-        title="Structured-output coverage on maskbench schemas (Gemma 3 270M)",
+        title=f"Structured-output coverage on maskbench schemas ({model_name})",
         header=(
             "engine",
             "valid",
@@ -488,23 +583,10 @@ def report(
             "tokens/s (incl. prompt)",
         ),
         rows=rows,
-        notes=[
-            f"both valid {both}, only tether {only_t}, only llama.cpp grammar {only_l}.",
-            "attempts cut off (max_tokens/time cap) while writing a number that never ends "
-            "(30+ digits): "
-            + ", ".join(f"{e} {per_engine[e]['capped_with_runaway_number']}" for e in ENGINES)
-            + ".",
-            f"one attempt per engine, max_tokens {args.max_tokens}, time cap "
-            f"{args.time_cap:.0f} s per attempt, n_ctx {args.n_ctx}, temperature 0.",
-            "by source (tether / llama.cpp valid of schemas): "
-            + "; ".join(
-                f"{src} {v['valid']}/"
-                f"{per_engine['llamacpp_grammar']['by_source'][src]['valid']} of {v['schemas']}"
-                for src, v in per_engine["tether"]["by_source"].items()
-            ),
-        ],
+        notes=notes,
     )
-    bench.console.print(f"valid share: tether {share_t:.1%} vs llama.cpp grammar {share_l:.1%}")
+    versus = f" vs llama.cpp grammar {share_l:.1%}" if share_l is not None else ""
+    bench.console.print(f"valid share: tether {share_t:.1%}{versus}")
     return payload
 
 
