@@ -61,16 +61,15 @@ def pointer(path: Sequence[str | int]) -> str:
 def _check_references(node: Mapping[str, Any], path: tuple[str | int, ...], source: str) -> None:
     meta = node.get("$schema")
     # A non-string value is a property named "$schema" (only a URI string is ever resolved).
-    if isinstance(meta, str):
-        if meta.removesuffix("#") not in META_SCHEMAS:
-            raise SchemaError(
-                f"$schema {_shown(meta)} is not a bundled draft meta-schema "
-                "(schemas are never fetched)",
-                source=source,
-                pointer=pointer((*path, "$schema")),
-                fix="drop $schema (draft 2020-12 is assumed) or name one of: "
-                + ", ".join(sorted(META_SCHEMAS)),
-            )
+    if isinstance(meta, str) and meta.removesuffix("#") not in META_SCHEMAS:
+        raise SchemaError(
+            f"$schema {_shown(meta)} is not a bundled draft meta-schema "
+            "(schemas are never fetched)",
+            source=source,
+            pointer=pointer((*path, "$schema")),
+            fix="drop $schema (draft 2020-12 is assumed) or name one of: "
+            + ", ".join(sorted(META_SCHEMAS)),
+        )
     for keyword in _REFERENCES:
         ref = node.get(keyword)
         # A non-string value is a property named "$ref", or left to meta-validation.
