@@ -1,6 +1,6 @@
 """Cut the vendored test samples in tests/data/ from a full copy of the data sets.
 
-    python tests/data/cut_samples.py --source ../shared/data
+    python tests/data/cut_samples.py --source FULL_COPY
 
 The full copy has the layout of tests/data (json/, schemas/maskbench/, sentiment/, paraphrase/).
 Every file is copied byte for byte; a sample only leaves files or rows out:
