@@ -14,6 +14,7 @@ import openai
 import pytest
 from sqlalchemy import select
 
+from tests.tools import weather_tool
 from tether import FakeProvider, ModelSettings
 from tether.messages import ToolCall
 from tether.providers.base import Capabilities
@@ -21,18 +22,7 @@ from tether.store.tables import requests
 
 from .conftest import LiveGateway, gateway_settings, live_gateway
 
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]}},
-            "required": ["city"],
-        },
-    },
-}
+WEATHER = weather_tool(unit=True)
 TIME = {
     "type": "function",
     "function": {

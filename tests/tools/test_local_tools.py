@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from tests.server.conftest import LiveGateway, gateway_settings, live_gateway
+from tests.tools import weather_tool
 from tether.providers.llamacpp import LlamaCppProvider
 
 pytestmark = pytest.mark.local_model
@@ -69,18 +70,7 @@ def test_auto_answers_with_a_valid_call_or_text(sdk: openai.OpenAI) -> None:
         assert not choice.message.content.startswith("<tool_call>")
 
 
-CITY_ONLY: Any = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
+CITY_ONLY = weather_tool()
 
 
 def test_auto_calls_the_tool_a_question_needs(sdk: openai.OpenAI) -> None:

@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from tests.server.conftest import LiveGateway, gateway_settings, live_gateway, upstream_gateway
+from tests.tools import weather_tool
 from tests.upstream import ScriptedUpstream, answer, tool_call
 from tether import ModelSettings
 from tether.messages import (
@@ -24,20 +25,7 @@ from tether.messages import (
 )
 from tether.providers.openai_compat import OpenAICompatProvider
 
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-            "additionalProperties": False,
-        },
-        "strict": True,
-    },
-}
+WEATHER = weather_tool(strict=True)
 LOGPROBS = {
     "content": [
         {
