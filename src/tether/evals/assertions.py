@@ -3,6 +3,7 @@ written in a spec file) and one check function, registered by its `type`."""
 
 from __future__ import annotations
 
+import functools
 import importlib.machinery
 import importlib.util
 import re
@@ -260,9 +261,18 @@ def _check_module(name: str, folder: Path | None) -> ModuleType | Outcome:
     not be able to call `os:system` (or any installed module) with the model's output."""
     if folder is None or not name.isidentifier():
         return Outcome(False, f"python checks load a module beside the spec file, not {name!r}")
-    found = importlib.machinery.PathFinder.find_spec(name, [str(folder)])
-    if found is None or found.loader is None:
+    module = _load_beside(name, str(folder))
+    if module is None:
         return Outcome(False, f"no module {name!r} beside the spec file in {folder}")
+    return module
+
+
+@functools.lru_cache(maxsize=64)
+def _load_beside(name: str, folder: str) -> ModuleType | None:
+    """Executed once per folder and name, not once per assertion."""
+    found = importlib.machinery.PathFinder.find_spec(name, [folder])
+    if found is None or found.loader is None:
+        return None
     module = importlib.util.module_from_spec(found)
     found.loader.exec_module(module)
     return module
