@@ -9,34 +9,11 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from tether.costs.limits.quota import Allowance, Quota
 from tether.errors import BudgetExhausted, LimitExceeded
 from tether.server.keys import ApiKey
 
 WINDOW_S = 60.0
-
-
-@dataclass(frozen=True)
-class Allowance:
-    limit: int
-    remaining: int
-    reset_s: float  # until the oldest counted use leaves the window
-
-
-@dataclass(frozen=True)
-class Quota:
-    """What is left of a key's rate limits, as OpenAI's `x-ratelimit-*` headers say it."""
-
-    requests: Allowance | None = None
-    tokens: Allowance | None = None
-
-    def headers(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for unit, allowance in (("requests", self.requests), ("tokens", self.tokens)):
-            if allowance is not None:
-                out[f"x-ratelimit-limit-{unit}"] = str(allowance.limit)
-                out[f"x-ratelimit-remaining-{unit}"] = str(allowance.remaining)
-                out[f"x-ratelimit-reset-{unit}"] = f"{allowance.reset_s:.3f}s"
-        return out
 
 
 class Limiter:

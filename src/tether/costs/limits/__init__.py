@@ -1,0 +1,1 @@
+"""Rate limits and money budgets: one store interface, three backends."""

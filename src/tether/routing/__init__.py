@@ -1,0 +1,1 @@
+"""Routing: policies that pick the model for a request, fallbacks, circuit breakers."""

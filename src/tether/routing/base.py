@@ -1,0 +1,43 @@
+"""What a routing policy is: given a request, pick the model that answers it (or answer it
+outright), and say why. Policies are small, deterministic and fast: they run on every request."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from tether.messages import Message
+
+
+@dataclass(frozen=True)
+class RouteInput:
+    """What a policy may look at."""
+
+    messages: tuple[Message, ...]
+    prompt: str | None = None  # the registered prompt's name, when the call ran one
+    inputs: Mapping[str, object] = field(default_factory=dict)  # the prompt's variables
+    metadata: Mapping[str, str] = field(default_factory=dict)  # caller-supplied tags
+
+    @property
+    def text(self) -> str:
+        """The user's side of the conversation, as one string (what rules and models read)."""
+        return "\n".join(m.content for m in self.messages if m.role == "user")
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """A model to call, or an answer made without one (`answer` set, `model` None)."""
+
+    model: str | None
+    reason: str  # shown in the request log and the request detail page
+    policy: str  # the policy's kind, e.g. "rules", "learned"
+    score: float | None = None  # e.g. the learned policy's predicted pass probability
+    answer: str | None = None
+
+
+class RoutePolicy(ABC):
+    kind: str
+
+    @abstractmethod
+    def decide(self, request: RouteInput) -> RouteDecision: ...
