@@ -11,6 +11,7 @@ from rich.table import Table
 from tether.cli.common import ConfigOption, open_client, reported_errors, stdout
 from tether.contracts.contract import Contract
 from tether.contracts.preflight import Enforcement
+from tether.costs.catalog import price_for
 
 
 def models(config: ConfigOption = None) -> None:
@@ -18,7 +19,7 @@ def models(config: ConfigOption = None) -> None:
     with reported_errors(), open_client(config) as client:
         table = Table(title="models")
         for column in ("name", "provider / model", "enforcement", "capabilities", "context",
-                       "$ per M tokens in/out"):  # fmt: skip
+                       "$ per M tokens in/out", "price from"):  # fmt: skip
             table.add_column(column)
         for info in client.models():
             caps = info.capabilities
@@ -35,6 +36,7 @@ def models(config: ConfigOption = None) -> None:
                 ", ".join(name for name, on in flags.items() if on) or "-",
                 str(caps.context_window or "-"),
                 f"{info.price.input_per_million:g} / {info.price.output_per_million:g}",
+                price_for(info.name, client.settings.models.get(info.name)).source,
             )
         stdout.print(table)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
+from tether.costs.catalog import PricedModel, price_for
 from tether.errors import ModelNotFound
 from tether.providers.base import Provider
 from tether.providers.registry import create_provider
@@ -23,7 +24,7 @@ class ProviderPool:
     def resolve(self, name: str | None) -> tuple[str, Provider, PriceSettings]:
         key = name or self._settings.default_model
         configured = self._settings.models.get(key)
-        price = configured.price if configured else PriceSettings()
+        price = price_for(key, configured).price
         with self._lock:
             provider = self._providers.get(key)
             if provider is None:
@@ -32,6 +33,11 @@ class ProviderPool:
                 provider = create_provider(key, configured, self._settings)
                 self._providers[key] = provider
         return key, provider, price
+
+    def priced(self, name: str | None) -> PricedModel:
+        """The price `name` is charged at and where it comes from (settings, catalog, none)."""
+        key = name or self._settings.default_model
+        return price_for(key, self._settings.models.get(key))
 
     def close(self) -> None:
         with self._lock:
