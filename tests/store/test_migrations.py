@@ -95,10 +95,12 @@ def test_rows_written_before_an_upgrade_survive_it(kind: str, tmp_path: Path) ->
                 ),
                 {"at": datetime.now(UTC)},
             )
-        assert migrate(engine) == [3]
+        assert migrate(engine) == [m[0] for m in MIGRATIONS if m[0] > 2]
         with engine.connect() as conn:
-            row = conn.execute(sa.text("SELECT name, expires_at FROM api_keys")).one()
-        assert tuple(row) == ("old", None)
+            row = conn.execute(
+                sa.text("SELECT name, expires_at, budget_period FROM api_keys")
+            ).one()
+        assert tuple(row) == ("old", None, None)
 
 
 def test_open_database_applies_each_migration_once(database_url: str) -> None:

@@ -6,6 +6,7 @@ that hold text from requests or model outputs use the NUL-safe types (same DDL a
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -89,6 +90,7 @@ api_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
     Column("expires_at", DateTime(timezone=True)),  # migration 3
+    Column("budget_period", Text),  # migration 4: day, month or total (NULL: total)
 )
 
 requests = Table(
@@ -131,4 +133,35 @@ feedback = Table(
     Column("comment", NulSafeText),
     Column("key_id", String(40)),
     Column("at", DateTime(timezone=True), nullable=False),
+)
+
+# Migration 4: shared limits (costs/limits/database.py). Requests and tokens per scope per
+# minute (a sliding minute is weighted from two of these), money per scope per period bucket
+# in nano-dollars, and the reservations not yet settled.
+limit_windows = Table(
+    "limit_windows",
+    metadata,
+    Column("scope", Text, primary_key=True),
+    Column("unit", String(10), primary_key=True),  # requests or tokens
+    Column("minute", Integer, primary_key=True, autoincrement=False),  # epoch seconds // 60
+    Column("used", BigInteger, nullable=False),
+)
+
+limit_budgets = Table(
+    "limit_budgets",
+    metadata,
+    Column("scope", Text, primary_key=True),
+    Column("bucket", String(10), primary_key=True),  # 2026-12-01, 2026-12 or total
+    Column("spent_nano", BigInteger, nullable=False),
+    Column("held_nano", BigInteger, nullable=False),
+)
+
+limit_reservations = Table(
+    "limit_reservations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("nano", BigInteger, nullable=False),  # held against each budget of the claim
+    Column("tokens", BigInteger, nullable=False),  # held against each tpm of the claim
+    Column("minute", Integer, nullable=False),  # window of the latest attempt's tokens
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

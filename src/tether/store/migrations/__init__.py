@@ -27,7 +27,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from tether.store.migrations import m001_prompt_registry, m002_gateway, m003_key_expiry
+from tether.store.migrations import (
+    m001_prompt_registry,
+    m002_gateway,
+    m003_key_expiry,
+    m004_limits,
+)
 
 Migration = tuple[int, str, Callable[[Connection], None]]
 
@@ -35,6 +40,7 @@ MIGRATIONS: list[Migration] = [
     (1, m001_prompt_registry.NAME, m001_prompt_registry.apply),
     (2, m002_gateway.NAME, m002_gateway.apply),
     (3, m003_key_expiry.NAME, m003_key_expiry.apply),
+    (4, m004_limits.NAME, m004_limits.apply),
 ]
 
 _metadata = MetaData()
