@@ -31,7 +31,7 @@
         ├── KeyScopeError            the key may not use that model or prompt
         ├── LimitExceeded            a request or token rate limit (retry_after_s)
         │   └── LoginThrottled       too many failed admin credentials from one client or all
-        └── BudgetExhausted          the key's money budget is spent
+        └── BudgetExhausted          a key's or prompt's money budget is spent (scope)
 
 Every error carries structured fields so callers (the CLI, the gateway) never parse messages.
 An error that ends a request after provider calls carries them in `attempts`: they were billed.
@@ -343,11 +343,28 @@ class LoginThrottled(LimitExceeded):
 
 
 class BudgetExhausted(AccessError):
-    def __init__(self, key_id: str, spent: float, budget: float) -> None:
+    """A money budget has no room for the request: `scope` names whose ("key:<id>" or
+    "prompt:<name>"), `period` and `bucket` which one ("month", "2026-12")."""
+
+    def __init__(
+        self,
+        *,
+        scope: str,
+        period: str,
+        spent_usd: float,
+        limit_usd: float,
+        fix: str,
+        bucket: str = "total",
+    ) -> None:
+        which = "total budget" if period == "total" else f"budget for {period} {bucket}"
         super().__init__(
-            f"key {key_id} has spent ${spent:.4f} of its ${budget:.4f} budget",
-            fix="raise the key's budget or use another key",
+            f"{scope} has spent ${spent_usd:.4f} of its ${limit_usd:.4f} {which}", fix=fix
         )
+        self.scope = scope
+        self.period = period
+        self.bucket = bucket
+        self.spent_usd = spent_usd
+        self.limit_usd = limit_usd
 
 
 class InvalidRequest(TetherError):

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from tether.costs.limits.config import BudgetSettings, LimitSettings
 from tether.errors import ConfigError
 
 CONFIG_ENV = "TETHER_CONFIG"
@@ -224,6 +225,10 @@ class Settings(_Strict):
         "may be imported from; nothing else is ever imported",
     )
     server: ServerSettings = ServerSettings()
+    limits: LimitSettings = LimitSettings()
+    budgets: list[BudgetSettings] = Field(
+        default_factory=list, description="money budgets per prompt, whatever the key"
+    )
     source: str = Field(default="defaults", exclude=True)
 
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,13 @@ from tether.cli.common import ConfigOption, reported_errors, stdout
 from tether.server.keys import KeyStore, parse_duration, parse_expiry
 from tether.settings import Settings
 from tether.store.engine import open_database
+
+
+class BudgetPeriod(StrEnum):
+    day = "day"
+    month = "month"
+    total = "total"
+
 
 app = typer.Typer(help="Virtual API keys for the gateway.", no_args_is_help=True)
 
@@ -49,6 +57,9 @@ def create(
     rpm: Annotated[int | None, typer.Option(min=1, help="requests per minute")] = None,
     tpm: Annotated[int | None, typer.Option(min=1, help="tokens per minute")] = None,
     budget: Annotated[float | None, typer.Option(min=0, help="money budget in USD")] = None,
+    budget_period: Annotated[
+        BudgetPeriod, typer.Option(help="when the budget starts afresh (calendar, UTC)")
+    ] = BudgetPeriod.total,
     expires_in: Annotated[
         timedelta | None,
         typer.Option(parser=_duration, metavar="30d", help="expire after 45s, 90m, 12h, 30d, 2w"),
@@ -71,6 +82,7 @@ def create(
             rpm=rpm,
             tpm=tpm,
             budget_usd=budget,
+            budget_period=budget_period.value,
             expires_at=expiry,
         )
         stdout.print(f"created {key.id} ({escape(name)}); the secret is shown only once:")
@@ -97,7 +109,7 @@ def list_keys(config: ConfigOption = None) -> None:
                 str(key.rpm or "-"),
                 str(key.tpm or "-"),
                 f"{spent.get(key.id, 0.0):.6f}",
-                f"{key.budget_usd:g}" if key.budget_usd is not None else "-",
+                f"{key.budget_usd:g}/{key.budget_period}" if key.budget_usd is not None else "-",
                 f"{key.created_at:%Y-%m-%d %H:%M}",
                 f"{key.expires_at:%Y-%m-%d %H:%M}" if key.expires_at else "",
                 f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "",

@@ -3,11 +3,16 @@ provider reported billing before it failed."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tether.costs.pricing import cost_usd
 from tether.errors import ProviderError, TetherError
 from tether.messages import Usage
 from tether.result import Attempt
-from tether.settings import PriceSettings
+
+if TYPE_CHECKING:
+    # tether.settings imports this package (limit settings): a type-only import
+    from tether.settings import PriceSettings
 
 
 def failed_attempt(

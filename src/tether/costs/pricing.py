@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tether.messages import Usage
-from tether.settings import PriceSettings
+
+if TYPE_CHECKING:
+    # tether.settings imports this package (limit settings): a type-only import
+    from tether.settings import PriceSettings
 
 _MILLION = 1_000_000
 

@@ -173,6 +173,9 @@ async def create_key(request: Request) -> Response:
     name, models, prompts = _str(body, "name"), _names(body, "models"), _names(body, "prompts")
     rpm, tpm, budget = _whole(body, "rpm"), _whole(body, "tpm"), _number(body, "budget_usd")
     expires_at = _expiry(body)
+    budget_period = body.get("budget_period", "total")
+    if not isinstance(budget_period, str):  # None too: leave the field out for "total"
+        raise InvalidRequest("`budget_period` must be a string", param="budget_period")
     key, secret = await in_thread(
         lambda: gateway.keys.create(
             name,
@@ -182,6 +185,7 @@ async def create_key(request: Request) -> Response:
             tpm=tpm,
             budget_usd=budget,
             expires_at=expires_at,
+            budget_period=budget_period,
         ),
         what=KEYS,
     )

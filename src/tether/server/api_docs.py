@@ -110,6 +110,9 @@ class CreateKeyBody(_Doc):
     rpm: int | None = Field(default=None, ge=0)
     tpm: int | None = Field(default=None, ge=0)
     budget_usd: float | None = Field(default=None, ge=0)
+    budget_period: Literal["day", "month", "total"] = Field(
+        default="total", description="when budget_usd starts afresh (calendar, UTC)"
+    )
     expires_at: str | None = Field(default=None, description="ISO 8601 with a timezone")
 
 

@@ -16,6 +16,7 @@ MAX_RATE = 2**31 - 1  # rpm and tpm live in 32-bit integer columns on PostgreSQL
 MAX_BUDGET_USD = 1e9
 MAX_NAME_CHARS = 200
 MAX_SCOPE_ENTRIES = 1000
+BUDGET_PERIODS = ("day", "month", "total")
 
 
 def check_key_fields(
@@ -26,6 +27,7 @@ def check_key_fields(
     rpm: int | None,
     tpm: int | None,
     budget_usd: float | None,
+    budget_period: str = "total",
 ) -> None:
     if not name.strip() or len(name) > MAX_NAME_CHARS:
         raise InvalidRequest(
@@ -53,4 +55,8 @@ def check_key_fields(
     ):
         raise InvalidRequest(
             f"`budget_usd` must be between 0 and {MAX_BUDGET_USD:g}", param="budget_usd"
+        )
+    if budget_period not in BUDGET_PERIODS:
+        raise InvalidRequest(
+            f"`budget_period` must be one of {', '.join(BUDGET_PERIODS)}", param="budget_period"
         )

@@ -52,6 +52,7 @@ class ApiKey:
     created_at: datetime
     revoked_at: datetime | None
     expires_at: datetime | None = None
+    budget_period: str = "total"  # day, month or total: when budget_usd starts afresh
 
     def allows_model(self, model: str, *, via_prompt: bool = False) -> bool:
         """A key scoped to prompts only may reach models through those prompts, not raw chat."""
@@ -76,6 +77,7 @@ class ApiKey:
             "rpm": self.rpm,
             "tpm": self.tpm,
             "budget_usd": self.budget_usd,
+            "budget_period": self.budget_period,
             "created_at": self.created_at.isoformat(),
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
@@ -132,6 +134,7 @@ def _key(row: Row[Any]) -> ApiKey:
         created_at=created,
         revoked_at=_utc(row.revoked_at),
         expires_at=_utc(row.expires_at),
+        budget_period=row.budget_period or "total",  # keys made before migration 4
     )
 
 
@@ -218,10 +221,17 @@ class KeyStore:
         tpm: int | None = None,
         budget_usd: float | None = None,
         expires_at: datetime | None = None,
+        budget_period: str = "total",
     ) -> tuple[ApiKey, str]:
         """A new key and its secret; the secret is not stored and cannot be shown again."""
         check_key_fields(
-            name, models=models, prompts=prompts, rpm=rpm, tpm=tpm, budget_usd=budget_usd
+            name,
+            models=models,
+            prompts=prompts,
+            rpm=rpm,
+            tpm=tpm,
+            budget_usd=budget_usd,
+            budget_period=budget_period,
         )
         if expires_at is not None and expires_at.tzinfo is None:
             raise InvalidRequest("`expires_at` must carry a timezone", param="expires_at")
@@ -241,6 +251,7 @@ class KeyStore:
             "created_at": datetime.now(UTC),
             "revoked_at": None,
             "expires_at": expires_at,
+            "budget_period": budget_period,
         }
         with self._engine.begin() as conn:
             conn.execute(insert(api_keys).values(**row))

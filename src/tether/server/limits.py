@@ -7,8 +7,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
 
+from tether.costs.limits.base import Budget
 from tether.costs.limits.quota import Allowance, Quota
 from tether.errors import BudgetExhausted, LimitExceeded
 from tether.server.keys import ApiKey
@@ -31,7 +31,14 @@ class Limiter:
             if key.budget_usd is not None:
                 spent = self._spent.get(key.id, 0.0)
                 if spent >= key.budget_usd:
-                    raise BudgetExhausted(key.id, spent, key.budget_usd)
+                    budget = Budget.for_key(key.id, key.budget_usd, "total")
+                    raise BudgetExhausted(
+                        scope=budget.scope,
+                        period=budget.period,
+                        spent_usd=spent,
+                        limit_usd=budget.limit_usd,
+                        fix=budget.fix,
+                    )
             if key.tpm is not None:
                 window = self._trim_tokens(key.id, now)
                 used = sum(n for _, n in window)

@@ -8,7 +8,14 @@ actually billed. Reserving is atomic in every backend: concurrent requests, in o
 in several sharing a store, can overshoot a budget by at most one request's maximum.
 
 Money is counted in integer nano-dollars inside the stores (floats drift when added many
-times); the interface speaks USD.
+times); the interface speaks USD. A request needs at least one nano-dollar of room, so a spent
+budget refuses even a request priced at zero.
+
+Tokens of each attempt count against tpm from the moment they are held; settling corrects the
+latest attempt's count by the difference between what was used and what was held.
+
+A reservation that is never settled (its replica died mid-call) keeps its hold: money is never
+under-counted, it only stays held until the period ends.
 """
 
 from __future__ import annotations
@@ -21,6 +28,12 @@ from tether.costs.limits.quota import Quota
 
 Period = Literal["day", "month", "total"]
 NANO = 1_000_000_000  # nano-dollars per dollar
+WINDOW_S = 60.0  # rate limits count over a sliding minute
+
+
+def nano(usd: float) -> int:
+    """USD as integer nano-dollars (never negative)."""
+    return max(round(usd * NANO), 0)
 
 
 @dataclass(frozen=True)
@@ -31,6 +44,26 @@ class Budget:
     limit_usd: float
     period: Period
     fix: str  # how to raise it, shown in the error
+
+    @classmethod
+    def for_key(cls, key_id: str, limit_usd: float, period: Period) -> Budget:
+        return cls(
+            f"key:{key_id}",
+            limit_usd,
+            period,
+            fix="wait for the next period, use another key, or ask an admin for a key with a "
+            "larger budget (`tether keys create --budget ... --budget-period ...`)",
+        )
+
+    @classmethod
+    def for_prompt(cls, prompt: str, limit_usd: float, period: Period) -> Budget:
+        return cls(
+            f"prompt:{prompt}",
+            limit_usd,
+            period,
+            fix=f"raise usd in the [[budgets]] entry for prompt {prompt!r} in tether.toml, "
+            "or wait for the next period",
+        )
 
 
 @dataclass(frozen=True)
@@ -81,16 +114,19 @@ class LimitStore(ABC):
 
     @abstractmethod
     async def extend(self, reservation: Reservation, *, tokens: int, cost_usd: float) -> None:
-        """Hold more for a further attempt; raise as `reserve` does when it does not fit."""
+        """Hold `tokens` and `cost_usd` more for a further attempt (added to what is held; not
+        a new request against rpm); raise as `reserve` does when it does not fit, holding
+        nothing more."""
 
     @abstractmethod
     async def settle(self, reservation: Reservation, *, tokens: int, cost_usd: float) -> None:
         """Replace what is held by what was used (tokens against tpm, money against budgets).
-        Called once per reservation, whatever happened to the request."""
+        Called once per reservation, whatever happened to the request; a second call is
+        ignored (the store, not only this object, remembers it was settled)."""
 
     @abstractmethod
     async def spent(self, budget: Budget) -> float:
         """Money settled plus held against `budget` in its current period."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 (most stores hold nothing to release)
         """Release connections."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -27,3 +28,14 @@ class Quota:
                 out[f"x-ratelimit-remaining-{unit}"] = str(allowance.remaining)
                 out[f"x-ratelimit-reset-{unit}"] = f"{allowance.reset_s:.3f}s"
         return out
+
+
+def tightest(allowances: Sequence[tuple[str, Allowance]]) -> Quota:
+    """One Quota from several scopes' allowances ((unit, allowance) pairs): per unit, the one
+    with the least left, since that one refuses first."""
+    least: dict[str, Allowance] = {}
+    for unit, allowance in allowances:
+        held = least.get(unit)
+        if held is None or allowance.remaining < held.remaining:
+            least[unit] = allowance
+    return Quota(least.get("requests"), least.get("tokens"))
