@@ -112,6 +112,9 @@ def _admin_keys(gw: LiveGateway, body: dict[str, Any]) -> httpx2.Response:
         ({"name": ""}, "name"),
         ({"name": "x" * 201}, "name"),
         ({"models": [""]}, "models"),
+        ({"budget_period": "week"}, "budget_period"),
+        ({"budget_period": 30}, "budget_period"),
+        ({"budget_period": None}, "budget_period"),
     ],
 )
 def test_admin_key_fields_are_bounded(gw: LiveGateway, body: dict[str, Any], param: str) -> None:
@@ -126,6 +129,14 @@ def test_admin_key_fields_in_bounds_are_stored(gw: LiveGateway) -> None:
     response = _admin_keys(gw, {"rpm": 0, "tpm": 2**31 - 1, "budget_usd": 0})
     assert response.status_code == 201, response.text
     assert (response.json()["rpm"], response.json()["budget_usd"]) == (0, 0)
+    assert response.json()["budget_period"] == "total"  # left out: the budget never resets
+
+
+def test_admin_key_budget_period_is_stored(gw: LiveGateway) -> None:
+    response = _admin_keys(gw, {"budget_usd": 5, "budget_period": "day"})
+    assert response.status_code == 201, response.text
+    assert response.json()["budget_period"] == "day"
+    assert gw.gateway.keys.get(response.json()["id"]).budget_period == "day"
 
 
 def test_invalid_json_from_the_upstream_is_502_naming_it(
