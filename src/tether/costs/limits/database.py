@@ -37,6 +37,7 @@ from tether.costs.limits.base import (
 from tether.costs.limits.periods import bucket
 from tether.costs.limits.quota import Allowance, tightest
 from tether.costs.limits.refusals import budget_refused, rate_refused, room_needed
+from tether.store.engine import open_database
 from tether.store.offload import in_thread
 from tether.store.tables import limit_budgets, limit_reservations, limit_windows
 
@@ -54,10 +55,10 @@ class DatabaseLimitStore(LimitStore):
         self._owns_engine = owns_engine
 
     @classmethod
-    def open(cls, database_url: str) -> DatabaseLimitStore:
-        from tether.store.engine import open_database
-
-        return cls(open_database(database_url), owns_engine=True)
+    def open(
+        cls, database_url: str, *, clock: Callable[[], float] = time.time
+    ) -> DatabaseLimitStore:
+        return cls(open_database(database_url), clock=clock, owns_engine=True)
 
     async def reserve(self, claim: Claim) -> Reservation:
         now = self._clock()

@@ -58,12 +58,18 @@ class RedisLimitStore(LimitStore):
         self._settle = client.register_script(SETTLE)
 
     @classmethod
-    def open(cls, url: str, *, key_prefix: str = "tether") -> RedisLimitStore:
+    def open(
+        cls,
+        url: str,
+        *,
+        key_prefix: str = "tether",
+        clock: Callable[[], float] | None = None,
+    ) -> RedisLimitStore:
         # A burst waits for a free connection (up to POOL_WAIT_S) instead of failing at once.
         pool = BlockingConnectionPool.from_url(
             url, max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_S, socket_timeout=TIMEOUT_S
         )
-        return cls(Redis(connection_pool=pool), key_prefix=key_prefix)
+        return cls(Redis(connection_pool=pool), key_prefix=key_prefix, clock=clock)
 
     def _now(self) -> float:
         return self._test_clock() if self._test_clock is not None else time.time()
