@@ -179,12 +179,15 @@ def test_empty_range_has_no_rows_and_zero_totals(engine: sa.Engine) -> None:
 
 
 def test_daily_costs_fill_missing_days(engine: sa.Engine) -> None:
-    days = daily_costs(engine, date(2026, 3, 8), date(2026, 3, 10))
+    days = daily_costs(engine, datetime(2026, 3, 8, tzinfo=UTC), UNTIL)
     assert days == [
         (date(2026, 3, 8), 0.0),
         (date(2026, 3, 9), pytest.approx(2.0)),
         (date(2026, 3, 10), pytest.approx(1.75)),
     ]
+    # a range that starts mid-day counts only that part of its first day
+    late = daily_costs(engine, NOON + timedelta(minutes=1), NOON + timedelta(days=1))
+    assert late == [(date(2026, 3, 10), 0.0), (date(2026, 3, 11), 0.0)]
 
 
 def test_unknown_dimension_is_refused(engine: sa.Engine) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tether.cli import generate, keys, models, prompt_tests, prompts, serve
+from tether.cli import costs, generate, keys, models, prompt_tests, prompts, serve
 
 app = typer.Typer(
     name="tether",
@@ -19,6 +19,7 @@ prompts.register(app)
 prompt_tests.register(app)
 keys.register(app)
 serve.register(app)
+costs.register(app)
 
 
 def main() -> None:

@@ -102,7 +102,8 @@ def cost_breakdown(
 ) -> CostReport:
     """Requests, tokens and cost per group over [since, until), and the range's totals.
 
-    Rows come most expensive first, or in day order when the first dimension is "day"."""
+    Rows come most expensive first, or in label order (days in order) when "day" is one of
+    the dimensions."""
     unknown = [d for d in by if d not in DIMENSIONS]
     if unknown:
         raise ValueError(f"unknown dimension {unknown[0]!r}; choose from {', '.join(DIMENSIONS)}")
@@ -130,7 +131,7 @@ def cost_breakdown(
         found = conn.execute(query).all()
         names = _key_names(conn, found, dimensions, per_dimension) if "key" in dimensions else {}
     rows = [_row(r, dimensions, per_dimension, names) for r in found if keys or r.requests]
-    if dimensions and dimensions[0] == "day":
+    if "day" in dimensions:
         rows.sort(key=lambda r: tuple(v or "" for v in r.group))
     else:
         rows.sort(key=lambda r: (-r.cost_usd, tuple(v or "" for v in r.group)))
@@ -190,10 +191,11 @@ def _total(rows: Sequence[CostRow]) -> CostRow:
     )
 
 
-def daily_costs(engine: Engine, first: date, last: date) -> list[tuple[date, float]]:
-    """Cost per UTC day from `first` to `last` inclusive, days without requests at zero."""
-    since = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    until = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+def daily_costs(engine: Engine, since: datetime, until: datetime) -> list[tuple[date, float]]:
+    """Cost per UTC day over [since, until), every day of the range listed (zero when
+    nothing was spent); the first and last days count only their part inside the range."""
+    since, until = _utc(since) or since, _utc(until) or until
     spent = {r.group[0]: r.cost_usd for r in cost_breakdown(engine, ["day"], since, until).rows}
+    first, last = since.date(), (until - timedelta(microseconds=1)).date()
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     return [(d, spent.get(d.isoformat(), 0.0)) for d in days]
