@@ -26,6 +26,7 @@ from pydantic import (
 
 from tether.costs.limits.config import BudgetSettings, LimitSettings
 from tether.errors import ConfigError
+from tether.routing.config import RouterSettings
 
 CONFIG_ENV = "TETHER_CONFIG"
 DEFAULT_CONFIG_FILE = "tether.toml"
@@ -223,6 +224,10 @@ class Settings(_Strict):
         default_factory=lambda: list(DEFAULT_PROMPT_MODEL_MODULES),
         description="modules (and the packages below them) that a prompt spec's `output.model` "
         "may be imported from; nothing else is ever imported",
+    )
+    routers: dict[str, RouterSettings] = Field(
+        default_factory=dict,
+        description='routing policies by name; a call picks one with model="router:NAME"',
     )
     server: ServerSettings = ServerSettings()
     limits: LimitSettings = LimitSettings()

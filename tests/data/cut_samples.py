@@ -11,6 +11,10 @@ Every file is copied byte for byte; a sample only leaves files or rows out:
 - sentiment/yelp_labelled.tsv: the header line plus YELP_ROWS review lines drawn with
   random.Random(SEED).sample over the review lines (lines split on b"\\n" only), kept in file
   order.
+- routing/mmlu/: three whole files (MMLU_FILES).
+- routing/gsm8k/gsm8k_responses.csv: the header record plus GSM8K_ROWS records drawn with
+  random.Random(SEED).sample, kept in file order; a record (quoted fields span lines) is copied
+  byte for byte.
 - schemas/maskbench/*.json: of the files of at most MASKBENCH_MAX_BYTES bytes (sorted by name),
   MASKBENCH_FILES drawn with random.Random(SEED).sample, kept in name order.
 
@@ -32,9 +36,15 @@ YELP_ROWS = 200
 MASKBENCH_FILES = 300
 MASKBENCH_MAX_BYTES = 100_000
 MASKBENCH_MAX_TOTAL = 5_000_000
+GSM8K_ROWS = 250
+GSM8K = "routing/gsm8k/gsm8k_responses.csv"
+MMLU_FILES = tuple(
+    f"routing/mmlu/mmlu_{domain}.csv"
+    for domain in ("abstract_algebra", "college_physics", "global_facts")
+)
 
 HERE = Path(__file__).resolve().parent
-WHOLE = ("json/blns/blns.json", "paraphrase/stsb-en-dev.csv")
+WHOLE = ("json/blns/blns.json", "paraphrase/stsb-en-dev.csv", *MMLU_FILES)
 FOLDERS = ("json/JSONTestSuite", "schemas/maskbench")  # emptied of *.json before a cut
 
 
@@ -48,6 +58,30 @@ def yelp_sample(data: bytes) -> bytes:
     keep = sorted(random.Random(SEED).sample(range(len(reviews)), YELP_ROWS))
     chosen = [header, *(reviews[i] for i in keep)]
     return b"\n".join(chosen) + (b"\n" if trailing else b"")
+
+
+def csv_records(data: bytes) -> list[bytes]:
+    """The file's CSV records as their raw bytes: a record whose quoted field holds line breaks
+    spans several lines."""
+    lines = data.splitlines(keepends=True)
+    records: list[bytes] = []
+    pending: list[bytes] = []
+    for line in lines:
+        pending.append(line)
+        # A record ends where its quotes balance (a doubled quote inside a field counts twice).
+        if b"".join(pending).count(b'"') % 2 == 0:
+            records.append(b"".join(pending))
+            pending = []
+    if pending:
+        records.append(b"".join(pending))
+    return records
+
+
+def gsm8k_sample(data: bytes) -> bytes:
+    """The header record and GSM8K_ROWS seeded records, in file order, bytes unchanged."""
+    header, *rows = csv_records(data)
+    keep = sorted(random.Random(SEED).sample(range(len(rows)), GSM8K_ROWS))
+    return header + b"".join(rows[i] for i in keep)
 
 
 def maskbench_sample(folder: Path) -> list[Path]:
@@ -73,6 +107,8 @@ def cut(source: Path, dest: Path) -> None:
     yelp = "sentiment/yelp_labelled.tsv"
     (dest / yelp).parent.mkdir(parents=True, exist_ok=True)
     (dest / yelp).write_bytes(yelp_sample((source / yelp).read_bytes()))
+    (dest / GSM8K).parent.mkdir(parents=True, exist_ok=True)
+    (dest / GSM8K).write_bytes(gsm8k_sample((source / GSM8K).read_bytes()))
     schemas = maskbench_sample(source / "schemas" / "maskbench")
     total = sum(p.stat().st_size for p in schemas)
     if total > MASKBENCH_MAX_TOTAL:
@@ -87,7 +123,7 @@ def data_files(root: Path) -> dict[str, bytes]:
         for folder in FOLDERS
         for p in (root / folder).glob("*.json")
     }
-    for relative in (*WHOLE, "sentiment/yelp_labelled.tsv"):
+    for relative in (*WHOLE, "sentiment/yelp_labelled.tsv", GSM8K):
         path = root / relative
         if path.exists():
             found[relative] = path.read_bytes()

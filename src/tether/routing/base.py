@@ -18,6 +18,8 @@ class RouteInput:
     prompt: str | None = None  # the registered prompt's name, when the call ran one
     inputs: Mapping[str, object] = field(default_factory=dict)  # the prompt's variables
     metadata: Mapping[str, str] = field(default_factory=dict)  # caller-supplied tags
+    # The gateway's request id: a weighted policy hashes it so a retry lands on the same arm.
+    request_id: str | None = None
 
     @property
     def text(self) -> str:
@@ -38,6 +40,9 @@ class RouteDecision:
 
 class RoutePolicy(ABC):
     kind: str
+    # True when deciding takes real CPU time (embedding the input): the pipeline then decides
+    # in a worker thread rather than on the event loop.
+    cpu_bound: bool = False
 
     @abstractmethod
     def decide(self, request: RouteInput) -> RouteDecision: ...

@@ -1,0 +1,1 @@
+"""The learned router: features, training, the router file, and cost-quality evaluation."""

@@ -1,0 +1,1 @@
+"""Routing policies, one module per kind; `tether.routing.registry` maps kinds to them."""
