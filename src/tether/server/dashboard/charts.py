@@ -96,13 +96,13 @@ def _slot(days: Sequence[date]) -> float:
     return (RIGHT - LEFT) / max(1, len(days))
 
 
-def _x_ticks(days: Sequence[date]) -> list[Tick]:
+def _x_ticks(days: Sequence[date], every: int = LABEL_EVERY) -> list[Tick]:
     slot = _slot(days)
     last = len(days) - 1
     return [
         Tick(round(LEFT + (i + 0.5) * slot, 2), f"{d:%b} {d.day}")
         for i, d in enumerate(days)
-        if (last - i) % LABEL_EVERY == 0
+        if (last - i) % every == 0
     ]
 
 
@@ -111,7 +111,12 @@ def _day(d: date) -> str:
 
 
 def bar_chart(
-    title: str, y_label: str, days: Sequence[date], values: Sequence[float], fmt: Format
+    title: str,
+    y_label: str,
+    days: Sequence[date],
+    values: Sequence[float],
+    fmt: Format,
+    label_every: int = LABEL_EVERY,  # more days than a month need sparser x labels
 ) -> Chart:
     upper, y_ticks = _y_axis(max(values, default=0.0), fmt)
     slot = _slot(days)
@@ -127,7 +132,7 @@ def bar_chart(
         for i, (d, v) in enumerate(zip(days, values, strict=True))
         if v > 0
     ]
-    return Chart(title, y_label, _x_ticks(days), y_ticks, bars, [], empty=not bars)
+    return Chart(title, y_label, _x_ticks(days, label_every), y_ticks, bars, [], empty=not bars)
 
 
 def line_chart(

@@ -1,4 +1,4 @@
-"""The dashboard's pages: overview, request log, one request, prompts. Admins only.
+"""The dashboard's pages: overview, request log, one request, prompts, costs. Admins only.
 
 Every database read runs in a worker thread, so a slow query never blocks the event loop.
 """
@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
-from tether.server.dashboard import access, charts
+from tether.server.dashboard import access, charts, costs
 from tether.server.dashboard.access import admitted, denied, gateway_of
 from tether.server.dashboard.filters import parse_filters
 from tether.server.dashboard.pages import render, stylesheet
@@ -118,6 +118,20 @@ async def prompts_page(request: Request) -> Response:
     if isinstance(prompts, Response):
         return prompts
     return render("prompts.html", page="prompts", prompts=prompts)
+
+
+@router.get("/costs")
+async def costs_page(request: Request) -> Response:
+    gateway = gateway_of(request)
+    if not admitted(request):
+        return denied(request)
+    period, errors = costs.parse_period(request.query_params)
+    today = datetime.now(UTC).date()
+    page = await _read(partial(costs.costs_page, gateway.engine, today, period))
+    if isinstance(page, Response):
+        return page
+    return render("costs.html", page="costs", data=page, errors=errors,
+                  chart=costs.daily_chart(page), periods=costs.PERIODS)  # fmt: skip
 
 
 @router.get("/static/dashboard.css")
