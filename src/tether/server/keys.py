@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import Engine, Row, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from tether.costs.limits.base import Period
 from tether.errors import DatabaseUnavailable, InvalidKey, InvalidRequest, KeyNotFound
 from tether.server.key_fields import check_key_fields
 from tether.store.failures import short_reason
@@ -52,7 +53,7 @@ class ApiKey:
     created_at: datetime
     revoked_at: datetime | None
     expires_at: datetime | None = None
-    budget_period: str = "total"  # day, month or total: when budget_usd starts afresh
+    budget_period: Period = "total"  # when budget_usd starts afresh (calendar, UTC)
 
     def allows_model(self, model: str, *, via_prompt: bool = False) -> bool:
         """A key scoped to prompts only may reach models through those prompts, not raw chat."""
@@ -119,6 +120,11 @@ def _utc(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite drops the zone
 
 
+def _period(stored: str | None) -> Period:
+    # NULL: a key made before migration 4, whose budget never started afresh.
+    return "day" if stored == "day" else "month" if stored == "month" else "total"
+
+
 def _key(row: Row[Any]) -> ApiKey:
     created = _utc(row.created_at)
     assert created is not None
@@ -134,7 +140,7 @@ def _key(row: Row[Any]) -> ApiKey:
         created_at=created,
         revoked_at=_utc(row.revoked_at),
         expires_at=_utc(row.expires_at),
-        budget_period=row.budget_period or "total",  # keys made before migration 4
+        budget_period=_period(row.budget_period),
     )
 
 

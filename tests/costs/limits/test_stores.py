@@ -7,8 +7,9 @@ import dataclasses
 
 import pytest
 
-from tests.costs.limits.conftest import Clock
+from tests.costs.limits.conftest import REDIS_URL, Clock
 from tether.costs.limits import Budget, Claim, LimitStore, RateLimit
+from tether.costs.limits.redis import RedisLimitStore
 from tether.errors import BudgetExhausted, LimitExceeded
 
 KEY = "key:key_0123456789abcdef"
@@ -199,3 +200,20 @@ async def test_two_hundred_concurrent_reservations_fill_a_budget_exactly(
     admitted = await asyncio.gather(*(one() for _ in range(200)))
     assert sum(admitted) == 100
     assert await store.spent(budget) == pytest.approx(1.0)
+
+
+async def test_a_busy_minute_leaves_the_redis_window_whole(clock: Clock, redis_prefix: str) -> None:
+    """More uses expire at once than one Lua call can unpack (about 8,000)."""
+    store = RedisLimitStore.open(REDIS_URL, key_prefix=redis_prefix, clock=clock)
+    try:
+        claim = Claim(rates=(tpm(10_000),), tokens=1)
+        for _ in range(9):
+            await asyncio.gather(*(store.reserve(claim) for _ in range(1000)))
+        with pytest.raises(LimitExceeded):
+            await store.reserve(Claim(rates=(tpm(10_000),), tokens=1001))
+        clock.advance(60)
+        whole = await store.reserve(Claim(rates=(tpm(10_000),), tokens=10_000))
+        assert whole.quota.tokens is not None
+        assert whole.quota.tokens.remaining == 0
+    finally:
+        await store.close()

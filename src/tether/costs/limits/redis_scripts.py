@@ -60,14 +60,16 @@ end
 for i, rate in ipairs(rates) do
   local old = now - window
   if rate.unit == 't' then
-    local gone = redis.call('ZRANGEBYSCORE', rate.key, '-inf', old)
-    if #gone > 0 then
+    -- In slices: unpack() of more than a few thousand values overflows Lua's stack.
+    while true do
+      local gone = redis.call('ZRANGEBYSCORE', rate.key, '-inf', old, 'LIMIT', 0, 1000)
+      if #gone == 0 then break end
       local amounts = redis.call('HMGET', rate.amounts, unpack(gone))
       local total = 0
       for _, v in ipairs(amounts) do total = total + (tonumber(v) or 0) end
       redis.call('HINCRBY', rate.amounts, '=sum', string.format('%d', -total))
       redis.call('HDEL', rate.amounts, unpack(gone))
-      redis.call('ZREMRANGEBYSCORE', rate.key, '-inf', old)
+      redis.call('ZREM', rate.key, unpack(gone))
     end
     rate.used = tonumber(redis.call('HGET', rate.amounts, '=sum') or '0')
   else
