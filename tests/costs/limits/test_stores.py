@@ -6,11 +6,13 @@ import asyncio
 import dataclasses
 
 import pytest
+import sqlalchemy as sa
 
 from tests.costs.limits.conftest import REDIS_URL, Clock
 from tether.costs.limits import Budget, Claim, LimitStore, RateLimit
+from tether.costs.limits.database import DatabaseLimitStore
 from tether.costs.limits.redis import RedisLimitStore
-from tether.errors import BudgetExhausted, LimitExceeded
+from tether.errors import BudgetExhausted, DatabaseUnavailable, LimitExceeded
 
 KEY = "key:key_0123456789abcdef"
 
@@ -216,4 +218,20 @@ async def test_a_busy_minute_leaves_the_redis_window_whole(clock: Clock, redis_p
         assert whole.quota.tokens is not None
         assert whole.quota.tokens.remaining == 0
     finally:
+        await store.close()
+
+
+async def test_a_request_without_limits_needs_no_shared_store() -> None:
+    """Nothing to count: a dead database or Redis server cannot delay or refuse it."""
+    dead = [
+        DatabaseLimitStore(sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")),
+        RedisLimitStore.open("redis://127.0.0.1:1/0"),
+    ]
+    for store in dead:
+        held = await store.reserve(Claim(tokens=100, cost_usd=0.5))
+        await store.extend(held, tokens=100, cost_usd=0.5)
+        await store.settle(held, tokens=150, cost_usd=0.7)
+        assert held.settled
+        with pytest.raises(DatabaseUnavailable):  # and a limited one would have asked it
+            await store.reserve(Claim(rates=(rpm(10),)))
         await store.close()

@@ -85,7 +85,8 @@ class DatabaseLimitStore(LimitStore):
                 _hold_budgets(conn, claim.budgets, buckets, cost)
             reservation.quota = tightest(allowances)
 
-        await in_thread(work, what=WHAT)
+        if not claim.empty:  # no limits: no database work, so no stall can delay it
+            await in_thread(work, what=WHAT)
         return reservation
 
     async def extend(self, reservation: Reservation, *, tokens: int, cost_usd: float) -> None:
@@ -114,7 +115,8 @@ class DatabaseLimitStore(LimitStore):
 
         if reservation.settled:
             raise ValueError(f"reservation {reservation.id} is settled; reserve anew")
-        await in_thread(work, what=WHAT)
+        if not claim.empty:
+            await in_thread(work, what=WHAT)
         reservation.tokens += tokens
         reservation.cost_usd += cost_usd
 
@@ -157,7 +159,8 @@ class DatabaseLimitStore(LimitStore):
 
         if reservation.settled:
             return
-        await in_thread(work, what=WHAT)
+        if not claim.empty:
+            await in_thread(work, what=WHAT)
         reservation.settled = True
 
     async def spent(self, budget: Budget) -> float:

@@ -83,21 +83,24 @@ class RedisLimitStore(LimitStore):
             claim.cost_usd,
             buckets={b.scope: bucket(b.period, now) for b in claim.budgets},
         )
-        await self._run_hold(
-            reservation, "reserve", reservation.id, claim.tokens, nano(claim.cost_usd), now
-        )
+        if not claim.empty:  # no limits: no Redis call, so no stall can delay it
+            await self._run_hold(
+                reservation, "reserve", reservation.id, claim.tokens, nano(claim.cost_usd), now
+            )
         return reservation
 
     async def extend(self, reservation: Reservation, *, tokens: int, cost_usd: float) -> None:
         if reservation.settled:
             raise ValueError(f"reservation {reservation.id} is settled; reserve anew")
         member = f"{reservation.id}:{uuid.uuid4().hex[:8]}"
-        await self._run_hold(reservation, "extend", member, tokens, nano(cost_usd), self._now())
+        if not reservation.claim.empty:
+            await self._run_hold(reservation, "extend", member, tokens, nano(cost_usd), self._now())
         reservation.tokens += tokens
         reservation.cost_usd += cost_usd
 
     async def settle(self, reservation: Reservation, *, tokens: int, cost_usd: float) -> None:
-        if reservation.settled:
+        if reservation.settled or reservation.claim.empty:
+            reservation.settled = True
             return
         claim = reservation.claim
         keys = [self._key("res", reservation.id)]
