@@ -1,7 +1,8 @@
 """Limits shared through the database (SQLite or PostgreSQL), for replicas that share one.
 
-Every reserve, extend and settle is one transaction of conditional updates: a counter only
-grows when the result still fits (`UPDATE ... SET held = held + :x WHERE spent + held + :x
+Every reserve, extend and settle is one transaction of conditional updates (a row missing,
+in a new minute or period, is inserted and the update tried again): a counter only grows when
+the result still fits (`UPDATE ... SET held = held + :x WHERE spent + held + :x
 <= :limit`), so concurrent requests from any number of processes cannot overshoot a limit;
 a claim that does not fit everywhere rolls the whole transaction back. Rows are locked in one
 order (rate windows, then budgets, each sorted) so two transactions never deadlock.
@@ -15,9 +16,11 @@ All database work runs in a worker thread (`in_thread`), never on the event loop
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,12 +56,25 @@ class DatabaseLimitStore(LimitStore):
         self._engine = engine
         self._clock = clock  # epoch seconds; replicas should keep their clocks in sync (NTP)
         self._owns_engine = owns_engine
+        # SQLite's busy wait is unfair: under load some writers starve past its timeout while
+        # others take the lock again. One writer at a time per process leaves it only the
+        # other processes to wait for.
+        self._one_writer = threading.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
     def open(
         cls, database_url: str, *, clock: Callable[[], float] = time.time
     ) -> DatabaseLimitStore:
         return cls(open_database(database_url), clock=clock, owns_engine=True)
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        if self._one_writer is None:
+            with self._engine.begin() as conn:
+                yield conn
+            return
+        with self._one_writer, self._engine.begin() as conn:
+            yield conn
 
     async def reserve(self, claim: Claim) -> Reservation:
         now = self._clock()
@@ -70,7 +86,7 @@ class DatabaseLimitStore(LimitStore):
 
         def work() -> None:
             moment = windows.Moment.at(now)
-            with self._engine.begin() as conn:
+            with self._writing() as conn:
                 # A write first: SQLite then takes its write lock at once, never mid-way.
                 conn.execute(
                     limit_reservations.insert().values(
@@ -96,7 +112,7 @@ class DatabaseLimitStore(LimitStore):
 
         def work() -> None:
             moment = windows.Moment.at(now)
-            with self._engine.begin() as conn:
+            with self._writing() as conn:
                 found = conn.execute(
                     update(limit_reservations)
                     .where(limit_reservations.c.id == reservation.id)
@@ -125,7 +141,7 @@ class DatabaseLimitStore(LimitStore):
         claim = reservation.claim
 
         def work() -> None:
-            with self._engine.begin() as conn:
+            with self._writing() as conn:
                 held = conn.execute(
                     delete(limit_reservations)
                     .where(limit_reservations.c.id == reservation.id)
@@ -194,23 +210,12 @@ def _take_rates(
         if rate.unit == "requests" and not requests:
             continue
         asked = 1 if rate.unit == "requests" else tokens
-        if _insert_missing(
-            conn, limit_windows, scope=rate.scope, unit=rate.unit, minute=moment.minute, used=0
-        ):
-            # A new minute began for this scope: older buckets no longer count.
-            conn.execute(
-                delete(limit_windows).where(
-                    limit_windows.c.scope == rate.scope,
-                    limit_windows.c.unit == rate.unit,
-                    limit_windows.c.minute < moment.minute - 1,
-                )
-            )
         previous = (
             select(func.coalesce(func.max(limit_windows.c.used), 0))
             .where(_window(rate, moment.minute - 1))
             .scalar_subquery()
         )
-        counted = conn.execute(
+        count = (
             update(limit_windows)
             .where(
                 _window(rate, moment.minute),
@@ -218,7 +223,22 @@ def _take_rates(
             )
             .values(used=limit_windows.c.used + asked)
             .returning(limit_windows.c.used, previous)
-        ).first()
+        )
+        counted = conn.execute(count).first()
+        if counted is None:
+            # No room, or no row yet for this minute: then insert it (unless a concurrent
+            # request just did) and count again, so a refusal is only ever for lack of room.
+            if _insert_missing(
+                conn, limit_windows, scope=rate.scope, unit=rate.unit, minute=moment.minute, used=0
+            ):
+                conn.execute(
+                    delete(limit_windows).where(  # older minutes no longer count
+                        limit_windows.c.scope == rate.scope,
+                        limit_windows.c.unit == rate.unit,
+                        limit_windows.c.minute < moment.minute - 1,
+                    )
+                )
+            counted = conn.execute(count).first()
         if counted is None:
             current, before = _window_counts(conn, rate, moment.minute)
             wait = windows.retry_after(current, before, moment, asked=asked, limit=rate.per_minute)
@@ -243,17 +263,20 @@ def _hold_budgets(
 ) -> None:
     for budget in sorted(budgets, key=lambda b: b.scope):
         name = buckets[budget.scope]
-        _insert_missing(
-            conn, limit_budgets, scope=budget.scope, bucket=name, spent_nano=0, held_nano=0
-        )
         account = _account(budget.scope, name)
         total = limit_budgets.c.spent_nano + limit_budgets.c.held_nano
-        held = conn.execute(
+        hold = (
             update(limit_budgets)
             .where(account, total + room_needed(cost) <= nano(budget.limit_usd))
             .values(held_nano=limit_budgets.c.held_nano + cost)
         )
-        if held.rowcount != 1:
+        held = conn.execute(hold).rowcount == 1
+        if not held:  # no room, or the period's first hold: as for the rate windows
+            _insert_missing(
+                conn, limit_budgets, scope=budget.scope, bucket=name, spent_nano=0, held_nano=0
+            )
+            held = conn.execute(hold).rowcount == 1
+        if not held:
             spent = conn.execute(select(total).where(account)).scalar()
             raise budget_refused(budget, name, spent_nano=int(spent or 0))
 
