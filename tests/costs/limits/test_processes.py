@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -71,8 +72,14 @@ def check_budget(reports: list[dict[str, int]]) -> int:
     return admitted
 
 
-async def test_processes_sharing_postgres_hold_one_budget() -> None:
-    with fresh_postgres() as url:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_processes_sharing_a_database_hold_one_budget(backend: str, tmp_path: Path) -> None:
+    with ExitStack() as stack:
+        url = (
+            f"sqlite:///{tmp_path / 'limits.db'}"
+            if backend == "sqlite"
+            else stack.enter_context(fresh_postgres())
+        )
         open_database(url).dispose()  # migrated once, before the processes race
         admitted = check_budget(fire_together(budget_runs("database", url)))
         store = DatabaseLimitStore.open(url)
