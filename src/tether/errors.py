@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from tether.costs.limits.quota import Quota
     from tether.messages import Usage
     from tether.result import Attempt
 
@@ -331,6 +332,9 @@ class KeyScopeError(AccessError):
 
 
 class LimitExceeded(AccessError):
+    # What is left of the caller's rate limits, when the store that refused knows it.
+    quota: Quota | None = None
+
     def __init__(self, what: str, *, retry_after_s: float) -> None:
         super().__init__(what, fix=f"retry after {retry_after_s:.0f} s or raise the key's limit")
         self.retry_after_s = retry_after_s

@@ -41,6 +41,9 @@ async def test_rpm_counts_requests_in_a_sliding_minute(store: LimitStore, clock:
     # (windows.py) counts 3 * (1 - t/60) of it after the next boundary, under 3 from t = 20.
     expected = 70.0 if store.name == "database" else 50.0
     assert refused.value.retry_after_s == pytest.approx(expected, abs=0.01)
+    assert refused.value.quota is not None  # for the 429's x-ratelimit headers
+    assert refused.value.quota.requests is not None
+    assert (refused.value.quota.requests.limit, refused.value.quota.requests.remaining) == (3, 0)
     clock.advance(121)  # every counted request has left the window
     await store.reserve(claim)
 
@@ -56,6 +59,19 @@ async def test_tpm_settled_lower_frees_room(store: LimitStore) -> None:
     assert second.quota.tokens.remaining == 300
     with pytest.raises(LimitExceeded):
         await store.reserve(Claim(rates=(tpm(1000),), tokens=301))
+
+
+async def test_a_refusal_reports_what_is_left_without_counting_itself(store: LimitStore) -> None:
+    claim = Claim(rates=(rpm(5), tpm(100)), tokens=60)
+    await store.reserve(claim)
+    with pytest.raises(LimitExceeded, match="token rate limit") as refused:
+        await store.reserve(claim)
+    quota = refused.value.quota
+    assert quota is not None
+    assert quota.requests is not None
+    assert quota.tokens is not None
+    assert (quota.requests.remaining, quota.tokens.remaining) == (4, 40)
+    assert 0 < quota.tokens.reset_s <= 120
 
 
 async def test_a_request_larger_than_the_tpm_says_waiting_will_not_help(

@@ -38,7 +38,7 @@ from tether.costs.limits.base import (
     nano,
 )
 from tether.costs.limits.periods import bucket
-from tether.costs.limits.quota import Allowance, tightest
+from tether.costs.limits.quota import Allowance, Quota, tightest
 from tether.costs.limits.refusals import budget_refused, rate_refused, room_needed
 from tether.store.engine import open_database
 from tether.store.offload import in_thread
@@ -206,6 +206,7 @@ def _take_rates(
 ) -> list[tuple[str, Allowance]]:
     """Count one request (when `requests`) and `tokens` against each rate, or raise."""
     allowances: list[tuple[str, Allowance]] = []
+    taken: dict[tuple[str, str], int] = {}  # counted so far in this transaction
     for rate in sorted(rates, key=_rate_order):
         if rate.unit == "requests" and not requests:
             continue
@@ -242,20 +243,35 @@ def _take_rates(
         if counted is None:
             current, before = _window_counts(conn, rate, moment.minute)
             wait = windows.retry_after(current, before, moment, asked=asked, limit=rate.per_minute)
-            raise rate_refused(rate, asked=asked, retry_after_s=wait)
-        current, before = int(counted[0]), int(counted[1])
-        remaining = rate.per_minute - windows.used(current, before, moment)
-        allowances.append(
-            (
-                rate.unit,
-                Allowance(
-                    rate.per_minute,
-                    max(int(remaining), 0),
-                    windows.reset_after(current, before, moment),
-                ),
-            )
-        )
+            left = _left(conn, rates, moment, counted_now=taken)
+            raise rate_refused(rate, asked=asked, retry_after_s=wait, quota=left)
+        taken[(rate.scope, rate.unit)] = asked
+        allowances.append((rate.unit, _allowance(rate, int(counted[0]), int(counted[1]), moment)))
     return allowances
+
+
+def _allowance(rate: RateLimit, current: int, previous: int, moment: windows.Moment) -> Allowance:
+    remaining = rate.per_minute - windows.used(current, previous, moment)
+    return Allowance(
+        rate.per_minute, max(int(remaining), 0), windows.reset_after(current, previous, moment)
+    )
+
+
+def _left(
+    conn: Connection,
+    rates: tuple[RateLimit, ...],
+    moment: windows.Moment,
+    *,
+    counted_now: dict[tuple[str, str], int],
+) -> Quota:
+    """What is left of every rate when a claim is refused, leaving out what this refused
+    transaction counted before it rolls back."""
+    found = []
+    for rate in rates:
+        current, previous = _window_counts(conn, rate, moment.minute)
+        current -= counted_now.get((rate.scope, rate.unit), 0)
+        found.append((rate.unit, _allowance(rate, current, previous, moment)))
+    return tightest(found)
 
 
 def _hold_budgets(

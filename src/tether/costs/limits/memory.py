@@ -121,12 +121,22 @@ class MemoryLimitStore(LimitStore):
                 stamps = self._stamps(rate.scope, now)
                 if len(stamps) + 1 > rate.per_minute:
                     oldest = stamps[0] if stamps else now
-                    raise rate_refused(rate, asked=1, retry_after_s=oldest + WINDOW_S - now)
+                    raise rate_refused(
+                        rate,
+                        asked=1,
+                        retry_after_s=oldest + WINDOW_S - now,
+                        quota=self._quota(rates, now),
+                    )
             else:
                 uses = self._uses(rate.scope, now)
                 if sum(u.tokens for u in uses) + tokens > rate.per_minute:
                     oldest = uses[0].at if uses else now
-                    raise rate_refused(rate, asked=tokens, retry_after_s=oldest + WINDOW_S - now)
+                    raise rate_refused(
+                        rate,
+                        asked=tokens,
+                        retry_after_s=oldest + WINDOW_S - now,
+                        quota=self._quota(rates, now),
+                    )
 
     def _check_budgets(
         self, budgets: tuple[Budget, ...], buckets: dict[str, str], cost: int

@@ -27,7 +27,7 @@ from tether.costs.limits.base import (
     nano,
 )
 from tether.costs.limits.periods import bucket, period_end
-from tether.costs.limits.quota import Allowance, tightest
+from tether.costs.limits.quota import Allowance, Quota, tightest
 from tether.costs.limits.redis_scripts import HOLD, SETTLE
 from tether.costs.limits.refusals import budget_refused, rate_refused
 from tether.errors import DatabaseUnavailable
@@ -150,19 +150,18 @@ class RedisLimitStore(LimitStore):
             keys.append(self._budget_key(budget, reservation))
         answer = await self._call(self._hold, keys, args)
         if answer[0] == 1:
-            pairs = answer[1:]
-            allowances = [
-                (rate.unit, Allowance(rate.per_minute, int(pairs[2 * i]), pairs[2 * i + 1] / 1000))
-                for i, rate in enumerate(claim.rates)
-            ]
-            if allowances:
-                reservation.quota = tightest(allowances)
+            if claim.rates:
+                reservation.quota = _quota(claim, answer[1:])
             return
         kind = _text(answer[1])
         if kind == "rate":
             rate = claim.rates[int(answer[2]) - 1]
-            asked = 1 if rate.unit == "requests" else tokens
-            raise rate_refused(rate, asked=asked, retry_after_s=int(answer[3]) / 1000)
+            raise rate_refused(
+                rate,
+                asked=1 if rate.unit == "requests" else tokens,
+                retry_after_s=int(answer[3]) / 1000,
+                quota=_quota(claim, answer[4:]),
+            )
         if kind == "budget":
             budget = claim.budgets[int(answer[2]) - 1]
             raise budget_refused(
@@ -182,6 +181,16 @@ class RedisLimitStore(LimitStore):
 
     def _budget_key(self, budget: Budget, reservation: Reservation) -> str:
         return self._key("budget", budget.scope, reservation.buckets[budget.scope])
+
+
+def _quota(claim: Claim, pairs: list[Any]) -> Quota:
+    """The script's (remaining, reset ms) pair per rate of the claim, as one Quota."""
+    return tightest(
+        [
+            (rate.unit, Allowance(rate.per_minute, int(pairs[2 * i]), int(pairs[2 * i + 1]) / 1000))
+            for i, rate in enumerate(claim.rates)
+        ]
+    )
 
 
 def _unavailable(exc: Exception) -> DatabaseUnavailable:

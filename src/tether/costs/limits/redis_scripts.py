@@ -19,7 +19,8 @@ from __future__ import annotations
 # tokens, nano, record ttl ms, mode ("reserve"|"extend"), then n rates, each (unit "r"|"t",
 # limit) with KEYS after the record: rpm -> 1 key, tpm -> 2 keys; then n budgets, each
 # (limit nano, expire-at ms or 0) with 1 key.
-# Returns {1, remaining/reset pairs per rate} or {0, "rate", rate index, retry ms} or
+# Returns {1, remaining/reset pairs per rate} or {0, "rate", rate index, retry ms, the same
+# pairs} or
 # {0, "budget", budget index, spent nano} or {0, "unknown"} (extend of a settled reservation).
 HOLD = r"""
 local now
@@ -77,15 +78,26 @@ for i, rate in ipairs(rates) do
     rate.used = redis.call('ZCARD', rate.key)
   end
 end
+local function reset_ms(rate)
+  local oldest = redis.call('ZRANGE', rate.key, 0, 0, 'WITHSCORES')
+  if #oldest == 0 then return 0 end
+  return tonumber(oldest[2]) + window - now
+end
+local function allowances(answer)
+  for _, rate in ipairs(rates) do
+    answer[#answer + 1] = math.max(rate.limit - rate.used, 0)
+    answer[#answer + 1] = reset_ms(rate)
+  end
+  return answer
+end
 for i, rate in ipairs(rates) do
   local asked = 1
   if rate.unit == 't' then asked = tokens end
   local counts = rate.unit == 't' or mode == 'reserve'
   if counts and rate.used + asked > rate.limit then
-    local oldest = redis.call('ZRANGE', rate.key, 0, 0, 'WITHSCORES')
     local retry = window
-    if #oldest > 0 then retry = tonumber(oldest[2]) + window - now end
-    return {0, 'rate', i, retry}
+    if rate.used > 0 then retry = reset_ms(rate) end
+    return allowances({0, 'rate', i, retry})
   end
 end
 local need = math.max(tonumber(cost), 1)
@@ -112,12 +124,8 @@ for i, rate in ipairs(rates) do
     rate.used = rate.used + 1
     redis.call('PEXPIRE', rate.key, window + 1000)
   end
-  local oldest = redis.call('ZRANGE', rate.key, 0, 0, 'WITHSCORES')
-  local reset = 0
-  if #oldest > 0 then reset = tonumber(oldest[2]) + window - now end
-  quota[#quota + 1] = math.max(rate.limit - rate.used, 0)
-  quota[#quota + 1] = reset
 end
+allowances(quota)
 for i, budget in ipairs(budgets) do
   redis.call('HINCRBY', budget.key, 'held', cost)
   redis.call('HSETNX', budget.key, 'spent', 0)

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 from tether.costs.limits.base import NANO, WINDOW_S, Budget, RateLimit
+from tether.costs.limits.quota import Quota
 from tether.errors import BudgetExhausted, LimitExceeded
 
 
-def rate_refused(rate: RateLimit, *, asked: int, retry_after_s: float) -> LimitExceeded:
-    """`asked`: what this request needed of the limit (1 request, or its tokens)."""
+def rate_refused(
+    rate: RateLimit, *, asked: int, retry_after_s: float, quota: Quota | None = None
+) -> LimitExceeded:
+    """`asked`: what this request needed of the limit (1 request, or its tokens); `quota`:
+    what is left of every rate the claim named, for the 429's x-ratelimit headers."""
     kind = "request" if rate.unit == "requests" else "token"
     if asked > rate.per_minute:
         # It can never fit: waiting does not help, a smaller request does.
-        return LimitExceeded(
+        error = LimitExceeded(
             f"this request needs {asked} tokens, more than the {kind} rate limit of "
             f"{rate.per_minute}/min for {rate.scope}; lower max_tokens or shorten the prompt",
             retry_after_s=WINDOW_S,
         )
-    return LimitExceeded(
-        f"{kind} rate limit of {rate.per_minute}/min for {rate.scope} reached",
-        retry_after_s=max(retry_after_s, 0.0),
-    )
+    else:
+        error = LimitExceeded(
+            f"{kind} rate limit of {rate.per_minute}/min for {rate.scope} reached",
+            retry_after_s=max(retry_after_s, 0.0),
+        )
+    error.quota = quota
+    return error
 
 
 def budget_refused(budget: Budget, bucket: str, *, spent_nano: int) -> BudgetExhausted:
