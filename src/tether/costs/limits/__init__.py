@@ -1,6 +1,25 @@
-"""Rate limits and money budgets: one store interface, three backends.
+"""Rate limits and money budgets: one store interface (base.py), three backends.
 
-`open_limit_store(settings.limits, settings.database)` gives the configured one; a new
+- `memory`: one process; exact sliding windows. Right for one replica.
+- `database`: the gateway's SQLite or PostgreSQL, shared by replicas (or uvicorn workers) that
+  share it; a weighted two-bucket minute. Every request takes two short transactions on its
+  key's rows, so one busy key manages some hundreds of requests a second.
+- `redis`: shared by any number of replicas; exact windows on Redis server time, one Lua
+  script per call, roughly ten times the database's rate.
+
+Configured in tether.toml:
+
+    [limits]
+    store = "redis"                        # memory (default), database or redis
+    redis_url = "redis://127.0.0.1:6379/0"
+    key_prefix = "tether"
+
+    [[budgets]]                            # per prompt, whatever the key
+    prompt = "summarize"
+    usd = 25.0
+    period = "month"                       # day, month (default) or total; calendar, UTC
+
+`open_limit_store(settings.limits, settings.database)` gives the configured store; a new
 backend is one module plus an entry in `STORES`.
 """
 
