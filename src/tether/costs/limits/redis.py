@@ -4,6 +4,9 @@ settle is one Lua script (redis_scripts.py), so it is atomic across replicas.
 Windows run on Redis server time, so replicas with skewed clocks agree on them. Budget period
 buckets ("2026-12") are named here, from this process's clock (`clock`, injectable for tests):
 a skew of a few seconds only decides which side of midnight a request near it counts on.
+
+A script touches keys of several scopes, so on Redis Cluster they must share a hash slot: give
+a prefix in braces (`key_prefix = "{tether}"`), which puts every key of the store in one slot.
 """
 
 from __future__ import annotations
