@@ -80,6 +80,7 @@ def test_local_models_are_notional_with_a_derivation() -> None:
         ("claude-opus-4-1-20250805", "claude-opus-4-1"),
         ("claude-3-5-haiku-latest", "claude-3-5-haiku"),
         ("gpt-4o-mini", "gpt-4o-mini"),  # exact beats the shorter family
+        ("gpt-4o-2024-05-13", "gpt-4o-2024-05-13"),  # a snapshot priced apart keeps its price
     ],
 )
 def test_dated_snapshots_and_aliases_find_their_family(upstream: str, entry: str) -> None:
