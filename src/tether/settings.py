@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from tether.costs.limits.config import BudgetSettings, LimitSettings
+from tether.costs.limits.config import LimitSettings, PromptBudgets
 from tether.errors import ConfigError
 from tether.routing.config import RouterSettings
 
@@ -231,7 +231,7 @@ class Settings(_Strict):
     )
     server: ServerSettings = ServerSettings()
     limits: LimitSettings = LimitSettings()
-    budgets: list[BudgetSettings] = Field(
+    budgets: PromptBudgets = Field(
         default_factory=list, description="money budgets per prompt, whatever the key"
     )
     source: str = Field(default="defaults", exclude=True)

@@ -40,6 +40,7 @@ def test_limits_and_prompt_budgets_load_from_the_config_file(tmp_path: Path) -> 
         ('[[budgets]]\nprompt = "p"\nusd = -1\n', "budgets.0.usd"),
         ('[[budgets]]\nprompt = "p"\nusd = 1\nperiod = "week"\n', "budgets.0.period"),
         ("[[budgets]]\nusd = 1\n", "budgets.0.prompt"),
+        ('[[budgets]]\nprompt = "p"\nusd = 1\n[[budgets]]\nprompt = "p"\nusd = 2\n', "two budgets"),
     ],
 )
 def test_bad_limit_settings_name_the_file_and_field(tmp_path: Path, toml: str, field: str) -> None:

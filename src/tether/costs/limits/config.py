@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 class _Strict(BaseModel):
@@ -28,3 +28,18 @@ class BudgetSettings(_Strict):
     prompt: str = Field(min_length=1)
     usd: float = Field(gt=0, allow_inf_nan=False)
     period: Literal["day", "month", "total"] = "month"
+
+
+def _one_per_prompt(budgets: list[BudgetSettings]) -> list[BudgetSettings]:
+    seen: set[str] = set()
+    for budget in budgets:
+        if budget.prompt in seen:
+            raise ValueError(
+                f"prompt {budget.prompt!r} has two budgets; keep one [[budgets]] entry per prompt"
+            )
+        seen.add(budget.prompt)
+    return budgets
+
+
+# Settings.budgets: one entry per prompt (a second would silently replace the first).
+PromptBudgets = Annotated[list[BudgetSettings], AfterValidator(_one_per_prompt)]
