@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from tests.upstream import ScriptedUpstream
 from tether import Client, FakeProvider, PriceSettings, Settings
-from tether.settings import ModelSettings
+from tether.settings import CallSettings, ModelSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"  # small vendored samples: see tests/data/README.md
@@ -27,11 +27,17 @@ def data_dir() -> Path:
     return DATA
 
 
+# Retries back off for milliseconds, not seconds: tests exercise the logic, not the waiting.
+FAST_RETRIES = CallSettings(retry_base_s=0.001, retry_cap_s=0.01)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings isolated from the user's config, with one priced fake model."""
     return Settings(
         cache_dir=tmp_path / "cache",
+        data_dir=tmp_path / "data",
+        calls=FAST_RETRIES,
         default_model="fake",
         models={
             "fake": ModelSettings(
@@ -54,10 +60,11 @@ def client(settings: Settings, fake: FakeProvider) -> Iterator[Client]:
 
 
 @pytest.fixture(scope="session")
-def local_client() -> Iterator[Client]:
+def local_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     """The real bundled models (`local`: Qwen2.5-Coder-0.5B-Instruct, `local-small`: Gemma 3
     270M, through llama.cpp), each loaded once per session on first use."""
-    with Client(Settings.load(environ={})) as c:
+    data = tmp_path_factory.mktemp("local-data")
+    with Client(Settings.load(environ={}).model_copy(update={"data_dir": data})) as c:
         yield c
 
 

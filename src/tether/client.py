@@ -1,41 +1,32 @@
-"""`tether.Client`: the Python entry point. Sync and async calls share one request path."""
+"""`tether.Client`: the Python entry point. Every call runs the request pipeline: sync calls
+on the runtime's own event loop, async ones on the caller's."""
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
-import orjson
 from pydantic import BaseModel
 
 from tether.contracts.contract import Contract
-from tether.contracts.guard import check_schema
 from tether.contracts.preflight import PreflightReport, preflight
-from tether.engine import Plan, output_spec, run_async, run_sync
-from tether.errors import InvalidRequest
-from tether.messages import GenerationParams, Message, OutputSpec, ToolSpec, as_messages
+from tether.engine import Plan
+from tether.messages import Message, ToolSpec, as_messages
+from tether.pipeline.context import Ask, Context
+from tether.pipeline.planning import ContractLike
 from tether.prompts.compiled import CompiledPrompt
-from tether.prompts.registry import PromptVersion, Registry
+from tether.prompts.registry import Registry
 from tether.providers.base import Capabilities, Provider
-from tether.providers.pool import ProviderPool
-from tether.providers.request_check import check_honoured
 from tether.result import Result
+from tether.runtime import Runtime
 from tether.settings import PriceSettings, Settings
-from tether.store.engine import open_database
-from tether.tools import ToolContracts
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
-CONTRACT_CACHE_SIZE = 1024
-
 Prompt = str | Iterable[Message | Mapping[str, str]]
-ContractLike = type[BaseModel] | Contract[Any] | Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -57,14 +48,18 @@ class Client:
     """
 
     def __init__(
-        self, settings: Settings | None = None, *, providers: Mapping[str, Provider] | None = None
+        self,
+        settings: Settings | None = None,
+        *,
+        providers: Mapping[str, Provider] | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
-        self.settings = settings if settings is not None else Settings.load()
-        self._pool = ProviderPool(self.settings, providers)
-        self._contracts: OrderedDict[object, Contract[Any]] = OrderedDict()
-        self._specs: dict[tuple[Contract[Any], int], tuple[OutputSpec, PreflightReport]] = {}
-        self._lock = threading.Lock()
-        self._registry: Registry | None = None
+        if runtime is None:
+            runtime = Runtime(settings if settings is not None else Settings.load(), providers)
+        self.runtime = runtime
+        self.settings = runtime.settings
+        # Where calls come from, as the request log names them ("library", "cli").
+        self.entry = "library"
 
     # -- public API -------------------------------------------------------------------------
 
@@ -99,9 +94,10 @@ class Client:
     ) -> Result[Any]:
         """Call `model` and return an output that meets `contract` (or raise).
 
-        `params`: max_tokens, temperature, seed, stop, max_repairs.
+        `params`: max_tokens, temperature, seed, stop, max_repairs, tools, timeout_s, metadata.
         """
-        return run_sync(self.plan(prompt, contract=contract, model=model, **params))
+        ctx = self.runtime.run_sync(self._raw(prompt, contract, model, params))
+        return _result(ctx)
 
     @overload
     async def agenerate(
@@ -133,7 +129,8 @@ class Client:
         **params: Any,
     ) -> Result[Any]:
         """The async twin of `generate`."""
-        return await run_async(self.plan(prompt, contract=contract, model=model, **params))
+        ctx = await self.runtime.pipeline.run(self._raw(prompt, contract, model, params))
+        return _result(ctx)
 
     def run(
         self,
@@ -146,10 +143,8 @@ class Client:
         **params: Any,
     ) -> Result[Any]:
         """Run a registered prompt: resolve the version (or label), render, call, validate."""
-        plan, found = self.prompt_plan(
-            prompt, inputs, label=label, version=version, model=model, **params
-        )
-        return replace(run_sync(plan), prompt=found.name, prompt_version=found.version)
+        ask = self._prompt_ask(prompt, inputs, label, version, model, params)
+        return _result(self.runtime.run_sync(Context(ask)))
 
     async def arun(
         self,
@@ -162,25 +157,26 @@ class Client:
         **params: Any,
     ) -> Result[Any]:
         """The async twin of `run`."""
-        plan, found = self.prompt_plan(
-            prompt, inputs, label=label, version=version, model=model, **params
-        )
-        return replace(await run_async(plan), prompt=found.name, prompt_version=found.version)
+        ask = self._prompt_ask(prompt, inputs, label, version, model, params)
+        return _result(await self.runtime.pipeline.run(Context(ask)))
 
-    def prompt_plan(
+    def run_compiled(
         self,
-        prompt: str,
+        compiled: CompiledPrompt,
         inputs: Mapping[str, Any] | None = None,
         *,
-        label: str | None = "production",
-        version: str | None = None,
         model: str | None = None,
         **params: Any,
-    ) -> tuple[Plan[Any], PromptVersion]:
-        """Resolve and render a registered prompt into a plan, without calling anything."""
-        found = self.registry.get(prompt, version=version, label=None if version else label)
-        compiled = self.registry.compiled(found)
-        return self.compiled_plan(compiled, inputs, model=model, **params), found
+    ) -> Result[Any]:
+        """Run a prompt compiled straight from its spec file (not from the registry)."""
+        ask = Ask(
+            f"{self.entry}.run",
+            compiled=compiled,
+            inputs=inputs or {},
+            model=model,
+            **_ask_options(params),
+        )
+        return _result(self.runtime.run_sync(Context(ask)))
 
     def compiled_plan(
         self,
@@ -190,39 +186,30 @@ class Client:
         model: str | None = None,
         **params: Any,
     ) -> Plan[Any]:
-        """A plan for a compiled prompt (registered or straight from a spec file)."""
+        """The plan a compiled prompt would run with, without calling anything."""
         spec_params = {k: v for k, v in compiled.spec.params.model_dump().items() if v is not None}
-        merged = {**spec_params, **params}
-        if "stop" in merged:
-            merged["stop"] = tuple(merged["stop"])
         return self.plan(
             compiled.render(inputs or {}),
             contract=compiled.contract,
             model=model or compiled.spec.model,
-            **merged,
+            **{**spec_params, **params},
         )
 
     @property
     def registry(self) -> Registry:
         """The prompt registry in the settings' database, opened (and migrated) on first use."""
-        with self._lock:
-            if self._registry is None:
-                self._registry = Registry(
-                    open_database(self.settings.database),
-                    model_modules=self.settings.prompt_model_modules,
-                )
-            return self._registry
+        return self.runtime.registry
 
     def preflight(self, contract: ContractLike, model: str | None = None) -> PreflightReport:
         """Which keywords `model` enforces while decoding, validates after, or cannot honour."""
-        _, provider, _ = self._pool.resolve(model)
+        _, provider, _ = self.runtime.pool.resolve(model)
         schema, _ = self.contract(contract).enforcement_schema()
         return preflight(schema, provider)
 
     def models(self) -> list[ModelInfo]:
         infos = []
-        for name in self._pool.names():
-            _, provider, price = self._pool.resolve(name)
+        for name in self.runtime.pool.names():
+            _, provider, price = self.runtime.pool.resolve(name)
             infos.append(
                 ModelInfo(
                     name=name,
@@ -236,38 +223,11 @@ class Client:
         return infos
 
     def provider(self, model: str | None = None) -> Provider:
-        return self._pool.resolve(model)[1]
+        return self.runtime.pool.resolve(model)[1]
 
     def contract(self, contract: ContractLike, *, name: str | None = None) -> Contract[Any]:
-        """Build (once) the Contract for a Pydantic model, a JSON Schema, or a Contract.
-
-        Contracts are kept in a bounded LRU: schemas sent by gateway callers cannot grow it
-        without limit."""
-        if isinstance(contract, Contract):
-            return contract
-        if not isinstance(contract, type):
-            check_schema(contract, source="schema")  # before hashing: orjson refuses deep nesting
-        key: object = (
-            contract
-            if isinstance(contract, type)
-            else (name, hashlib.sha256(orjson.dumps(dict(contract))).digest())
-        )
-        with self._lock:
-            found = self._contracts.get(key)
-            if found is not None:
-                self._contracts.move_to_end(key)
-                return found
-        found = (
-            Contract.from_model(contract)
-            if isinstance(contract, type)
-            else Contract.from_schema(contract, name=name)
-        )
-        with self._lock:
-            self._contracts[key] = found
-            while len(self._contracts) > CONTRACT_CACHE_SIZE:
-                _, evicted = self._contracts.popitem(last=False)
-                self._specs = {k: v for k, v in self._specs.items() if k[0] is not evicted}
-        return found
+        """Build (once) the Contract for a Pydantic model, a JSON Schema, or a Contract."""
+        return self.runtime.planner.contract(contract, name=name)
 
     def plan(
         self,
@@ -279,49 +239,18 @@ class Client:
         tools: ToolSpec | None = None,
         **params: Any,
     ) -> Plan[Any]:
-        """Resolve model and contract and check them, without calling anything.
-
-        `tools`: functions the model may call; each call's arguments are a contract on that
-        tool's parameter schema."""
-        _, provider, price = self._pool.resolve(model)
-        check_honoured(
-            provider.capabilities, params, tools, provider=provider.kind, model=provider.model
+        """Resolve model and contract and check them, without calling anything."""
+        return self.runtime.planner.plan(
+            model,
+            as_messages(prompt),
+            contract=self.contract(contract) if contract is not None else None,
+            tools=tools,
+            params=params,
+            max_repairs=max_repairs,
         )
-        resolved = self.contract(contract) if contract is not None else None
-        spec = self._output_spec(resolved, provider)[0] if resolved is not None else None
-        tool_contracts = (
-            self._tool_contracts(tools, provider) if tools is not None and tools.tools else None
-        )
-        return Plan(
-            provider=provider,
-            messages=as_messages(prompt),
-            params=GenerationParams(**params),
-            contract=resolved,
-            output=spec,
-            price=price,
-            max_repairs=self.settings.max_repairs if max_repairs is None else max_repairs,
-            tools=tool_contracts,
-        )
-
-    def _tool_contracts(self, tools: ToolSpec, provider: Provider) -> ToolContracts:
-        """A contract per tool's parameters, each checked against how the provider enforces
-        them (the local model compiles them into its grammar)."""
-        for index, tool in enumerate(tools.tools):
-            problems = provider.schema_problems(tool.parameters)
-            if problems:
-                where = f"tools[{index}].function.parameters"
-                raise InvalidRequest(
-                    f"{where}: " + "; ".join(f"{p.keyword}: {p.reason}" for p in problems),
-                    param=where,
-                    fix="simplify the tool's parameter schema, or use another model",
-                )
-        contracts = {t.name: self.contract(t.parameters, name=t.name) for t in tools.tools}
-        return ToolContracts(tools, contracts)
 
     def close(self) -> None:
-        self._pool.close()
-        if self._registry is not None:
-            self._registry.engine.dispose()
+        self.runtime.close()
 
     def __enter__(self) -> Client:
         return self
@@ -336,14 +265,56 @@ class Client:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _output_spec(
-        self, contract: Contract[Any], provider: Provider
-    ) -> tuple[OutputSpec, PreflightReport]:
-        key = (contract, id(provider))  # contracts hash by identity; providers live in the pool
-        with self._lock:
-            cached = self._specs.get(key)
-        if cached is None:
-            cached = output_spec(contract, provider)
-            with self._lock:
-                self._specs[key] = cached
-        return cached
+    def _raw(
+        self,
+        prompt: Prompt,
+        contract: ContractLike | None,
+        model: str | None,
+        params: dict[str, Any],
+    ) -> Context:
+        return Context(
+            Ask(
+                f"{self.entry}.generate",
+                messages=as_messages(prompt),
+                model=model,
+                contract=self.contract(contract) if contract is not None else None,
+                **_ask_options(params),
+            )
+        )
+
+    def _prompt_ask(
+        self,
+        prompt: str,
+        inputs: Mapping[str, Any] | None,
+        label: str | None,
+        version: str | None,
+        model: str | None,
+        params: dict[str, Any],
+    ) -> Ask:
+        return Ask(
+            f"{self.entry}.run",
+            prompt=prompt,
+            label=None if version else label,
+            version=version,
+            inputs=inputs or {},
+            model=model,
+            **_ask_options(params),
+        )
+
+
+def _ask_options(params: dict[str, Any]) -> dict[str, Any]:
+    """Split a call's keyword arguments into the Ask's own fields and sampling parameters."""
+    given = dict(params)
+    options: dict[str, Any] = {
+        "max_repairs": given.pop("max_repairs", None),
+        "tools": given.pop("tools", None),
+        "timeout_s": given.pop("timeout_s", None),
+        "metadata": given.pop("metadata", None) or {},
+    }
+    options["params"] = given
+    return options
+
+
+def _result(ctx: Context) -> Result[Any]:
+    """The pipeline's answer (it raised if there was none)."""
+    return ctx.result

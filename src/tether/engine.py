@@ -9,7 +9,7 @@ billed whatever happens after them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, Generic, NoReturn, TypeVar, cast
@@ -31,6 +31,9 @@ T = TypeVar("T")
 Steps = Generator[ProviderCall, Completion, Result[T]]
 
 
+Gate = Callable[["Plan[Any]"], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class Plan(Generic[T]):
     """One logical request, resolved and checked, ready to run."""
@@ -43,6 +46,7 @@ class Plan(Generic[T]):
     price: PriceSettings
     max_repairs: int
     tools: ToolContracts | None = None
+    model: str = ""  # the configured model name: attempts are priced and logged under it
 
 
 def output_spec(contract: Contract[Any], provider: Provider) -> tuple[OutputSpec, PreflightReport]:
@@ -72,7 +76,9 @@ def attempts(plan: Plan[T], first: Completion | None = None) -> Steps[T]:
                     messages, plan.params, plan.output, repair_turns, tools=spec
                 )
         except TetherError as exc:
-            done.append(failed_attempt(exc, plan.price, latency_s=perf_counter() - sent))
+            done.append(
+                failed_attempt(exc, plan.price, latency_s=perf_counter() - sent, model=plan.model)
+            )
             exc.attempts = tuple(done)
             raise
         latency = perf_counter() - sent
@@ -85,6 +91,7 @@ def attempts(plan: Plan[T], first: Completion | None = None) -> Steps[T]:
                 latency_s=latency,
                 errors=errors,
                 finish_reason=completion.finish_reason,
+                model=plan.model,
             )
         )
         if not errors:
@@ -148,7 +155,11 @@ def run_sync(plan: Plan[T]) -> Result[T]:
             return cast(Result[T], finished.value)
 
 
-async def run_async(plan: Plan[T], first: Completion | None = None) -> Result[T]:
+async def run_async(
+    plan: Plan[T], first: Completion | None = None, *, before_repair: Gate | None = None
+) -> Result[T]:
+    """`before_repair`, when given, is awaited before every call after the first (a repair):
+    it may refuse it by raising (a budget that cannot hold another attempt)."""
     steps = attempts(plan, first)
     try:
         call = next(steps)
@@ -156,6 +167,8 @@ async def run_async(plan: Plan[T], first: Completion | None = None) -> Result[T]
         return cast(Result[T], finished.value)
     while True:
         try:
+            if before_repair is not None and call.repair_turns:
+                await before_repair(plan)
             completion = await plan.provider.acomplete(call)
         except TetherError as exc:
             _fail(steps, exc)
@@ -165,20 +178,23 @@ async def run_async(plan: Plan[T], first: Completion | None = None) -> Result[T]
             return cast(Result[T], finished.value)
 
 
-async def run_choices(plan: Plan[T], n: int) -> list[Result[T]]:
+async def run_choices(
+    plan: Plan[T], n: int, *, before_repair: Gate | None = None
+) -> list[Result[T]]:
     """`n` independent runs of `plan` (OpenAI's `n`), concurrently. A provider that returns
     several choices from one call (`supports_n`) is asked once, and each choice is validated
     and repaired on its own; a server that returned fewer makes up the rest one by one. If any
     run fails, the error raised carries every attempt of every run: all were billed."""
     if n == 1:
-        return [await run_async(plan)]
+        return [await run_async(plan, before_repair=before_repair)]
     firsts: list[Completion | None] = [None] * n
     if plan.provider.capabilities.supports_n:
         made = await _one_call(plan, n)
         for index, choice in enumerate((made, *made.alternatives)[:n]):
             firsts[index] = choice
     outcomes = await asyncio.gather(
-        *(run_async(plan, first) for first in firsts), return_exceptions=True
+        *(run_async(plan, first, before_repair=before_repair) for first in firsts),
+        return_exceptions=True,
     )
     failed = [o for o in outcomes if isinstance(o, BaseException)]
     if not failed:
@@ -201,7 +217,8 @@ async def _one_call(plan: Plan[T], n: int) -> Completion:
             ProviderCall(plan.messages, plan.params, plan.output, tools=spec, n=n)
         )
     except TetherError as exc:
-        exc.attempts = (failed_attempt(exc, plan.price, latency_s=perf_counter() - sent),)
+        latency = perf_counter() - sent
+        exc.attempts = (failed_attempt(exc, plan.price, latency_s=latency, model=plan.model),)
         raise
 
 

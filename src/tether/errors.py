@@ -6,6 +6,8 @@
     ├── ProviderError                a provider could not produce a completion (provider, model)
     │   ├── MissingApiKey            the environment variable holding the key is unset
     │   ├── ProviderUnavailable      the server cannot be reached or timed out (url)
+    │   ├── DeadlineExceeded         the request's deadline passed during this attempt
+    │   ├── CircuitOpen              skipped: its recent calls failed (retry_after_s)
     │   ├── ProviderRejected         the server refused the call (status)
     │   ├── ContextWindowExceeded    the prompt plus the output budget do not fit the model
     │   └── ModelFileError           a local model file is missing or corrupt (path)
@@ -90,6 +92,8 @@ class ProviderError(TetherError):
     # What the provider reported billing for the failed call itself (a stream cut after its
     # usage arrived), or None when it said nothing.
     usage: Usage | None = None
+    # How long the upstream asked us to wait before trying again (its Retry-After), if it did.
+    retry_after_s: float | None = None
 
     def __init__(self, message: str, *, provider: str, model: str, fix: str = "") -> None:
         super().__init__(f"{provider}/{model}: {message}", fix=fix)
@@ -118,6 +122,27 @@ class ProviderUnavailable(ProviderError):
         )
         self.url = url
         self.timed_out = reason == "timed out"
+
+
+class DeadlineExceeded(ProviderError):
+    def __init__(self, *, provider: str, model: str, deadline_s: float) -> None:
+        super().__init__(
+            f"no answer within the request's deadline of {deadline_s:g} s",
+            provider=provider,
+            model=model,
+            fix="raise the request's timeout (or calls.deadline_s), or lower max_tokens",
+        )
+
+
+class CircuitOpen(ProviderError):
+    def __init__(self, *, provider: str, model: str, retry_in_s: float) -> None:
+        super().__init__(
+            f"not called: its last calls failed, so its circuit is open for {retry_in_s:.1f} s",
+            provider=provider,
+            model=model,
+            fix="configure fallbacks for this model, or wait for the upstream to recover",
+        )
+        self.retry_after_s = retry_in_s
 
 
 class ProviderRejected(ProviderError):

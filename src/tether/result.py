@@ -22,6 +22,7 @@ class Attempt:
     latency_s: float
     errors: tuple[str, ...]
     finish_reason: str
+    model: str = ""  # the configured model that made it (fallbacks change it)
 
     @property
     def valid(self) -> bool:

@@ -132,8 +132,15 @@ class ModelSettings(_Strict):
         default=None, description="environment variable that holds the API key"
     )
     api_key: SecretStr | None = Field(default=None, exclude=True)
-    timeout_s: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=2, ge=0)
+    timeout_s: float = Field(default=60.0, gt=0, description="one attempt's time limit")
+    max_retries: int = Field(
+        default=2, ge=0, le=10, description="retries after a transient upstream fault"
+    )
+    fallbacks: list[str] = Field(
+        default_factory=list,
+        description="models tried in order when this one fails, times out, has its circuit "
+        "open or cannot meet the contract after repairs",
+    )
     path: Path | None = Field(default=None, description="GGUF file for llamacpp")
     sha256: str | None = Field(default=None, description="expected sha256 of the GGUF file")
     context_window: int | None = Field(default=None, gt=0)
@@ -196,6 +203,26 @@ class ServerSettings(_Strict):
         return value
 
 
+class CallSettings(_Strict):
+    """How the request pipeline calls models: retries, circuit breakers, deadlines."""
+
+    deadline_s: float = Field(
+        default=300.0, gt=0, description="one request's time limit across every attempt"
+    )
+    retry_base_s: float = Field(default=0.5, ge=0, description="first backoff, doubled each retry")
+    retry_cap_s: float = Field(default=8.0, ge=0, description="longest backoff")
+    circuit_failures: int = Field(
+        default=5, gt=0, description="failed calls in a row that open a model's circuit"
+    )
+    circuit_cooldown_s: float = Field(
+        default=30.0, gt=0, description="how long an open circuit skips its model"
+    )
+    record_requests: bool = Field(
+        default=True,
+        description="library and CLI calls write the request log too (the gateway always does)",
+    )
+
+
 def _default_models() -> dict[str, ModelSettings]:
     return {
         LOCAL_MODEL_NAME: ModelSettings(provider="llamacpp", upstream_model=LOCAL_MODEL_UPSTREAM),
@@ -234,6 +261,7 @@ class Settings(_Strict):
     budgets: PromptBudgets = Field(
         default_factory=list, description="money budgets per prompt, whatever the key"
     )
+    calls: CallSettings = CallSettings()
     source: str = Field(default="defaults", exclude=True)
 
     @classmethod

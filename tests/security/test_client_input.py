@@ -151,18 +151,19 @@ def test_invalid_json_from_the_upstream_is_502_naming_it(
     assert _row(gw, response).status == 502
 
 
-def test_an_empty_stream_is_an_error_event_and_an_error_row(
+def test_an_empty_stream_is_a_502_and_an_error_row(
     gw: LiveGateway, upstream: ScriptedUpstream
 ) -> None:
+    # Nothing was sent yet when the upstream failed: the caller gets the HTTP status itself.
     upstream.script.append(Raw(200, b"", "text/event-stream"))  # an empty 200
     client = openai.OpenAI(base_url=gw.v1, api_key=gw.key, max_retries=0)
-    with client.chat.completions.with_streaming_response.create(
-        model="up", messages=[{"role": "user", "content": "hi"}], stream=True
-    ) as response:
-        request_id = response.headers["x-tether-request-id"]
-        events = [line for line in response.iter_lines() if line.startswith("data: ")]
-    assert any('"upstream_error"' in e for e in events), events
-    assert not any('"finish_reason":"stop"' in e for e in events), events
+    with pytest.raises(openai.InternalServerError) as failed:
+        client.chat.completions.create(
+            model="up", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+    assert failed.value.status_code == 502
+    assert failed.value.body["code"] == "upstream_error"  # type: ignore[index]
+    request_id = failed.value.response.headers["x-tether-request-id"]
     assert gw.gateway.log.flush(5)
     with gw.gateway.engine.connect() as conn:
         row = conn.execute(select(requests).where(requests.c.id == request_id)).one()
@@ -179,11 +180,11 @@ def test_an_unexpected_error_is_500_with_a_row(gw: LiveGateway) -> None:
     assert "RuntimeError" in row.error
 
 
-def test_an_unexpected_error_in_a_stream_ends_it_with_an_error_event(gw: LiveGateway) -> None:
+def test_an_unexpected_error_before_a_stream_starts_is_a_500(gw: LiveGateway) -> None:
     response = _chat(gw, {"messages": [{"role": "user", "content": BOOM}], "stream": True})
-    assert response.status_code == 200
-    assert '"internal_error"' in response.text
-    assert response.text.rstrip().endswith("data: [DONE]")
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    assert "bug in a provider" not in response.text
     assert _row(gw, response).status == 500
 
 

@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
+from tests.conftest import FAST_RETRIES
 from tests.upstream import ScriptedUpstream
 from tether import Client, FakeProvider, ModelSettings, PriceSettings, Settings
 from tether.providers.base import Provider
@@ -58,6 +59,7 @@ def gateway_settings(tmp_path: Path, **server: object) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
         cache_dir=Path.home() / ".cache" / "tether",
+        calls=FAST_RETRIES,
         default_model="fake",
         models={
             "fake": ModelSettings(

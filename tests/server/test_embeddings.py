@@ -178,12 +178,14 @@ async def test_the_onnx_run_happens_off_the_event_loop() -> None:
 
 
 def test_the_embedder_makes_no_text(tmp_path: Path) -> None:
-    from tether import Client, ProviderError
+    from tether import Client
+    from tether.errors import InvalidRequest
 
+    # The library refuses it as the gateway does (one pipeline): before any call, naming it.
     settings = gateway_settings(tmp_path)
-    with Client(settings) as client, pytest.raises(ProviderError, match="embeddings only") as err:
+    with Client(settings) as client, pytest.raises(InvalidRequest, match="only embeds") as err:
         client.generate("hello", model=MODEL)
-    assert "local" in err.value.fix
+    assert err.value.param == "model"
 
 
 def test_chat_with_the_embedding_model_is_a_400_naming_the_model(live: LiveGateway) -> None:

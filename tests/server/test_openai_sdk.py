@@ -156,11 +156,18 @@ def test_key_scopes_limits_budget_and_revocation(live: LiveGateway) -> None:
     with pytest.raises(openai.RateLimitError) as err:
         sdk(live, limited).chat.completions.create(model="fake", messages=messages)
     assert int(err.value.response.headers["retry-after"]) >= 1
-    _, poor = keys.create("poor", budget_usd=0.000001)
-    sdk(live, poor).chat.completions.create(model="fake", messages=messages)  # spends 7e-6
+    # A request holds its maximum (input + max_tokens at the model's price, about $2.2e-5
+    # here) before the call: the budget admits requests while that still fits.
+    _, poor = keys.create("poor", budget_usd=0.00003)
+    answered = 0
     with pytest.raises(openai.RateLimitError) as broke:
-        sdk(live, poor).chat.completions.create(model="fake", messages=messages)
+        for _ in range(10):
+            sdk(live, poor).chat.completions.create(
+                model="fake", messages=messages, max_tokens=10
+            )
+            answered += 1
     assert broke.value.body["code"] == "budget_exhausted"  # type: ignore[index]
+    assert 1 <= answered <= 3
     revoked_key, revoked = keys.create("revoked")
     sdk(live, revoked).chat.completions.create(model="fake", messages=messages)
     keys.revoke(revoked_key.id)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def failed_attempt(
-    exc: TetherError, price: PriceSettings, *, latency_s: float, raw: str = ""
+    exc: TetherError, price: PriceSettings, *, latency_s: float, raw: str = "", model: str = ""
 ) -> Attempt:
     """The attempt `exc` ended: its error, and the usage the provider reported for it (none
     unless it said, e.g. a stream cut after its usage arrived). `raw` is what it produced."""
@@ -28,6 +28,7 @@ def failed_attempt(
         latency_s=latency_s,
         errors=(exc.message,),
         finish_reason="error",
+        model=model,
     )
 
 

@@ -57,6 +57,7 @@ class RequestRecord:
     output_tokens: int
     cost_usd: float
     latency_ms: float
+    route: str | None = None  # JSON
 
     def row(self) -> dict[str, Any]:
         return asdict(self)

@@ -16,6 +16,7 @@ import aiohttp
 import orjson
 
 from tether.errors import ProviderError, ProviderRejected, ProviderUnavailable
+from tether.providers.retry_after import retry_after
 from tether.providers.sdk_errors import fix_for
 from tether.redact import redact
 
@@ -76,7 +77,9 @@ class FastChatTransport:
                         parsed: dict[str, Any] = orjson.loads(payload)
                         return parsed
                     if response.status not in _RETRY_STATUSES or attempt >= self._retries:
-                        raise self._rejected(response.status, payload)
+                        rejected = self._rejected(response.status, payload)
+                        rejected.retry_after_s = retry_after(response.headers.get("retry-after"))
+                        raise rejected
             except (TimeoutError, aiohttp.ClientConnectionError) as exc:
                 if attempt >= self._retries:
                     reason = (

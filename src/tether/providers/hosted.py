@@ -3,6 +3,8 @@ created sync and async clients, and the mapping of SDK errors onto tether's tree
 
 from __future__ import annotations
 
+import asyncio
+
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
@@ -66,7 +68,9 @@ class HostedProvider(ABC, Generic[SyncClient, AsyncClient]):
             api_key=model.api_key.get_secret_value() if model.api_key else None,
             api_key_env=model.api_key_env,
             timeout_s=model.timeout_s,
-            max_retries=model.max_retries,
+            # The request pipeline retries (backoff, Retry-After, the request's deadline, the
+            # circuit breaker, each retry billed as an attempt): the transport does not.
+            max_retries=0,
             capabilities=cls.default_capabilities.overridden(model.capabilities),
         )
 
@@ -94,6 +98,10 @@ class HostedProvider(ABC, Generic[SyncClient, AsyncClient]):
         return self._completion(response, call)
 
     async def acomplete(self, call: ProviderCall) -> Completion:
+        if self._only_sync_transport:
+            # The caller gave only a sync transport (a proxy, a recording): serve async calls
+            # through it, in a worker thread.
+            return await asyncio.to_thread(self.complete, call)
         if self._async is None:
             self._async = self._new_async(api_key=self._key(), http_client=self._ahttp)
         try:
@@ -101,6 +109,10 @@ class HostedProvider(ABC, Generic[SyncClient, AsyncClient]):
         except self.sdk.APIError as exc:
             raise self._translate(exc) from None
         return self._completion(response, call)
+
+    @property
+    def _only_sync_transport(self) -> bool:
+        return self._http is not None and self._ahttp is None
 
     async def astream(self, call: ProviderCall) -> AsyncIterator[StreamChunk]:
         """Whole-completion fallback; providers with native streaming override it."""

@@ -100,7 +100,7 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
 
     async def acomplete(self, call: ProviderCall) -> Completion:
         """Through the lean aiohttp transport, unless the caller injected its own client."""
-        if self._ahttp is not None:
+        if self._ahttp is not None or self._only_sync_transport:
             return await super().acomplete(call)
         if self._fast is None:
             self._fast = FastChatTransport(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from tether.errors import ProviderError, ProviderRejected, ProviderUnavailable
+from tether.providers.retry_after import retry_after
 from tether.redact import redact
 
 _FIXES = {
@@ -45,7 +46,11 @@ def translate(
         fix = fix_for(status, key_env=key_env, model=model)
         if status == 400 and getattr(exc, "code", None) == "context_length_exceeded":
             fix = "shorten the prompt or lower max_tokens"
-        return ProviderRejected(
+        rejected = ProviderRejected(
             provider=provider, model=model, status=status, reason=reason, fix=fix
         )
+        response = getattr(exc, "response", None)
+        if response is not None:
+            rejected.retry_after_s = retry_after(response.headers.get("retry-after"))
+        return rejected
     return None

@@ -22,7 +22,9 @@ def usage_body(usage: Usage) -> dict[str, Any]:
 
 
 def finish_reason(result: Result[Any]) -> str:
-    return "tool_calls" if result.tool_calls else result.attempts[-1].finish_reason
+    if result.tool_calls:
+        return "tool_calls"
+    return result.attempts[-1].finish_reason if result.attempts else "stop"  # a rule's answer
 
 
 def message_body(result: Result[Any]) -> dict[str, Any]:

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import replace
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from sqlalchemy import insert, select
 from starlette.responses import Response
 
-from tether.engine import run_async
-from tether.errors import DatabaseUnavailable, InvalidRequest
+from tether.costs.accounting import charged
+from tether.costs.limits.base import Claim, RateLimit
+from tether.errors import DatabaseUnavailable, InvalidRequest, KeyScopeError
+from tether.observe.recorder import jsonable
 from tether.server.api_docs import FeedbackBody, PromptRunBody, body_doc
 from tether.server.bodies import read_json
-from tether.server.gateway import Gateway
+from tether.server.gateway import headers
 from tether.server.openai_routes import JSON, start_call
+from tether.store.feedback import add_feedback, request_owner
 from tether.store.offload import in_thread
-from tether.store.tables import feedback, requests
 
 router = APIRouter()
 
@@ -33,10 +32,12 @@ def _optional_str(body: dict[str, Any], field: str) -> str | None:
 
 @router.post("/v1/prompts/{name}/run", openapi_extra=body_doc(PromptRunBody))
 async def run_prompt(name: str, request: Request) -> Response:
-    gateway, call = start_call(request, "prompts.run")
-    call.prompt = name
+    gateway, ctx = start_call(request, "prompts.run")
+    ctx.ask = replace(ctx.ask, prompt=name)
     # Scope first: a key scoped to other prompts learns nothing, not even whether this exists.
-    gateway.check_prompt_scope(call.key, name)
+    key = ctx.ask.key
+    if key is not None and not key.allows_prompt(name):
+        raise KeyScopeError("prompt", name)
     body = await read_json(request, gateway.settings.server.max_body_bytes)
     inputs = body.get("inputs", {})
     if not isinstance(inputs, dict):
@@ -44,46 +45,34 @@ async def run_prompt(name: str, request: Request) -> Response:
     version = _optional_str(body, "version")
     label = _optional_str(body, "label") or ("production" if version is None else None)
     model = _optional_str(body, "model")
-    # The registry lookup and rendering touch the database: off the event loop.
-    plan, found = await asyncio.to_thread(
-        gateway.client.prompt_plan, name, inputs, label=label, version=version, model=model
-    )
-    call.prompt_version = found.version
-    call.model = model or found.spec.model
-    call.messages = plan.messages
-    call.contract = plan.contract.name if plan.contract else None
-    gateway.admit(call, model=call.model, prompt=name)
-    result = await run_async(plan)
-    output = (
-        result.output.model_dump(mode="json")
-        if hasattr(result.output, "model_dump")
-        else result.output
-    )
-    gateway.record_result(call, result, output)
+    await gateway.run(ctx, inputs=inputs, version=version, label=label, model=model)
+    result = ctx.result
+    usage, cost = charged(tuple(ctx.attempts))
     payload = {
-        "request_id": call.request_id,
+        "request_id": ctx.request_id,
         "prompt": name,
-        "version": found.version,
-        "model": call.model or gateway.settings.default_model,
+        "version": result.prompt_version,
+        "model": ctx.model,
         "provider": result.provider,
-        "output": output,
+        "output": jsonable(result.output),
         "raw": result.raw,
-        "attempts": len(result.attempts),
-        "usage": {
-            "input_tokens": result.usage.input_tokens,
-            "output_tokens": result.usage.output_tokens,
-        },
-        "cost_usd": result.cost_usd,
+        "attempts": len(ctx.attempts),
+        "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
+        "cost_usd": cost,
         "latency_ms": round(result.latency_s * 1000, 3),
+        "route": ctx.route.reason if ctx.route is not None else None,
     }
-    return Response(orjson.dumps(payload), media_type=JSON, headers=call.headers())
+    return Response(orjson.dumps(payload), media_type=JSON, headers=headers(ctx))
 
 
 @router.post("/v1/feedback", openapi_extra=body_doc(FeedbackBody))
 async def post_feedback(request: Request) -> Response:
-    gateway, call = start_call(request, "feedback", admin_allowed=True)
-    if call.key is not None:
-        call.quota = gateway.limiter.admit(call.key)  # feedback counts like any call
+    gateway, ctx = start_call(request, "feedback", admin_allowed=True)
+    key = ctx.ask.key
+    if key is not None and key.rpm is not None:  # feedback counts against the key's rate
+        claim = Claim(rates=(RateLimit(f"key:{key.id}", "requests", key.rpm),))
+        ctx.reservation = await gateway.runtime.limits.reserve(claim)
+        await gateway.runtime.limits.settle(ctx.reservation, tokens=0, cost_usd=0.0)
     body = await read_json(request, gateway.settings.server.max_body_bytes)
     request_id = _optional_str(body, "request_id")
     if not request_id:
@@ -94,52 +83,26 @@ async def post_feedback(request: Request) -> Response:
     label, comment = _optional_str(body, "label"), _optional_str(body, "comment")
     if score is None and label is None and comment is None:
         raise InvalidRequest("give at least one of score, label, comment")
-    owner = await _owner(gateway, request_id)
-    if owner is None:
+    engine = gateway.engine
+    found = await in_thread(lambda: request_owner(engine, request_id), what="request log")
+    if found is None:
         # The row may still be on its way to the database; the wait runs off the event loop.
         flushed = await in_thread(lambda: gateway.log.flush(timeout_s=2.0), what="request log")
         if not flushed or not gateway.log.database_ok:
             raise DatabaseUnavailable("request log", "recent requests are not stored yet")
-        owner = await _owner(gateway, request_id)
-    caller = call.key.id if call.key else None
-    if owner is None or not (call.admin or owner.key_id == caller):
+        found = await in_thread(lambda: request_owner(engine, request_id), what="request log")
+    caller = key.id if key is not None else None
+    if found is None or not (ctx.admin or found.key_id == caller):
         # Another key's request answers exactly like a missing one: nothing to learn from it.
         raise InvalidRequest(f"no request {request_id!r}", param="request_id", status=404)
-    row = {
-        "request_id": request_id,
-        "score": float(score) if score is not None else None,
-        "label": label,
-        "comment": comment,
-        "key_id": call.key.id if call.key else None,
-        "at": datetime.now(UTC),
-    }
-
-    def store() -> None:
-        with gateway.engine.begin() as conn:
-            conn.execute(insert(feedback).values(**row))
-
-    await in_thread(store, what="feedback")
-    gateway.record_outcome(call, 200, None)
+    score_value = float(score) if score is not None else None
+    await in_thread(
+        lambda: add_feedback(engine, request_id, score_value, label, comment, caller),
+        what="feedback",
+    )
+    await gateway.record(ctx)
     return Response(
         orjson.dumps({"ok": True, "request_id": request_id}),
         media_type=JSON,
-        headers=call.headers(),
+        headers=headers(ctx),
     )
-
-
-@dataclass(frozen=True)
-class _Owner:
-    key_id: str | None
-
-
-async def _owner(gateway: Gateway, request_id: str) -> _Owner | None:
-    """Who made a logged request (None when no such request is stored)."""
-
-    def query() -> _Owner | None:
-        with gateway.engine.connect() as conn:
-            found = conn.execute(
-                select(requests.c.key_id).where(requests.c.id == request_id)
-            ).first()
-            return None if found is None else _Owner(found.key_id)
-
-    return await in_thread(query, what="request log")

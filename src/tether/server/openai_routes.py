@@ -1,27 +1,27 @@
 """OpenAI-compatible routes: chat completions (plain and SSE), models, embeddings.
 
-Handlers take the raw Request and return Response objects built with orjson: no per-request
-dependency injection or response-model validation on the hot path.
+Each route only translates HTTP to a pipeline call and back: everything between (scopes,
+limits, routing, fallbacks, validation, recording, settling) is the pipeline's. Handlers take
+the raw Request and return Response objects built with orjson: no per-request dependency
+injection or response-model validation on the hot path.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from time import perf_counter
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
-from tether.costs.pricing import cost_usd
-from tether.engine import Plan, run_choices
+from tether.costs.accounting import charged
 from tether.errors import InvalidRequest, TetherError
-from tether.messages import ProviderCall, Usage
-from tether.result import Result
+from tether.pipeline.context import Context
 from tether.server.api_docs import ChatCompletionBody, EmbeddingsBody, body_doc
 from tether.server.bodies import ChatRequest, chat_request, read_json
 from tether.server.chat_response import (
@@ -37,17 +37,15 @@ from tether.server.embedding_bodies import (
     encoding_format,
     requested_dimensions,
 )
-from tether.server.errors import error_body, status_code
-from tether.server.gateway import CallRecord, Gateway, new_request_id
+from tether.server.errors import error_body
+from tether.server.gateway import Gateway, headers
 from tether.server.keys import KEY_PREFIX
-from tether.tools import TOOL_CALLS_CONTRACT
+from tether.statuses import status_code
 
 router = APIRouter()
 log = logging.getLogger("tether.server")
 
 JSON = "application/json"
-# nginx's code for a client that closed the connection before the answer was complete
-CLIENT_CLOSED = 499
 
 
 def _gateway(request: Request) -> Gateway:
@@ -57,19 +55,19 @@ def _gateway(request: Request) -> Gateway:
 
 def start_call(
     request: Request, endpoint: str, *, admin_allowed: bool = False
-) -> tuple[Gateway, CallRecord]:
+) -> tuple[Gateway, Context]:
     """Name the request, authenticate the caller: a virtual key, or (where `admin_allowed`)
     the admin token."""
     gateway = _gateway(request)
-    call = CallRecord(new_request_id(), endpoint, None, perf_counter())
-    request.state.request_id = call.request_id
-    request.state.call = call  # the error handlers record it if the route cannot
+    ctx = gateway.begin(request, endpoint)
     if admin_allowed and _presents_admin_token(request):
         request.app.state.auth.require(request)
-        call.admin = True
-        return gateway, call
-    call.key = gateway.authenticate(request)
-    return gateway, call
+        ctx.admin = True
+        return gateway, ctx
+    key = gateway.authenticate(request)
+    if key is not None:
+        ctx.ask = replace(ctx.ask, key=key)
+    return gateway, ctx
 
 
 def _presents_admin_token(request: Request) -> bool:
@@ -79,93 +77,78 @@ def _presents_admin_token(request: Request) -> bool:
     return scheme.lower() == "bearer" and not value.strip().startswith(KEY_PREFIX)
 
 
-def _completion_body(call: CallRecord, results: list[Result[Any]]) -> dict[str, Any]:
-    merged = _merged(results)
+def _completion_body(ctx: Context) -> dict[str, Any]:
+    first = ctx.results[0]
+    usage, cost = charged(tuple(ctx.attempts))
     return {
-        "id": f"chatcmpl-{call.request_id}",
+        "id": f"chatcmpl-{ctx.request_id}",
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": call.model,
-        "choices": choices_body(results),
-        "usage": usage_body(merged.usage),
+        "model": ctx.model,
+        "choices": choices_body(ctx.results),
+        "usage": usage_body(usage),
         "tether": {
-            "request_id": call.request_id,
-            "provider": merged.provider,
-            "upstream_model": merged.model,
-            "attempts": len(merged.attempts),
-            "cost_usd": merged.cost_usd,
-            "contract": call.contract,
+            "request_id": ctx.request_id,
+            "provider": first.provider,
+            "upstream_model": first.model,
+            "attempts": len(ctx.attempts),
+            "cost_usd": cost,
+            "contract": ctx.contract_name,
+            "route": ctx.route.reason if ctx.route is not None else None,
         },
     }
 
 
-def _merged(results: list[Result[Any]]) -> Result[Any]:
-    """The first choice carrying every choice's attempts: what the request cost and logs."""
-    if len(results) == 1:
-        return results[0]
-    return replace(results[0], attempts=tuple(a for r in results for a in r.attempts))
-
-
 @router.post("/v1/chat/completions", openapi_extra=body_doc(ChatCompletionBody))
 async def chat_completions(request: Request) -> Response:
-    gateway, call = start_call(request, "chat.completions")
+    gateway, ctx = start_call(request, "chat.completions")
     chat = chat_request(await read_json(request, gateway.settings.server.max_body_bytes))
-    call.model = chat.model or gateway.settings.default_model
-    call.messages = chat.messages
-    call.stream = chat.stream
-    gateway.admit(call, model=call.model)
-    if not gateway.client.provider(call.model).capabilities.supports_chat:
-        raise InvalidRequest(
-            f"model {call.model!r} only embeds; use it with /v1/embeddings", param="model"
-        )
     contract = (
         gateway.client.contract(chat.schema, name=chat.schema_name)
         if chat.schema is not None
         else None
     )
-    call.contract = contract.name if contract is not None else None
-    if call.contract is None and chat.tools is not None:
-        call.contract = TOOL_CALLS_CONTRACT
-    plan = gateway.client.plan(
-        chat.messages, contract=contract, model=call.model, tools=chat.tools, **chat.params
+    fields: dict[str, Any] = dict(
+        messages=chat.messages,
+        model=chat.model,
+        contract=contract,
+        tools=chat.tools,
+        params=chat.params,
+        n=chat.n,
+        stream=chat.stream,
     )
     if chat.stream:
-        return StreamingResponse(
-            _events(gateway, call, plan, chat),
-            media_type="text/event-stream",
-            headers=call.headers(**{"cache-control": "no-cache"}),
-        )
-    results = await run_choices(plan, chat.n)
-    merged = _merged(results)
-    gateway.record_result(call, merged, merged.output)
-    return Response(
-        orjson.dumps(_completion_body(call, results)),
-        media_type=JSON,
-        headers=call.headers(),
-    )
+        return await _streamed(gateway, ctx, chat, fields)
+    await gateway.run(ctx, **fields)
+    return Response(orjson.dumps(_completion_body(ctx)), media_type=JSON, headers=headers(ctx))
 
 
-def _streams_text(plan: Plan[Any], chat: ChatRequest) -> bool:
-    """Whether tokens can go out as generated: free text from one streaming completion. A
-    contract, tools, `n` or logprobs mean a validated whole result, sent once it is complete
-    (an unvalidated value is never passed on)."""
-    return (
-        plan.contract is None
-        and plan.tools is None
-        and chat.n == 1
-        and not plan.params.logprobs
-        and plan.provider.capabilities.can_stream
+async def _streamed(
+    gateway: Gateway, ctx: Context, chat: ChatRequest, fields: dict[str, Any]
+) -> Response:
+    """Run the pipeline up to its first piece of text before answering: a request refused or
+    failed before anything was generated gets its own HTTP status, like a plain one."""
+    ctx.ask = replace(ctx.ask, **fields)
+    pieces = gateway.runtime.pipeline.stream(ctx)
+    try:
+        first: str | None = await anext(pieces)
+    except StopAsyncIteration:
+        first = None  # a whole (validated) result, or an empty completion
+    return StreamingResponse(
+        _events(ctx, chat, pieces, first),
+        media_type="text/event-stream",
+        headers=headers(ctx, **{"cache-control": "no-cache"}),
     )
 
 
 async def _events(
-    gateway: Gateway, call: CallRecord, plan: Plan[Any], chat: ChatRequest
+    ctx: Context, chat: ChatRequest, pieces: AsyncIterator[str], first: str | None
 ) -> AsyncIterator[bytes]:
     """SSE chunks. Free text streams as generated; a structured output or tool calls are
     validated first and sent once they met their contract."""
     created = int(time.time())
-    head = {"id": f"chatcmpl-{call.request_id}", "object": "chat.completion.chunk",
-            "created": created, "model": call.model}  # fmt: skip
+    head = {"id": f"chatcmpl-{ctx.request_id}", "object": "chat.completion.chunk",
+            "created": created, "model": ctx.model}  # fmt: skip
 
     def event(payload: dict[str, Any]) -> bytes:
         return b"data: " + orjson.dumps({**head, **payload}) + b"\n\n"
@@ -180,56 +163,35 @@ async def _events(
         choice = {"index": index, "delta": content, "logprobs": logprobs, "finish_reason": finish}
         return event({"choices": [choice]})
 
-    parts: list[str] = []
-    try:
-        opening = {"role": "assistant", "content": None if chat.tools else ""}
-        for index in range(chat.n):
-            yield delta(opening, index=index)
-        if _streams_text(plan, chat):
-            usage, finish = Usage(), "stop"
-            async for piece in plan.provider.astream(ProviderCall(plan.messages, plan.params)):
-                if piece.text:
-                    parts.append(piece.text)
-                    yield delta({"content": piece.text})
-                usage = piece.usage or usage
-                finish = piece.finish_reason or finish
-            cost = cost_usd(usage, plan.price)
-            provider = plan.provider
-            gateway.record_unchecked(
-                call, "".join(parts), usage, cost, provider.kind, provider.model
-            )
-            yield delta({}, finish)
-        else:
-            results = await run_choices(plan, chat.n)
-            merged = _merged(results)
-            gateway.record_result(call, merged, merged.output)
-            usage = merged.usage
-            for index, result in enumerate(results):
-                for content, logprobs in result_deltas(result):
-                    yield delta(content, index=index, logprobs=logprobs)
-                yield delta({}, finish_reason(result), index=index)
-        if chat.include_usage:
-            yield event({"choices": [], "usage": usage_body(usage)})
-    except TetherError as exc:
-        # Headers are sent: the error travels as a terminal event, the row says what was sent.
-        status, error_type, code = status_code(exc)
-        partial = "".join(parts) or None
-        gateway.record_error(call, exc, status, partial=partial, price=plan.price)
-        yield b"data: " + error_body(exc.message, error_type, code) + b"\n\n"
-    except Exception:
-        log.exception("unexpected error in stream %s", call.request_id)
-        gateway.record_outcome(call, 500, "internal error; see the gateway log",
-                               partial="".join(parts) or None)  # fmt: skip
-        yield (
-            b"data: "
-            + error_body("internal error; see the gateway log", "api_error", "internal_error")
-            + b"\n\n"
-        )
-    finally:
-        # A client that hangs up closes the generator mid-stream: still one row, marked so.
-        if not call.recorded:
-            gateway.record_outcome(
-                call, CLIENT_CLOSED, "client closed the stream", partial="".join(parts) or None
+    # Closing this generator (the client hung up) closes the pipeline's: its row says so.
+    async with contextlib.aclosing(pieces):  # type: ignore[type-var]
+        try:
+            opening = {"role": "assistant", "content": None if chat.tools else ""}
+            for index in range(chat.n):
+                yield delta(opening, index=index)
+            if first is not None:
+                yield delta({"content": first})
+                async for piece in pieces:
+                    yield delta({"content": piece})
+                yield delta({}, finish_reason(ctx.results[0]))
+            else:
+                for index, result in enumerate(ctx.results):
+                    for content, logprobs in result_deltas(result):
+                        yield delta(content, index=index, logprobs=logprobs)
+                    yield delta({}, finish_reason(result), index=index)
+            if chat.include_usage:
+                usage, _ = charged(tuple(ctx.attempts))
+                yield event({"choices": [], "usage": usage_body(usage)})
+        except TetherError as exc:
+            # Headers are sent: the error travels as a terminal event; the row is recorded.
+            _, error_type, code = status_code(exc)
+            yield b"data: " + error_body(exc.message, error_type, code) + b"\n\n"
+        except Exception:
+            log.exception("unexpected error in stream %s", ctx.request_id)
+            yield (
+                b"data: "
+                + error_body("internal error; see the gateway log", "api_error", "internal_error")
+                + b"\n\n"
             )
     yield b"data: [DONE]\n\n"
 
@@ -238,33 +200,34 @@ async def _events(
 async def list_models(request: Request) -> Response:
     gateway = _gateway(request)
     key = gateway.authenticate(request)
+    names = [info.name for info in gateway.client.models()]
+    names += [f"router:{name}" for name in gateway.settings.routers]
     data = [
-        {"id": info.name, "object": "model", "created": 0, "owned_by": info.provider}
-        for info in gateway.client.models()
-        if key is None or key.allows_model(info.name)
+        {"id": name, "object": "model", "created": 0, "owned_by": _owner(gateway, name)}
+        for name in names
+        if key is None or key.allows_model(name)
     ]
     return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
 
 
+def _owner(gateway: Gateway, name: str) -> str:
+    configured = gateway.settings.models.get(name)
+    return configured.provider if configured is not None else "tether"
+
+
 @router.post("/v1/embeddings", openapi_extra=body_doc(EmbeddingsBody))
 async def embeddings(request: Request) -> Response:
-    gateway, call = start_call(request, "embeddings")
+    gateway, ctx = start_call(request, "embeddings")
     body = await read_json(request, gateway.settings.server.max_body_bytes)
     texts = embedding_inputs(body)
     fmt, dimensions = encoding_format(body), requested_dimensions(body)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("`model` must be a non-empty string", param="model")
-    call.model = model
-    gateway.admit(call, model=model)
-    provider = gateway.client.provider(model)
-    if not provider.capabilities.supports_embeddings:
-        raise InvalidRequest(f"model {model!r} ({provider.kind}) has no embeddings", param="model")
-    vectors, usage = await provider.aembed(texts)
+    await gateway.run(ctx, operation="embed", model=model, texts=tuple(texts))
+    vectors = ctx.embeddings or []
     check_dimensions(dimensions, vectors)
-    price = gateway.settings.models[model].price if model in gateway.settings.models else None
-    cost = cost_usd(usage, price) if price else 0.0
-    gateway.record_unchecked(call, "", usage, cost, provider.kind, provider.model)
+    usage, _ = charged(tuple(ctx.attempts))
     payload = {
         "object": "list",
         "data": [
@@ -274,4 +237,4 @@ async def embeddings(request: Request) -> Response:
         "model": model,
         "usage": {"prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens},
     }
-    return Response(orjson.dumps(payload), media_type=JSON, headers=call.headers())
+    return Response(orjson.dumps(payload), media_type=JSON, headers=headers(ctx))

@@ -119,6 +119,7 @@ requests = Table(
     Column("output_tokens", Integer, nullable=False),
     Column("cost_usd", Float, nullable=False),
     Column("latency_ms", Float, nullable=False),
+    Column("route", NulSafeText),  # JSON: routing decision, reason, skipped models (m005)
     Index("ix_requests_at", "at"),
     Index("ix_requests_key", "key_id", "at"),
 )

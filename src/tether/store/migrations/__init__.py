@@ -32,6 +32,7 @@ from tether.store.migrations import (
     m002_gateway,
     m003_key_expiry,
     m004_limits,
+    m005_request_route,
 )
 
 Migration = tuple[int, str, Callable[[Connection], None]]
@@ -41,6 +42,7 @@ MIGRATIONS: list[Migration] = [
     (2, m002_gateway.NAME, m002_gateway.apply),
     (3, m003_key_expiry.NAME, m003_key_expiry.apply),
     (4, m004_limits.NAME, m004_limits.apply),
+    (5, m005_request_route.NAME, m005_request_route.apply),
 ]
 
 _metadata = MetaData()

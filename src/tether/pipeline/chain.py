@@ -1,0 +1,68 @@
+"""The pipeline: an ordered chain of stages run over one request context.
+
+Every caller runs it the same way: `stream` yields text as it may be sent (only free text that
+the caller asked to stream); `run` drives it to the end. Either way, when it returns or raises,
+the request is finished: every stage's `finish` ran (the row is recorded, the reservation
+settled), also when the caller went away mid-stream.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+import anyio
+
+from tether.errors import TetherError
+from tether.pipeline.context import CLIENT_CLOSED, Context
+from tether.pipeline.stage import Stage
+
+log = logging.getLogger("tether.pipeline")
+
+
+class ClientClosed(Exception):
+    """The caller stopped reading before the answer was complete."""
+
+
+class Pipeline:
+    def __init__(self, stages: Sequence[Stage]) -> None:
+        self.stages = tuple(stages)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(stage.name for stage in self.stages)
+
+    async def stream(self, ctx: Context) -> AsyncIterator[str]:
+        try:
+            for stage in self.stages:
+                if ctx.done:
+                    break
+                if stage.produces:
+                    async for piece in stage.stream(ctx):
+                        yield piece
+                else:
+                    await stage.run(ctx)
+        except GeneratorExit:
+            ctx.fail(ClientClosed("client closed the stream"), CLIENT_CLOSED)
+            raise
+        except BaseException as exc:
+            ctx.fail(exc)
+            raise
+        finally:
+            await self._finish(ctx)
+
+    async def run(self, ctx: Context) -> Context:
+        async for _ in self.stream(ctx):
+            pass
+        return ctx
+
+    async def _finish(self, ctx: Context) -> None:
+        # Shielded: a caller cancelled mid-request still gets its row and its settlement.
+        with anyio.CancelScope(shield=True):
+            for stage in self.stages:
+                try:
+                    await stage.finish(ctx)
+                except TetherError as exc:
+                    log.warning("%s could not finish %s: %s", stage.name, ctx.request_id, exc)
+                except Exception:
+                    log.exception("%s could not finish %s", stage.name, ctx.request_id)

@@ -1,0 +1,138 @@
+"""The runtime: everything a call needs, built once from settings and shared by the library,
+the CLI and the gateway. Providers, contracts, the prompt registry, the database, the request
+log, the limit store, the circuit breakers and the pipeline over them.
+
+Parts that touch the outside world (the database, the log's writer thread, Redis) open on
+first use, so a client that never needs them never pays for them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from collections.abc import Mapping
+from contextlib import ExitStack
+from typing import Any, TypeVar
+
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from sqlalchemy import Engine
+
+from tether.costs.limits import LimitStore, open_limit_store
+from tether.observe.request_log import RequestLog
+from tether.pipeline.build import build_pipeline
+from tether.pipeline.chain import Pipeline
+from tether.pipeline.context import Context
+from tether.pipeline.planning import Planner
+from tether.prompts.registry import Registry
+from tether.providers.base import Provider
+from tether.providers.pool import ProviderPool
+from tether.routing.circuit import CircuitBreakers
+from tether.settings import Settings
+from tether.store.engine import open_database
+
+T = TypeVar("T")
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        providers: Mapping[str, Provider] | None = None,
+        *,
+        log_requests: bool | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pool = ProviderPool(settings, providers)
+        self.planner = Planner(self.pool, settings.max_repairs)
+        self.circuits = CircuitBreakers(
+            failures=settings.calls.circuit_failures, cooldown_s=settings.calls.circuit_cooldown_s
+        )
+        self.limits: LimitStore = open_limit_store(settings.limits, settings.database)
+        self._log_requests = (
+            settings.calls.record_requests if log_requests is None else log_requests
+        )
+        self._lock = threading.Lock()
+        self._engine: Engine | None = None
+        self._registry: Registry | None = None
+        self._log: RequestLog | None = None
+        self._portal: BlockingPortal | None = None
+        self._portal_exit = ExitStack()
+        self.pipeline: Pipeline = build_pipeline(self)
+
+    # -- storage, opened on first use -------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        with self._lock:
+            if self._engine is None:
+                self._engine = open_database(self.settings.database)
+            return self._engine
+
+    @property
+    def registry(self) -> Registry:
+        engine = self.engine
+        with self._lock:
+            if self._registry is None:
+                self._registry = Registry(engine, model_modules=self.settings.prompt_model_modules)
+            return self._registry
+
+    @property
+    def logging(self) -> bool:
+        return self._log_requests
+
+    def always_log(self) -> None:
+        """Record every request whatever the settings say (the gateway)."""
+        self._log_requests = True
+
+    @property
+    def opened_log(self) -> RequestLog | None:
+        return self._log
+
+    def open_log(self) -> RequestLog:
+        engine = self.engine
+        with self._lock:
+            if self._log is None:
+                server = self.settings.server
+                log = RequestLog(
+                    engine,
+                    spool_dir=self.settings.data_dir / "spool",
+                    spool_max_bytes=server.spool_max_mb * 1024 * 1024,
+                    retention_days=server.log_retention_days,
+                )
+                log.start()
+                self._log = log
+                atexit.register(log.close)  # a script that never closes its client loses no row
+            return self._log
+
+    # -- running the pipeline from sync code ------------------------------------------------
+
+    def run_sync(self, ctx: Context) -> Context:
+        """Run the pipeline for `ctx` from synchronous code, on the runtime's own event loop
+        (a thread started on first use), so sync and async callers share one path."""
+        return self._blocking_portal().call(self.pipeline.run, ctx)
+
+    def _blocking_portal(self) -> BlockingPortal:
+        with self._lock:
+            if self._portal is None:
+                self._portal = self._portal_exit.enter_context(start_blocking_portal())
+            return self._portal
+
+    def call_sync(self, function: Any, *args: Any) -> Any:
+        """An async function run to completion from sync code, on the runtime's loop."""
+        return self._blocking_portal().call(function, *args)
+
+    def close(self) -> None:
+        with self._lock:
+            log, self._log = self._log, None
+        if log is not None:
+            log.close()
+            atexit.unregister(log.close)
+        if self._portal is not None:
+            self._portal.call(self.limits.close)
+        self._portal_exit.close()
+        self._portal = None
+        self.pool.close()
+        with self._lock:
+            engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.dispose()
