@@ -90,7 +90,8 @@ def test_build_refuses_unknown_models_and_routers(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError) as caught:
         build_policy("x", settings)
-    assert caught.value.field == "routers.x.fallbacks.0" and "'gone'" in caught.value.message
+    assert caught.value.field == "routers.x.fallbacks.0"
+    assert "'gone'" in caught.value.message
     with pytest.raises(ConfigError) as missing:
         build_policy("nope", settings)
     assert missing.value.field == "routers.nope"
@@ -105,9 +106,11 @@ def test_missing_router_file_names_the_path_field(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         build_policy("smart", settings)
     assert caught.value.field == "routers.smart.path"
-    assert "not found" in caught.value.message and str(tmp_path) in str(caught.value)
+    assert "not found" in caught.value.message
+    assert str(tmp_path) in str(caught.value)
 
 
 def test_router_model_names() -> None:
     assert router_name("router:support") == "support"
-    assert router_name("gpt-4o") is None and router_name(None) is None
+    assert router_name("gpt-4o") is None
+    assert router_name(None) is None

@@ -13,7 +13,7 @@ import pytest
 from tether.errors import ConfigError
 from tether.messages import Message
 from tether.routing.base import RouteInput
-from tether.routing.config import RulesRouterSettings, RuleSettings
+from tether.routing.config import RuleSettings, RulesRouterSettings
 from tether.routing.context import BuildContext
 from tether.routing.policies.fixed import FixedPolicy
 from tether.routing.policies.rules import RulesPolicy
@@ -68,12 +68,13 @@ def test_weighted_shares_follow_weights() -> None:
 
 def test_weighted_reason_says_how_it_drew() -> None:
     reason = WeightedPolicy([("a", 1.0)], seed="k").decide(ask("x", request_id="1")).reason
-    assert "hashed from the request id" in reason and "a" in reason
+    assert "hashed from the request id" in reason
+    assert "a" in reason
     assert "random" in WeightedPolicy([("a", 1.0)], seed="k").decide(ask("x")).reason
 
 
 def test_weighted_refuses_bad_weights() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="every weight > 0"):
         WeightedPolicy([("a", 0.0)])
 
 
@@ -87,11 +88,13 @@ def test_first_matching_rule_wins_and_default_otherwise() -> None:
     )
     assert policy.decide(ask("x" * 60 + " refund")).model == "premium"
     decided = policy.decide(ask("I want a REFUND now"))
-    assert decided.model == "billing" and "keyword 'refund'" in decided.reason
+    assert decided.model == "billing"
+    assert "keyword 'refund'" in decided.reason
     assert policy.decide(ask("please charge back")).model == "billing"
     # Whole words only: "refunds" is not "refund".
     fallback = policy.decide(ask("refunds policy"))
-    assert fallback.model == "cheap" and "no rule matched" in fallback.reason
+    assert fallback.model == "cheap"
+    assert "no rule matched" in fallback.reason
 
 
 def test_length_in_tokens_and_every_condition_must_hold() -> None:
@@ -104,9 +107,7 @@ def test_length_in_tokens_and_every_condition_must_hold() -> None:
 
 def test_rules_read_only_the_users_text() -> None:
     policy = rules({"keywords": ["secret"], "model": "premium"})
-    request = RouteInput(
-        messages=(Message("system", "the secret word"), Message("user", "hello"))
-    )
+    request = RouteInput(messages=(Message("system", "the secret word"), Message("user", "hello")))
     assert policy.decide(request).model == "cheap"
 
 
@@ -118,7 +119,8 @@ def test_answer_tier_replies_without_a_model() -> None:
     decision = policy.decide(ask("hello there"))
     assert decision.model is None
     assert decision.answer == "Hello! How can I help?"
-    assert "greeting" in decision.reason and "without a model" in decision.reason
+    assert "greeting" in decision.reason
+    assert "without a model" in decision.reason
     assert policy.decide(ask("ohello")).model == "premium"
 
 
@@ -130,7 +132,8 @@ def test_catastrophic_regex_gives_up_and_the_next_rule_decides() -> None:
     elapsed = time.perf_counter() - started
     assert elapsed < 1.0
     assert decision.model == "next"
-    assert "skipped" in decision.reason and "gave up" in decision.reason
+    assert "skipped" in decision.reason
+    assert "gave up" in decision.reason
 
 
 def test_invalid_or_huge_regex_is_a_config_error_naming_the_field() -> None:
@@ -178,7 +181,8 @@ def test_user_function_outside_the_allow_list_is_never_imported(functions: Path)
         rules({"function": "evilmod:check", "model": "x"}, allowed=("routefns",))
     assert caught.value.field == "routers.r.rules.0.function"
     assert "not in prompt_model_modules" in caught.value.message
-    assert not functions.exists() and "evilmod" not in sys.modules
+    assert not functions.exists()
+    assert "evilmod" not in sys.modules
     with pytest.raises(ConfigError, match="not module:function"):
         rules({"function": "os.system", "model": "x"}, allowed=("os",))
 
@@ -186,4 +190,5 @@ def test_user_function_outside_the_allow_list_is_never_imported(functions: Path)
 def test_user_function_that_raises_skips_its_rule(functions: Path) -> None:
     policy = rules({"function": "routefns:broken", "model": "premium"}, allowed=("routefns",))
     decision = policy.decide(ask("x"))
-    assert decision.model == "cheap" and "raised RuntimeError" in decision.reason
+    assert decision.model == "cheap"
+    assert "raised RuntimeError" in decision.reason

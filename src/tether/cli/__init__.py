@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tether.cli import costs, generate, keys, models, prompt_tests, prompts, serve
+from tether.cli import costs, generate, keys, models, prompt_tests, prompts, route, serve
 
 app = typer.Typer(
     name="tether",
@@ -20,6 +20,7 @@ prompt_tests.register(app)
 keys.register(app)
 serve.register(app)
 costs.register(app)
+route.register(app)
 
 
 def main() -> None:

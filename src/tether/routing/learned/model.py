@@ -176,12 +176,13 @@ class TrainedRouter:
 
         try:
             with np.load(path, allow_pickle=False) as npz:
+                missing = [name for name in ("meta", *_ARRAYS) if name not in npz.files]
+                if missing:
+                    raise bad(f"not a router file: no {missing[0]!r} array")
                 arrays = {name: npz[name] for name in ("meta", *_ARRAYS)}
         except FileNotFoundError:
             raise bad("router file not found") from None
-        except KeyError as exc:
-            raise bad(f"not a router file: no {exc.args[0]!r} array") from None
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, EOFError, AttributeError, zipfile.BadZipFile) as exc:
             # allow_pickle=False turns an object array into ValueError: nothing is unpickled.
             raise bad(f"not a readable router file ({type(exc).__name__}: {exc})") from None
         try:
