@@ -37,4 +37,6 @@ def reported_errors() -> Iterator[None]:
 
 
 def open_client(config: Path | None) -> Client:
-    return Client(Settings.load(config))
+    client = Client(Settings.load(config))
+    client.entry = "cli"  # its calls are logged as the CLI's
+    return client

@@ -11,7 +11,6 @@ from time import perf_counter
 from typing import Any
 
 from tether.client import Client
-from tether.engine import run_sync
 from tether.errors import ContractViolation, TetherError
 from tether.evals.assertions import Outcome, Services, Subject, describe, evaluate
 from tether.prompts.compiled import CompiledPrompt
@@ -69,7 +68,7 @@ def run_case(
     valid = False
     used = model or compiled.spec.model or client.settings.default_model
     try:
-        result = run_sync(client.compiled_plan(compiled, case.inputs, model=model))
+        result = client.run_compiled(compiled, case.inputs, model=model)
         output, raw, valid, used = result.output, result.raw, True, result.model
         if hasattr(output, "model_dump"):
             output = output.model_dump(mode="json")

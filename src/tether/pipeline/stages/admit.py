@@ -9,9 +9,9 @@ the price of the dearest model that may answer it (the router's choices and the 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, cast
+from typing import Any
 
-from tether.costs.limits.base import Budget, Claim, LimitStore, Period, RateLimit
+from tether.costs.limits.base import Budget, Claim, LimitStore, RateLimit
 from tether.costs.limits.config import BudgetSettings
 from tether.costs.pricing import cost_usd
 from tether.errors import KeyScopeError, ModelNotFound
@@ -64,8 +64,7 @@ class Admit(Stage):
             if key.tpm is not None:
                 rates.append(RateLimit(scope, "tokens", key.tpm))
             if key.budget_usd is not None:
-                period = cast(Period, key.budget_period)
-                budgets.append(Budget.for_key(key.id, key.budget_usd, period))
+                budgets.append(Budget.for_key(key.id, key.budget_usd, key.budget_period))
         prompt = ctx.prompt_name
         configured = self._budgets.get(prompt) if prompt is not None else None
         if configured is not None and prompt is not None:
