@@ -33,6 +33,7 @@ class Scored:
 
 class LearnedPolicy(RoutePolicy):
     kind = "learned"
+    cpu_bound = True
 
     def __init__(
         self,
