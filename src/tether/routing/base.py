@@ -40,9 +40,6 @@ class RouteDecision:
 
 class RoutePolicy(ABC):
     kind: str
-    # True when `decide` does CPU work worth moving off the event loop (the learned policy
-    # embeds the request's text: milliseconds); rules, weighted and fixed take microseconds.
-    cpu_bound: bool = False
     # True when deciding takes real CPU time (embedding the input): the pipeline then decides
     # in a worker thread rather than on the event loop.
     cpu_bound: bool = False
