@@ -1,4 +1,5 @@
-"""`tether models` and `tether preflight`: what is configured and what it can enforce."""
+"""`tether models`, `tether models recommend` and `tether preflight`: what is configured, which
+model a prompt needs, and what a model can enforce."""
 
 from __future__ import annotations
 
@@ -9,13 +10,19 @@ import typer
 from rich.table import Table
 
 from tether.cli.common import ConfigOption, open_client, reported_errors, stdout
+from tether.cli.recommend import recommend
 from tether.contracts.contract import Contract
 from tether.contracts.preflight import Enforcement
 from tether.costs.catalog import price_for
 
+app = typer.Typer(help="Configured models; which one a prompt needs.")
 
-def models(config: ConfigOption = None) -> None:
+
+@app.callback(invoke_without_command=True)
+def models(ctx: typer.Context, config: ConfigOption = None) -> None:
     """List configured models, their providers and capabilities."""
+    if ctx.invoked_subcommand is not None:
+        return
     with reported_errors(), open_client(config) as client:
         table = Table(title="models")
         for column in ("name", "provider / model", "enforcement", "capabilities", "context",
@@ -69,6 +76,9 @@ def preflight(
         report.raise_for_problems()
 
 
-def register(app: typer.Typer) -> None:
-    app.command()(models)
-    app.command()(preflight)
+app.command()(recommend)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="models")
+    root.command()(preflight)
