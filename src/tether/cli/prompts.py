@@ -1,4 +1,4 @@
-"""`tether prompts ...`: push, list, show, diff, label, rollback, history, tokens."""
+"""`tether prompts ...`: push, list, show, diff, label, rollback, history, run, tokens."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
-from tether.cli.common import ConfigOption, open_client, reported_errors, stdout
+from tether.cli.common import ConfigOption, open_client, reported_errors, stderr, stdout
 from tether.client import Client
+from tether.errors import InvalidRequest
+from tether.observe.recorder import jsonable
 from tether.prompts.compat import compare
 from tether.prompts.loader import load_spec, spec_files
 from tether.prompts.registry import PromptVersion
@@ -216,6 +218,49 @@ def history(name: str, config: ConfigOption = None) -> None:
                 escape(e.reason),
             )
         stdout.print(moves)
+
+
+@app.command()
+def run(
+    prompt: Annotated[str, typer.Argument(help="a spec file, or a registered prompt name")],
+    inputs: Annotated[str, typer.Option("--inputs", "-i", help="inputs as a JSON object")] = "{}",
+    label: Annotated[str, typer.Option(help="label to run when PROMPT is a name")] = "production",
+    version: Annotated[str | None, typer.Option(help="version to run instead of a label")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="model or router:NAME")] = None,
+    meta: Annotated[bool, typer.Option(help="print tokens, cost, route to stderr")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Run a prompt once (through the same pipeline as the library and the gateway) and print
+    its validated output as JSON."""
+    with reported_errors():
+        values = _inputs(inputs)
+        with open_client(config) as client:
+            if Path(prompt).is_file():
+                modules = client.settings.prompt_model_modules
+                compiled = load_spec(prompt, model_modules=modules).compiled
+                result = client.run_compiled(compiled, values, model=model)
+            else:
+                result = client.run(prompt, values, label=label, version=version, model=model)
+        stdout.print_json(json.dumps(jsonable(result.output)))
+        if meta:
+            usage = result.usage
+            stderr.print(
+                f"{result.provider}/{result.model}: {usage.input_tokens} in + "
+                f"{usage.output_tokens} out tokens, ${result.cost_usd:.6f}, "
+                f"{len(result.attempts)} attempt(s)",
+                highlight=False,
+            )
+
+
+def _inputs(text: str) -> dict[str, object]:
+    fix = """pass a JSON object, e.g. --inputs '{"comment": "..."}'"""
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"--inputs is not JSON: {exc}", param="--inputs", fix=fix) from None
+    if not isinstance(values, dict):
+        raise InvalidRequest("--inputs must be a JSON object", param="--inputs", fix=fix)
+    return values
 
 
 @app.command()
