@@ -65,8 +65,7 @@ def _settings(tmp_path: Path, upstream: RuleUpstream, **calls: Any) -> Settings:
         default_model="flaky",
         calls=CallSettings(retry_base_s=0.001, retry_cap_s=0.02, deadline_s=DEADLINE_S, **calls),
         models={
-            "flaky": model("flaky-up", max_retries=RETRIES, timeout_s=0.3,
-                           fallbacks=["backup"]),  # fmt: skip
+            "flaky": model("flaky-up", max_retries=RETRIES, timeout_s=0.3, fallbacks=["backup"]),
             "backup": model("backup-up", max_retries=RETRIES, timeout_s=2.0),
         },
     ).with_secrets({"K": "sk-test"})
@@ -192,12 +191,12 @@ def test_a_stream_cut_mid_way_ends_with_an_error_event_and_an_incomplete_row(
     try:
         with upstream_gateway(tmp_path, scripted) as live:
             sdk = openai.OpenAI(base_url=live.v1, api_key=live.key, max_retries=0)
+            stream = sdk.chat.completions.create(
+                model="up", messages=[{"role": "user", "content": "Where?"}], stream=True
+            )
             received: list[str] = []
             with pytest.raises(openai.APIError, match="connection failed"):
-                for chunk in sdk.chat.completions.create(
-                    model="up", messages=[{"role": "user", "content": "Where?"}], stream=True
-                ):
-                    received.extend(c.delta.content or "" for c in chunk.choices)
+                _read(stream, received)
             assert "".join(received) == "Lyon is "
             assert live.gateway.log.flush(5)
             with live.gateway.engine.connect() as conn:
@@ -209,3 +208,8 @@ def test_a_stream_cut_mid_way_ends_with_an_error_event_and_an_incomplete_row(
     assert row.output_tokens == 2  # the partial output, counted where the upstream did not
     (attempt,) = json.loads(row.attempts)
     assert attempt["finish_reason"] == "error"
+
+
+def _read(stream: Any, received: list[str]) -> None:
+    for chunk in stream:
+        received.extend(choice.delta.content or "" for choice in chunk.choices)

@@ -56,7 +56,7 @@ messages:
 def _config(tmp_path: Path, upstream: RuleUpstream, budget_usd: float | None = None) -> Path:
     budget = f"\n[[budgets]]\nprompt = {PROMPT!r}\nusd = {budget_usd}\nperiod = 'day'\n"
     text = f"""
-data_dir = "{tmp_path / 'data'}"
+data_dir = "{tmp_path / "data"}"
 default_model = "premium"
 
 [calls]
@@ -99,8 +99,9 @@ model = "premium"
 def upstream() -> Iterator[RuleUpstream]:
     server = RuleUpstream(
         {
-            "cheap-up": lambda body: Reply(503, '{"error": {"message": "overloaded"}}',
-                                           headers={"retry-after": "0"}),  # fmt: skip
+            "cheap-up": lambda body: Reply(
+                503, '{"error": {"message": "overloaded"}}', headers={"retry-after": "0"}
+            ),
             "premium-up": lambda body: Reply(content=json.dumps(ANSWER)),
         }
     )
@@ -151,8 +152,10 @@ def _cli_calls(config: Path, schema_file: Path) -> None:
                                     "--config", str(config)])  # fmt: skip
     assert generated.exit_code == 0, generated.output
     assert json.loads(generated.stdout) == ANSWER
-    ran = runner.invoke(app, ["prompts", "run", PROMPT, "--inputs",
-                              json.dumps({"comment": COMMENT}), "--config", str(config)])  # fmt: skip
+    inputs = json.dumps({"comment": COMMENT})
+    ran = runner.invoke(
+        app, ["prompts", "run", PROMPT, "--inputs", inputs, "--config", str(config)]
+    )
     assert ran.exit_code == 0, ran.output
     assert json.loads(ran.stdout) == ANSWER
 
@@ -224,8 +227,10 @@ def test_a_prompt_budget_refuses_alike_everywhere(
     with Client(Settings.load(config)) as client, pytest.raises(BudgetExhausted) as refused:
         client.run(PROMPT, {"comment": COMMENT})
     assert f"prompt:{PROMPT}" in refused.value.message
-    cli = CliRunner().invoke(app, ["prompts", "run", PROMPT, "--inputs",
-                                   json.dumps({"comment": COMMENT}), "--config", str(config)])  # fmt: skip
+    inputs = json.dumps({"comment": COMMENT})
+    cli = CliRunner().invoke(
+        app, ["prompts", "run", PROMPT, "--inputs", inputs, "--config", str(config)]
+    )
     assert cli.exit_code == 1
     assert f"prompt:{PROMPT}" in cli.output
     with live_gateway(Settings.load(config)) as live:
