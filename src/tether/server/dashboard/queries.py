@@ -147,6 +147,7 @@ class ShownAttempt:
     cost_usd: float | None
     latency_ms: float | None
     finish_reason: str | None
+    model: str | None = None  # the configured model that made it (a fallback changes it)
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,17 @@ class FeedbackRow:
     label: str | None
     comment: str | None
     key_id: str | None
+
+
+@dataclass(frozen=True)
+class ShownRoute:
+    policy: str | None  # None: no router; the request named its model
+    chosen: str | None
+    reason: str | None
+    score: float | None
+    answered_by: str | None
+    by_rule: bool
+    skipped: list[str]  # fallbacks taken: each model passed over, and why
 
 
 @dataclass(frozen=True)
@@ -174,6 +186,7 @@ class RequestDetail:
     output: str | None  # pretty JSON
     attempts: list[ShownAttempt]
     feedback: list[FeedbackRow]
+    route: ShownRoute | None = None
 
 
 def _loads(text: str | None) -> Any:
@@ -205,6 +218,27 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _route(text: str | None) -> ShownRoute | None:
+    data = _loads(text)
+    if not isinstance(data, dict):
+        return None
+    skipped = data.get("skipped")
+    score = _number(data.get("score"))
+    return ShownRoute(
+        policy=_text(data.get("policy")),
+        chosen=_text(data.get("model")),
+        reason=_text(data.get("reason")),
+        score=score,
+        answered_by=_text(data.get("answered_by")),
+        by_rule=data.get("answered_by_rule") is True,
+        skipped=[str(s) for s in skipped] if isinstance(skipped, list) else [],
+    )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def _attempts(text: str | None) -> list[ShownAttempt]:
     data = _loads(text)
     if not isinstance(data, list):
@@ -227,6 +261,7 @@ def _attempts(text: str | None) -> list[ShownAttempt]:
                 cost_usd=_number(item.get("cost_usd")),
                 latency_ms=_number(item.get("latency_ms")),
                 finish_reason=str(finish) if finish is not None else None,
+                model=_text(item.get("model")) or None,
             )
         )
     return shown
@@ -261,4 +296,5 @@ def request_detail(engine: Engine, request_id: str) -> RequestDetail | None:
         output=_pretty(r.output),
         attempts=_attempts(r.attempts),
         feedback=[FeedbackRow(utc(f.at), f.score, f.label, f.comment, f.key_id) for f in notes],
+        route=_route(r.route),
     )
