@@ -185,3 +185,26 @@ def test_readme_example(block: Block, tmp_path: Path, monkeypatch: pytest.Monkey
         }
         checked = run_shell(block, tmp_path, env)
     assert checked, f"README.md:{block.line}: no `# ->` line was reached"
+
+
+def _toml_blocks(text: str) -> list[tuple[int, str]]:
+    lines = text.split("\n")
+    found = []
+    for index, line in enumerate(lines):
+        if line.strip() == "```toml":
+            end = lines.index("```", index + 1)
+            found.append((index + 1, "\n".join(lines[index + 1 : end])))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("line", "block"), _toml_blocks(README.read_text()), ids=lambda v: str(v)[:12]
+)
+def test_every_settings_example_in_the_readme_is_valid(
+    line: int, block: str, tmp_path: Path
+) -> None:
+    from tether import Settings
+
+    path = tmp_path / "tether.toml"
+    path.write_text(block)
+    Settings.load(path, environ={})  # raises ConfigError naming the field
