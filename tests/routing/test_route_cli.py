@@ -140,3 +140,13 @@ def test_training_rows_from_a_prompts_tests(tmp_path: Path) -> None:
     assert outcomes.texts[0] == "Question: hard sum number 0"  # what the route stage reads
     assert outcomes.cheap == [i % 2 == 1 for i in range(12)]
     assert all(outcomes.premium)
+
+
+def test_unknown_prompt_is_named(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["route", "train", "--prompt", "no-such-prompt", "--dir", str(tmp_path), "--cheap", "a",
+         "--premium", "b", "--out", str(tmp_path / "r.npz")],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "no-such-prompt" in result.output

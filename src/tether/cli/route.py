@@ -8,6 +8,7 @@ tether route explain "How do I reset my password?" --router support
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -26,8 +27,9 @@ from rich.table import Table
 
 from tether.cache.embedders.registry import create_embedder
 from tether.cli.common import ConfigOption, open_client, reported_errors, stdout
-from tether.errors import ConfigError
+from tether.errors import ConfigError, PromptNotFound
 from tether.messages import Message
+from tether.prompts.loader import LoadedSpec, load_spec, spec_files
 from tether.routing.base import RouteInput, RoutePolicy
 from tether.routing.learned.dataset import Outcomes, read_outcomes
 from tether.routing.learned.evaluation import Curve, cost_quality_curve
@@ -127,7 +129,6 @@ def train(
 def _from_prompt(
     prompt: str, cheap: str | None, premium: str | None, folder: Path, config: Path | None
 ) -> Outcomes:
-    from tether.cli.prompt_tests import _targets
     from tether.routing.learned.from_prompt import outcomes_from_tests
 
     if cheap is None or premium is None:
@@ -138,7 +139,7 @@ def _from_prompt(
             fix="name the two models the router chooses between",
         )
     with open_client(config) as client:
-        (loaded, *_) = _targets([prompt], folder, client.settings.prompt_model_modules)
+        loaded = _find_spec(prompt, folder, client.settings.prompt_model_modules)
         with _progress() as bar:
             task = bar.add_task(
                 f"running {loaded.spec.name} tests", total=2 * len(loaded.spec.tests)
@@ -146,6 +147,20 @@ def _from_prompt(
             return outcomes_from_tests(
                 client, loaded, cheap=cheap, premium=premium, on_case=lambda _: bar.advance(task)
             )
+
+
+def _find_spec(prompt: str, folder: Path, modules: Sequence[str]) -> LoadedSpec:
+    """A spec file as given, or the highest version of the prompt named so in `folder`."""
+    if Path(prompt).is_file():
+        return load_spec(prompt, model_modules=modules)
+    found = [
+        loaded
+        for loaded in (load_spec(p, model_modules=modules) for p in spec_files([folder]))
+        if loaded.spec.name == prompt
+    ]
+    if not found:
+        raise PromptNotFound(f"{prompt} (no spec file in {folder})")
+    return max(found, key=lambda loaded: loaded.spec.semver)
 
 
 def _print_summary(router: TrainedRouter, out: Path) -> None:
