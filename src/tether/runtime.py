@@ -41,7 +41,7 @@ class Runtime:
         *,
         log_requests: bool | None = None,
     ) -> None:
-        self.settings = settings
+        self.settings: Settings = settings
         self.pool = ProviderPool(settings, providers)
         self.planner = Planner(self.pool, settings.max_repairs)
         self.circuits = CircuitBreakers(
