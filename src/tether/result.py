@@ -12,7 +12,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One provider call within a logical request (the first try or a repair). A call that
+    """One provider call within a logical request: the first try, a repair, a retry after a
+    transient fault or a call to a fallback model (`model` says which). A call that
     raised is an attempt too: `finish_reason` "error", its error in `errors`, and the usage its
     provider reported billing (none unless it said)."""
 
@@ -57,4 +58,5 @@ class Result(Generic[T]):
 
     @property
     def repairs(self) -> int:
-        return len(self.attempts) - 1
+        """Attempts after the first (repairs, retries and fallbacks alike)."""
+        return max(len(self.attempts) - 1, 0)
