@@ -177,6 +177,9 @@ def score_model(
     folder: Path | None = None,
     on_case: Callable[[CaseResult], None] | None = None,
 ) -> ModelScore:
+    # A local model loads its weights on first use; counting a token loads them (a remote
+    # provider counts locally), so the first case is timed as a call, not as a load.
+    client.provider(model).count_tokens("warm up")
     metered = _MeteredClient(client)
     runs: list[CaseRun] = []
 
