@@ -9,6 +9,7 @@ tether route explain "How do I reset my password?" --router support
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -31,13 +32,14 @@ from tether.errors import ConfigError, PromptNotFound
 from tether.messages import Message
 from tether.prompts.loader import LoadedSpec, load_spec, spec_files
 from tether.routing.base import RouteInput, RoutePolicy
-from tether.routing.learned.dataset import Outcomes, read_outcomes
+from tether.routing.learned.dataset import Outcomes, check_outcomes, read_outcomes
 from tether.routing.learned.evaluation import Curve, cost_quality_curve
 from tether.routing.learned.features import text_features
 from tether.routing.learned.model import TrainedRouter
 from tether.routing.learned.train import TrainOptions, embed_texts, route_text, train_router
 from tether.routing.policies.learned import LearnedPolicy
 from tether.routing.registry import build_policy
+from tether.settings import Settings
 
 app = typer.Typer(
     help="Routing: train, evaluate and explain learned routers.", no_args_is_help=True
@@ -70,8 +72,24 @@ def train(
         str | None,
         typer.Option(help="a prompt spec file or name: its test cases run on both models"),
     ] = None,
-    cheap: Annotated[str | None, typer.Option(help="cheap model (with --prompt)")] = None,
-    premium: Annotated[str | None, typer.Option(help="premium model (with --prompt)")] = None,
+    from_log: Annotated[
+        bool,
+        typer.Option(
+            "--from-log", help="the request log: texts both models answered, with feedback"
+        ),
+    ] = False,
+    cheap: Annotated[
+        str | None, typer.Option(help="cheap model (with --prompt or --from-log)")
+    ] = None,
+    premium: Annotated[
+        str | None, typer.Option(help="premium model (with --prompt or --from-log)")
+    ] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="with --from-log: requests logged from this time")
+    ] = None,
+    pass_score: Annotated[
+        float, typer.Option(help="with --from-log: a feedback score at least this passes")
+    ] = 0.5,
     folder: Annotated[Path, typer.Option("--dir", help="where prompt names are looked up")] = Path(
         "prompts"
     ),
@@ -87,14 +105,15 @@ def train(
     embedder: EmbedderOption = "minilm",
     config: ConfigOption = None,
 ) -> None:
-    """Train a router from a dataset file or a prompt's test cases; write the router file."""
+    """Train a router from a dataset file, a prompt's test cases or the request log; write the
+    router file."""
     with reported_errors():
-        if (data is None) == (prompt is None):
+        if [data is not None, prompt is not None, from_log].count(True) != 1:
             raise ConfigError(
-                "give exactly one of --data and --prompt",
+                "give exactly one of --data, --prompt and --from-log",
                 file=None,
                 field=None,
-                fix="--data FILE, or --prompt NAME --cheap MODEL --premium MODEL",
+                fix="--data FILE, or --prompt NAME (or --from-log) --cheap MODEL --premium MODEL",
             )
         if target_quality is not None and target_premium_share is not None:
             raise ConfigError(
@@ -103,9 +122,12 @@ def train(
                 field=None,
                 fix="drop one of them",
             )
-        outcomes = read_outcomes(data) if data is not None else None
-        if outcomes is None:
-            outcomes = _from_prompt(str(prompt), cheap, premium, folder, config)
+        if data is not None:
+            outcomes = read_outcomes(data)
+        elif prompt is not None:
+            outcomes = _from_prompt(prompt, _models(cheap, premium), folder, config)
+        else:
+            outcomes = _from_log(_models(cheap, premium), since, pass_score, config)
         options = TrainOptions(
             folds=folds,
             seed=seed,
@@ -126,18 +148,45 @@ def train(
         _print_summary(router, out)
 
 
-def _from_prompt(
-    prompt: str, cheap: str | None, premium: str | None, folder: Path, config: Path | None
-) -> Outcomes:
-    from tether.routing.learned.from_prompt import outcomes_from_tests
-
+def _models(cheap: str | None, premium: str | None) -> tuple[str, str]:
     if cheap is None or premium is None:
         raise ConfigError(
-            "--prompt needs --cheap and --premium",
+            "--prompt and --from-log need --cheap and --premium",
             file=None,
             field=None,
             fix="name the two models the router chooses between",
         )
+    return cheap, premium
+
+
+def _from_log(
+    models: tuple[str, str], since: datetime | None, pass_score: float, config: Path | None
+) -> Outcomes:
+    from tether.routing.learned.from_log import pair_outcomes
+    from tether.store.engine import open_database
+    from tether.store.route_outcomes import logged_outcomes
+
+    settings = Settings.load(config)
+    engine = open_database(settings.database)
+    try:
+        logged = logged_outcomes(engine, models, since=since, pass_score=pass_score)
+    finally:
+        engine.dispose()
+    paired = pair_outcomes(logged, cheap=models[0], premium=models[1])
+    stdout.print(
+        f"request log: {len(logged)} judged answers; {len(paired.outcomes)} texts answered by "
+        f"both models, {paired.one_model_only} by one only (left out)",
+        highlight=False,
+    )
+    return check_outcomes(paired.outcomes, "request log")
+
+
+def _from_prompt(
+    prompt: str, models: tuple[str, str], folder: Path, config: Path | None
+) -> Outcomes:
+    from tether.routing.learned.from_prompt import outcomes_from_tests
+
+    cheap, premium = models
     with open_client(config) as client:
         loaded = _find_spec(prompt, folder, client.settings.prompt_model_modules)
         with _progress() as bar:
