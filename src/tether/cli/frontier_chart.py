@@ -54,6 +54,7 @@ def frontier_png(advice: Advice, title: str) -> bytes:
     costs = [s.cost_per_1000_usd for s in advice.scores]
     if costs and min(costs) > 0 and max(costs) / min(costs) > 20:
         axes.set_xscale("log")  # cheap and premium models differ by orders of magnitude
+    axes.margins(x=0.25)  # room for the labels beside the outermost points
     axes.set_ylim(-0.05, 1.1)
     axes.set_title(title)
     axes.set_xlabel("cost per 1,000 requests (USD)")
