@@ -84,7 +84,7 @@ def test_csv_dataset_and_bad_flags(tmp_path: Path) -> None:
         read_outcomes(path)
     result = runner.invoke(app, ["route", "train", "--out", str(tmp_path / "r.npz")])
     assert result.exit_code == 1
-    assert "exactly one of --data and --prompt" in result.output
+    assert "exactly one of --data, --prompt and --from-log" in result.output
 
 
 SPEC = """
