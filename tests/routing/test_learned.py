@@ -201,12 +201,16 @@ def test_settings_targets_and_rules_ahead_of_the_router(
             "all": {**base, "target_premium_share": 1.0},
             "none": {**base, "target_premium_share": 0.0},
             "quality": {**base, "target_quality": 0.9},
+            "eager": {**base, "threshold": -1.0},  # a gain is never below -1: always premium
+            "thrifty": {**base, "threshold": 1.0},  # never above 1: always cheap
             "greeter": {**base, "rules": [{"regex": "^hi$", "answer": "Hello!"}]},
         },
     )
     text = gsm8k.texts[3]
     assert build_policy("all", settings).decide(ask(text)).model == "large"
     assert build_policy("none", settings).decide(ask(text)).model == "small"
+    assert build_policy("eager", settings).decide(ask(text)).model == "large"
+    assert build_policy("thrifty", settings).decide(ask(text)).model == "small"
     quality = build_policy("quality", settings)
     assert isinstance(quality, LearnedPolicy)
     assert quality.threshold == pytest.approx(trained.threshold_for_quality(0.9))

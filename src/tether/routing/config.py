@@ -110,20 +110,27 @@ class RulesRouterSettings(_Router):
 
 
 class LearnedRouterSettings(_Router):
-    """`cheap` unless the trained router predicts its answer will fail, then `premium`.
+    """`cheap` unless the trained router expects `premium` to do better, then `premium`.
 
-    The threshold on p(cheap passes) comes from the router file (set by `tether route train`),
-    or from one of: `target_quality` (share of premium quality to keep, measured on the
-    training data), `target_premium_share` (share of requests sent to premium), `threshold`.
+    A request goes to premium when p(premium passes) - p(cheap passes) is above the threshold.
+    The threshold comes from the router file (set by `tether route train`), or from one of:
+    `target_quality` (share of premium quality to keep, measured on held-out training rows),
+    `target_premium_share` (share of requests sent to premium), `threshold` (on the gain).
     `rules` run first, as in a rules router (answers included)."""
 
     policy: Literal["learned"]
     cheap: str = Field(min_length=1)
     premium: str = Field(min_length=1)
     path: Path = Field(description="the router file written by `tether route train`")
-    target_quality: float | None = Field(default=None, gt=0, le=1)
-    target_premium_share: float | None = Field(default=None, ge=0, le=1)
-    threshold: float | None = Field(default=None, ge=0, le=1)
+    target_quality: float | None = Field(
+        default=None, gt=0, le=1, description="e.g. 0.95: keep 95% of premium's accuracy"
+    )
+    target_premium_share: float | None = Field(
+        default=None, ge=0, le=1, description="e.g. 0.3: send 30% of requests to premium"
+    )
+    threshold: float | None = Field(
+        default=None, ge=-1, le=1, description="premium when the expected gain is above this"
+    )
     embedder: str = Field(default="minilm", description="must be the one the router was trained on")
     rules: list[RuleSettings] = Field(default_factory=list)
 
