@@ -10,7 +10,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from tether.messages import Message, ToolSpec
@@ -145,12 +145,9 @@ class Context:
     @property
     def result(self) -> Result[Any]:
         """The first choice, carrying every attempt of the request (what it cost)."""
-        from dataclasses import replace
-
         first = self.results[0]
-        return replace(
-            first,
-            attempts=tuple(self.attempts),
-            prompt=self.prompt_name,
-            prompt_version=self.found.version if self.found is not None else None,
-        )
+        attempts = tuple(self.attempts)
+        version = self.found.version if self.found is not None else None
+        if first.attempts == attempts and first.prompt == self.prompt_name and not version:
+            return first  # one model, one choice, no registered prompt: nothing to add
+        return replace(first, attempts=attempts, prompt=self.prompt_name, prompt_version=version)

@@ -16,6 +16,8 @@ class ProviderPool:
     def __init__(self, settings: Settings, preset: Mapping[str, Provider] | None = None) -> None:
         self._settings = settings
         self._providers: dict[str, Provider] = dict(preset or {})
+        # name -> (provider, price): resolved on every call, so found once
+        self._resolved: dict[str, tuple[Provider, PriceSettings]] = {}
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
@@ -23,6 +25,9 @@ class ProviderPool:
 
     def resolve(self, name: str | None) -> tuple[str, Provider, PriceSettings]:
         key = name or self._settings.default_model
+        found = self._resolved.get(key)
+        if found is not None:
+            return key, found[0], found[1]
         configured = self._settings.models.get(key)
         price = price_for(key, configured).price
         with self._lock:
@@ -32,6 +37,7 @@ class ProviderPool:
                     raise ModelNotFound(key, self.names())
                 provider = create_provider(key, configured, self._settings)
                 self._providers[key] = provider
+            self._resolved[key] = (provider, price)
         return key, provider, price
 
     def priced(self, name: str | None) -> PricedModel:
@@ -44,3 +50,4 @@ class ProviderPool:
             for provider in self._providers.values():
                 provider.close()
             self._providers.clear()
+            self._resolved.clear()
