@@ -33,7 +33,8 @@ FAST_RETRIES = CallSettings(retry_base_s=0.001, retry_cap_s=0.01)
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Settings isolated from the user's config, with one priced fake model."""
+    """Settings isolated from the user's config, with one priced fake model (tried once per
+    call: retries are tested where they are the subject)."""
     return Settings(
         cache_dir=tmp_path / "cache",
         data_dir=tmp_path / "data",
@@ -42,6 +43,7 @@ def settings(tmp_path: Path) -> Settings:
         models={
             "fake": ModelSettings(
                 provider="fake",
+                max_retries=0,
                 price=PriceSettings(input_per_million=1.0, output_per_million=2.0),
             )
         },

@@ -78,3 +78,26 @@ def test_the_log_is_not_opened_by_a_client_that_makes_no_call(tmp_path: Path) ->
     with Client(Settings(data_dir=tmp_path / "data")) as client:
         client.models()
     assert not (tmp_path / "data" / "tether.db").exists()
+
+
+def test_only_models_whose_preflight_accepts_the_contract_are_tried(settings: Settings) -> None:
+    from tether import ModelSettings
+    from tether.errors import SchemaProblem, UnsupportedSchema
+
+    refuses = FakeProvider(problems=[SchemaProblem("pattern", "/ok", "no regex here")])
+    accepts = FakeProvider(respond=lambda call: '{"ok": true}')
+    models = {
+        **settings.models,
+        "strict": ModelSettings(provider="fake", fallbacks=["fake"]),
+        "alone": ModelSettings(provider="fake"),
+    }
+    with Client(
+        settings.model_copy(update={"models": models}),
+        providers={"strict": refuses, "alone": refuses, "fake": accepts},
+    ) as client:
+        result = client.generate("hi", contract=SCHEMA, model="strict")
+        assert [a.model for a in result.attempts] == ["fake"]
+        assert refuses.calls == []  # never called: its pre-flight refused the contract
+        # Without a fallback the pre-flight's refusal is the answer, naming the keyword.
+        with pytest.raises(UnsupportedSchema, match="pattern"):
+            client.generate("hi", contract=SCHEMA, model="alone")
