@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -14,6 +15,7 @@ from tether.messages import ProviderCall
 from tether.prompts.loader import load_spec
 from tether.routing.learned.dataset import Outcomes, read_outcomes
 from tether.routing.learned.from_prompt import outcomes_from_tests
+from tether.routing.learned.model import TrainedRouter
 from tether.settings import ModelSettings, Settings
 
 runner = CliRunner()
@@ -150,3 +152,21 @@ def test_unknown_prompt_is_named(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 1
     assert "no-such-prompt" in result.output
+
+
+def test_router_file_without_training_texts(dataset: Path, tmp_path: Path) -> None:
+    router = tmp_path / "private.npz"
+    trained = runner.invoke(
+        app,
+        ["route", "train", "--data", str(dataset), "--out", str(router), "--embedder", "fake",
+         "--folds", "3", "--no-keep-texts"],
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    assert TrainedRouter.load(router).texts == ()
+    with np.load(router, allow_pickle=False) as stored:
+        assert stored["text_bytes"].size == 0  # no training text in the file at all
+    explained = runner.invoke(
+        app, ["route", "explain", "How many ducks?", "--file", str(router), "--embedder", "fake"]
+    )
+    assert explained.exit_code == 0, explained.output
+    assert "nearest training requests" in explained.output

@@ -102,6 +102,10 @@ def train(
     ] = None,
     folds: Annotated[int, typer.Option(help="held-out folds for choosing k and blend", min=2)] = 5,
     seed: Annotated[int, typer.Option(help="seed of the fold shuffle")] = 0,
+    keep_texts: Annotated[
+        bool,
+        typer.Option(help="store the start of each training text in the file, for `route explain`"),
+    ] = True,
     embedder: EmbedderOption = "minilm",
     config: ConfigOption = None,
 ) -> None:
@@ -133,6 +137,7 @@ def train(
             seed=seed,
             target_quality=target_quality,
             target_premium_share=target_premium_share,
+            keep_texts=keep_texts,
         )
         encoder = create_embedder(embedder)
         with _progress() as bar:

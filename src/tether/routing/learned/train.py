@@ -42,6 +42,9 @@ class TrainOptions:
     target_quality: float | None = None
     target_premium_share: float | None = None
     batch: int = 64
+    # The first EXPLAIN_CHARS characters of each training text go into the router file, for
+    # `tether route explain`; off when the texts (e.g. from the request log) must not travel.
+    keep_texts: bool = True
 
 
 def route_text(text: str) -> str:
@@ -190,7 +193,7 @@ def train_router(
         blend=blend,
     )
     router.holdout_scores = held[best]
-    router.texts = tuple(t[:EXPLAIN_CHARS] for t in texts)
+    router.texts = tuple(t[:EXPLAIN_CHARS] for t in texts) if options.keep_texts else ()
     router.threshold = _threshold(router, options)
     router.info = {
         "rows": len(outcomes),
