@@ -26,14 +26,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Row, func, insert, select, update
+from sqlalchemy import Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
 
 from tether.costs.limits.base import Period
 from tether.errors import DatabaseUnavailable, InvalidKey, InvalidRequest, KeyNotFound
 from tether.server.key_fields import check_key_fields
+from tether.store import keys as stored
+from tether.store.dialect import utc
 from tether.store.failures import short_reason
-from tether.store.tables import api_keys, requests
 
 KEY_PREFIX = "tk-"
 REFRESH_S = 0.5
@@ -115,9 +116,7 @@ def _hash(secret: str) -> str:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite drops the zone
+    return None if value is None else utc(value)
 
 
 def _period(stored: str | None) -> Period:
@@ -184,8 +183,7 @@ class KeyStore:
         with self._lock:
             writes = self._writes
         try:
-            with self._engine.connect() as conn:
-                rows = conn.execute(select(api_keys)).all()
+            rows = stored.all_keys(self._engine)
         except SQLAlchemyError as exc:
             if self._answering:  # once per outage, not twice a second
                 reason = short_reason(exc)
@@ -259,8 +257,7 @@ class KeyStore:
             "expires_at": expires_at,
             "budget_period": budget_period,
         }
-        with self._engine.begin() as conn:
-            conn.execute(insert(api_keys).values(**row))
+        stored.add_key(self._engine, row)
         key = self.get(key_id)
         self._remember(digest, key)
         return key, secret
@@ -269,24 +266,16 @@ class KeyStore:
         return _key(self._row(key_id))
 
     def _row(self, key_id: str) -> Row[Any]:
-        with self._engine.connect() as conn:
-            row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+        row = stored.key_row(self._engine, key_id)
         if row is None:
             raise KeyNotFound(key_id)
         return row
 
     def list(self) -> list[ApiKey]:
-        with self._engine.connect() as conn:
-            rows = conn.execute(select(api_keys).order_by(api_keys.c.created_at))
-            return [_key(r) for r in rows]
+        return [_key(r) for r in stored.keys_oldest_first(self._engine)]
 
     def revoke(self, key_id: str) -> ApiKey:
-        with self._engine.begin() as conn:
-            conn.execute(
-                update(api_keys)
-                .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-                .values(revoked_at=datetime.now(UTC))
-            )
+        stored.revoke_key(self._engine, key_id, datetime.now(UTC))
         row = self._row(key_id)  # raises KeyNotFound when it does not exist
         key = _key(row)
         self._remember(row.secret_hash, key)
@@ -314,10 +303,4 @@ class KeyStore:
 
     def spent(self) -> dict[str, float]:
         """Money spent per key, from the request log."""
-        with self._engine.connect() as conn:
-            rows = conn.execute(
-                select(requests.c.key_id, func.sum(requests.c.cost_usd))
-                .where(requests.c.key_id.is_not(None))
-                .group_by(requests.c.key_id)
-            )
-            return {key_id: float(total or 0.0) for key_id, total in rows}
+        return stored.spent_by_key(self._engine)
