@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from tether.observe.request_log import RequestLog, RequestRecord
 from tether.server.dashboard.filters import RequestFilters
-from tether.server.dashboard.queries import list_requests, request_detail
+from tether.server.dashboard.request_log import list_requests, request_detail
 from tether.store import open_database
 from tether.store.tables import feedback
 from tether.store.types import ESCAPE, escape_nul, unescape_nul

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import Engine, select
 
 from tether.prompts.semver import SemVer
-from tether.server.dashboard.queries import utc
+from tether.store.dialect import utc
 from tether.store.tables import label_events, prompt_labels, prompt_versions
 
 

@@ -1,7 +1,8 @@
-"""Read queries over the request log: one filtered page of requests, one request in detail.
+"""The request log pages' data: one filtered page of requests, one request in detail.
 
-Plain functions of an Engine, run in a worker thread by the routes. They return dataclasses of
-display-ready values; JSON columns are parsed defensively (a row that does not parse is shown
+Plain functions of an Engine, run in a worker thread by the routes. The queries live in
+`tether.store.request_log_queries`; this module turns their rows into dataclasses of
+display-ready values. JSON columns are parsed defensively (a row that does not parse is shown
 as stored, never turned into an error page).
 """
 
@@ -9,19 +10,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, func, or_, select, true
+from sqlalchemy import Engine
 
 from tether.server.dashboard.filters import RequestFilters
-from tether.store.tables import api_keys, feedback, requests
+from tether.store.dialect import utc
+from tether.store.request_log_queries import find_requests, stored_request
 
 PAGE_SIZE = 50
-
-
-def utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite drops the zone
 
 
 @dataclass(frozen=True)
@@ -51,64 +49,10 @@ class RequestPage:
         return max(1, -(-self.total // PAGE_SIZE))
 
 
-def _conditions(filters: RequestFilters) -> list[ColumnElement[bool]]:
-    c = requests.c
-    found: list[ColumnElement[bool]] = []
-    if filters.model:
-        found.append(c.model == filters.model)
-    if filters.prompt:
-        name, at, version = filters.prompt.partition("@")
-        found.append(c.prompt == name)
-        if at:
-            found.append(c.prompt_version == version)
-    if filters.status == "ok":
-        found.append(c.status < 400)
-    elif filters.status == "error":
-        found.append(c.status >= 400)
-    if filters.valid == "yes":
-        found.append(c.valid.is_(True))
-    elif filters.valid == "no":
-        found.append(c.valid.is_(False))
-    elif filters.valid == "none":
-        found.append(c.valid.is_(None))
-    if filters.key:
-        found.append(c.key_id == filters.key)
-    if filters.q:
-        # Messages are stored as JSON: also look for the text as JSON writes it (quotes, \n).
-        forms = {filters.q, json.dumps(filters.q, ensure_ascii=False)[1:-1]}
-        found.append(
-            or_(
-                *(c.messages.icontains(f, autoescape=True) for f in forms),
-                *(c.response.icontains(f, autoescape=True) for f in forms),
-            )
-        )
-    if filters.date_from is not None:
-        found.append(c.at >= datetime.combine(filters.date_from, time(), UTC))
-    if filters.date_to is not None:
-        found.append(c.at < datetime.combine(filters.date_to + timedelta(days=1), time(), UTC))
-    return found
-
-
 def list_requests(engine: Engine, filters: RequestFilters) -> RequestPage:
     """The page of requests that `filters` select, newest first."""
-    c = requests.c
-    where = and_(true(), *_conditions(filters))
-    columns = (c.id, c.at, c.endpoint, c.model, c.prompt, c.prompt_version, c.status, c.valid,
-               c.input_tokens, c.output_tokens, c.cost_usd, c.latency_ms)  # fmt: skip
-    with engine.connect() as conn:
-        total = int(
-            conn.execute(select(func.count()).select_from(requests).where(where)).scalar_one()
-        )
-        last_page = max(1, -(-total // PAGE_SIZE))
-        page = min(filters.page, last_page)
-        rows = conn.execute(
-            select(*columns)
-            .where(where)
-            .order_by(c.at.desc(), c.id.desc())
-            .limit(PAGE_SIZE)
-            .offset((page - 1) * PAGE_SIZE)
-        ).all()
-    return RequestPage([_row(r) for r in rows], total, page)
+    found = find_requests(engine, filters, filters.page, PAGE_SIZE)
+    return RequestPage([_row(r) for r in found.rows], found.total, found.page)
 
 
 def _row(r: Any) -> RequestRow:
@@ -268,23 +212,15 @@ def _attempts(text: str | None) -> list[ShownAttempt]:
 
 
 def request_detail(engine: Engine, request_id: str) -> RequestDetail | None:
-    with engine.connect() as conn:
-        r = conn.execute(select(requests).where(requests.c.id == request_id)).first()
-        if r is None:
-            return None
-        key_name = None
-        if r.key_id is not None:
-            key_name = conn.execute(
-                select(api_keys.c.name).where(api_keys.c.id == r.key_id)
-            ).scalar()
-        notes = conn.execute(
-            select(feedback).where(feedback.c.request_id == request_id).order_by(feedback.c.id)
-        ).all()
+    found = stored_request(engine, request_id)
+    if found is None:
+        return None
+    r = found.request
     messages, messages_raw = _messages(r.messages)
     return RequestDetail(
         row=_row(r),
         key_id=r.key_id,
-        key_name=key_name,
+        key_name=found.key_name,
         provider=r.provider,
         upstream_model=r.upstream_model,
         error=r.error,
@@ -295,6 +231,8 @@ def request_detail(engine: Engine, request_id: str) -> RequestDetail | None:
         response=r.response,
         output=_pretty(r.output),
         attempts=_attempts(r.attempts),
-        feedback=[FeedbackRow(utc(f.at), f.score, f.label, f.comment, f.key_id) for f in notes],
+        feedback=[
+            FeedbackRow(utc(f.at), f.score, f.label, f.comment, f.key_id) for f in found.feedback
+        ],
         route=_route(r.route),
     )
