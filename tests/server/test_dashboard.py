@@ -30,9 +30,10 @@ from tether.observe.request_log import RequestRecord
 from tether.prompts.loader import parse_spec
 from tether.server.app import create_app
 from tether.server.dashboard.filters import RequestFilters
+from tether.server.dashboard.overview import overview
 from tether.server.dashboard.request_log import list_requests
-from tether.server.dashboard.stats import overview, percentile
 from tether.store import open_database
+from tether.store.daily_stats import percentile
 from tether.store.tables import requests
 
 from .conftest import LiveGateway, free_port, gateway_settings

@@ -18,10 +18,10 @@ from starlette.responses import Response
 from tether.server.dashboard import access, charts, costs
 from tether.server.dashboard.access import admitted, denied, gateway_of
 from tether.server.dashboard.filters import parse_filters
+from tether.server.dashboard.overview import WINDOW_DAYS, Overview, overview
 from tether.server.dashboard.pages import render, stylesheet
 from tether.server.dashboard.prompts import list_prompts
 from tether.server.dashboard.request_log import PAGE_SIZE, list_requests, request_detail
-from tether.server.dashboard.stats import WINDOW_DAYS, Overview, overview
 
 router = APIRouter(prefix="/dashboard")
 router.include_router(access.router)

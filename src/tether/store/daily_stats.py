@@ -1,61 +1,38 @@
-"""The overview's numbers: per-day cost, conformity and latency percentiles over a window of
-days, and the window's totals.
+"""Per-day numbers from the request log since a given time: requests, tokens, cost, errors,
+conformity counts and latency percentiles, one row per UTC day that has requests.
 
 Sums and counts are grouped in SQL. Latency percentiles use PostgreSQL's `percentile_cont`; on
 SQLite, which has none, the day's latencies are read in order and interpolated the same way.
+Feedback calls are logged too, but these numbers are about the calls that reach a model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Date, Engine, case, cast, func, select
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Connection, Engine, case, func, select
 
+from tether.store.dialect import is_postgresql, utc_day
 from tether.store.tables import requests
 
-WINDOW_DAYS = 30
+MODEL_CALLS = requests.c.endpoint != "feedback"
 
 
 @dataclass(frozen=True)
-class DayStats:
+class DayTotals:
     day: date
-    requests: int = 0
-    cost_usd: float = 0.0
-    valid: int = 0
-    invalid: int = 0
-    p50_ms: float | None = None
-    p95_ms: float | None = None
-
-    @property
-    def conformity(self) -> float | None:
-        """Share of contract requests whose output was valid; None when there were none."""
-        checked = self.valid + self.invalid
-        return self.valid / checked if checked else None
-
-
-@dataclass(frozen=True)
-class Overview:
-    days: list[DayStats]
     requests: int
+    cost_usd: float
     input_tokens: int
     output_tokens: int
-    cost_usd: float
-    errors: int
-    valid: int
+    errors: int  # status 400 and above
+    valid: int  # contract requests whose output was valid
     invalid: int
-
-    @property
-    def error_rate(self) -> float | None:
-        return self.errors / self.requests if self.requests else None
-
-    @property
-    def conformity(self) -> float | None:
-        checked = self.valid + self.invalid
-        return self.valid / checked if checked else None
+    p50_ms: float | None
+    p95_ms: float | None
 
 
 def percentile(ordered: Sequence[float], q: float) -> float | None:
@@ -68,26 +45,14 @@ def percentile(ordered: Sequence[float], q: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def _day(engine: Engine) -> ColumnElement[Any]:
-    if engine.dialect.name == "postgresql":
-        return cast(func.timezone("UTC", requests.c.at), Date)
-    return func.date(requests.c.at)  # SQLite stores UTC text: 'YYYY-MM-DD HH:MM:SS...'
-
-
-# Feedback calls are logged too, but the overview is about the calls that reach a model.
-MODEL_CALLS = requests.c.endpoint != "feedback"
-
-
 def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
-def overview(engine: Engine, today: date, window: int = WINDOW_DAYS) -> Overview:
-    """Per-day numbers for the `window` days that end with `today` (UTC), and their totals."""
-    first = today - timedelta(days=window - 1)
-    since = datetime.combine(first, time(), UTC)
+def daily_totals(engine: Engine, since: datetime) -> list[DayTotals]:
+    """One row per UTC day with model calls at or after `since`, in no particular order."""
     c = requests.c
-    day = _day(engine).label("day")
+    day = utc_day(c.at, engine).label("day")
     counted = select(
         day,
         func.count().label("requests"),
@@ -100,39 +65,28 @@ def overview(engine: Engine, today: date, window: int = WINDOW_DAYS) -> Overview
     ).where(c.at >= since, MODEL_CALLS)
     with engine.connect() as conn:
         rows = conn.execute(counted.group_by(day)).all()
-        latency = _latencies(engine, conn, since)
-    by_day = {
-        _as_date(r.day): DayStats(
+        latency = _latencies(conn, since)
+    return [
+        DayTotals(
             day=_as_date(r.day),
             requests=int(r.requests),
             cost_usd=float(r.cost),
+            input_tokens=int(r.tokens_in),
+            output_tokens=int(r.tokens_out),
+            errors=int(r.errors or 0),
             valid=int(r.valid or 0),
             invalid=int(r.invalid or 0),
             p50_ms=latency.get(_as_date(r.day), (None, None))[0],
             p95_ms=latency.get(_as_date(r.day), (None, None))[1],
         )
         for r in rows
-    }
-    days = [by_day.get(first + timedelta(days=i), DayStats(first + timedelta(days=i)))
-            for i in range(window)]  # fmt: skip
-    return Overview(
-        days=days,
-        requests=sum(int(r.requests) for r in rows),
-        input_tokens=sum(int(r.tokens_in) for r in rows),
-        output_tokens=sum(int(r.tokens_out) for r in rows),
-        cost_usd=sum(float(r.cost) for r in rows),
-        errors=sum(int(r.errors or 0) for r in rows),
-        valid=sum(d.valid for d in days),
-        invalid=sum(d.invalid for d in days),
-    )
+    ]
 
 
-def _latencies(
-    engine: Engine, conn: Connection, since: datetime
-) -> dict[date, tuple[float | None, float | None]]:
+def _latencies(conn: Connection, since: datetime) -> dict[date, tuple[float | None, float | None]]:
     c = requests.c
-    day = _day(engine).label("day")
-    if engine.dialect.name == "postgresql":
+    day = utc_day(c.at, conn).label("day")
+    if is_postgresql(conn):
         query = (
             select(
                 day,
