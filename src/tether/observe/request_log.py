@@ -22,11 +22,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, delete, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from tether.observe.spool import Spool
+from tether.store.dialect import insert_ignoring_duplicates, is_postgresql
 from tether.store.failures import is_bad_value, short_reason
 from tether.store.tables import requests
 
@@ -86,7 +86,7 @@ class RequestLog:
         self.database_ok = True
         self.spool = Spool(spool_dir, max_bytes=spool_max_bytes)
         self._thread = threading.Thread(target=self._run, name="tether-request-log", daemon=True)
-        self._insert = self._insert_ignoring_duplicates()
+        self._insert = insert_ignoring_duplicates(requests, engine, ["id"])
 
     def start(self) -> None:
         self._thread.start()
@@ -200,14 +200,6 @@ class RequestLog:
         with self._engine.begin() as conn:
             conn.execute(self._insert, list(rows))
 
-    def _insert_ignoring_duplicates(self) -> Any:
-        dialect = self._engine.dialect.name
-        if dialect == "postgresql":
-            return postgresql.insert(requests).on_conflict_do_nothing(index_elements=["id"])
-        if dialect == "sqlite":
-            return sqlite.insert(requests).on_conflict_do_nothing(index_elements=["id"])
-        return insert(requests)
-
     def _database_down(self, exc: BaseException) -> None:
         if self.database_ok:
             log.warning("request log: database unavailable, spooling: %s", short_reason(exc))
@@ -239,7 +231,7 @@ class RequestLog:
         cutoff = datetime.now(UTC) - timedelta(days=self._retention)
         try:
             with self._engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
+                if is_postgresql(conn):
                     # A large backlog may take longer than a request's statement timeout.
                     conn.execute(text("SET LOCAL statement_timeout = 0"))
                 conn.execute(delete(requests).where(requests.c.at < cutoff))

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, get_args
 
-from sqlalchemy import Date, Engine, case, cast, func, select
+from sqlalchemy import Engine, case, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from tether.store.dialect import utc_day
 from tether.store.tables import api_keys, requests
 
 Dimension = Literal["prompt", "version", "model", "key", "day"]
@@ -53,14 +54,6 @@ class CostReport:
     total: CostRow
 
 
-def _day(engine: Engine) -> ColumnElement[Any]:
-    # SQLite stores UTC text ('YYYY-MM-DD HH:MM:SS...'); PostgreSQL's day depends on the
-    # session's time zone unless the timestamp is moved to UTC first.
-    if engine.dialect.name == "postgresql":
-        return cast(func.timezone("UTC", requests.c.at), Date)
-    return func.date(requests.c.at)
-
-
 def _columns(engine: Engine, dimension: Dimension) -> list[ColumnElement[Any]]:
     c = requests.c
     match dimension:
@@ -73,7 +66,7 @@ def _columns(engine: Engine, dimension: Dimension) -> list[ColumnElement[Any]]:
         case "key":
             return [c.key_id]
         case "day":
-            return [_day(engine)]
+            return [utc_day(c.at, engine)]
 
 
 def _label(dimension: Dimension, values: Sequence[Any]) -> str | None:

@@ -18,6 +18,10 @@ def is_postgresql(bind: Engine | Connection) -> bool:
     return bind.dialect.name == "postgresql"
 
 
+def is_sqlite(bind: Engine | Connection) -> bool:
+    return bind.dialect.name == "sqlite"
+
+
 def utc_day(column: ColumnElement[Any], bind: Engine | Connection) -> ColumnElement[Any]:
     """The UTC calendar day of a stored timestamp (a date on PostgreSQL, 'YYYY-MM-DD' text on
     SQLite)."""

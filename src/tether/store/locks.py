@@ -24,20 +24,22 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, event, func, select
 
+from tether.store.dialect import is_postgresql, is_sqlite
+
 
 class SerialWriter:
     """`transaction(key)`: a transaction that no other `transaction(key)` overlaps."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        if engine.dialect.name == "sqlite":
+        if is_sqlite(engine):
             self._engine = engine.execution_options(tether_serial_writer=True)
             event.listen(self._engine, "begin", _begin_immediate)
 
     @contextmanager
     def transaction(self, key: str) -> Iterator[Connection]:
         with self._engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
+            if is_postgresql(conn):
                 conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
             yield conn
 
