@@ -1,7 +1,7 @@
 """The prompts page's data: every prompt with its versions, its labels and each label's moves.
 
-Three queries in all (versions, labels, label events), whatever the number of prompts; the
-stored specs are not parsed.
+The rows come from `tether.store.prompt_history` (three queries, whatever the number of
+prompts); this module groups them by prompt, newest version first.
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from tether.prompts.semver import SemVer
 from tether.store.dialect import utc
-from tether.store.tables import label_events, prompt_labels, prompt_versions
+from tether.store.prompt_history import prompt_history
 
 
 @dataclass(frozen=True)
@@ -59,19 +59,8 @@ def _order(version: str) -> tuple[int, SemVer | None, str]:
 
 
 def list_prompts(engine: Engine) -> list[PromptRow]:
-    with engine.connect() as conn:
-        versions = conn.execute(
-            select(
-                prompt_versions.c.name,
-                prompt_versions.c.version,
-                prompt_versions.c.content_hash,
-                prompt_versions.c.author,
-                prompt_versions.c.message,
-                prompt_versions.c.created_at,
-            )
-        ).all()
-        labels = conn.execute(select(prompt_labels)).all()
-        events = conn.execute(select(label_events).order_by(label_events.c.id)).all()
+    stored = prompt_history(engine)
+    versions, labels, events = stored.versions, stored.labels, stored.events
     moves: dict[tuple[str, str], list[LabelMove]] = {}
     for e in events:
         moves.setdefault((e.name, e.label), []).append(
