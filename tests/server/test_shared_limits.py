@@ -7,7 +7,8 @@ The upstream runs in this process and answers every call with fixed usage, so ea
 costs a known amount: the message below is 16 characters (no exact tokenizer for the
 upstream model: admit estimates 16 // 2 + 1 = 9 input tokens), max_tokens is 1, and the
 upstream reports 9 + 1 tokens; at $1000 per million tokens each way one request's maximum and
-its actual cost are both $0.01."""
+its actual cost are both $0.01. With max_tokens = 11 the maximum is $0.02 while the cost stays
+$0.01: the stores hold twice what is spent until each request settles."""
 
 from __future__ import annotations
 
@@ -45,11 +46,22 @@ USAGE = (9, 1)  # what the upstream reports: prompt, completion tokens
 MAX_TOKENS = 1
 PRICE_PER_MILLION = 1000.0
 ONE_REQUEST_USD = (USAGE[0] + USAGE[1]) * PRICE_PER_MILLION / 1_000_000  # $0.01
-BODY = {
-    "model": MODEL,
-    "messages": [{"role": "user", "content": CONTENT}],
-    "max_tokens": MAX_TOKENS,
-}
+HELD_TWICE_MAX_TOKENS = 11  # (9 + 11) tokens: a $0.02 maximum for a $0.01 request
+
+
+def chat(max_tokens: int = MAX_TOKENS) -> dict[str, Any]:
+    return {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": CONTENT}],
+        "max_tokens": max_tokens,
+    }
+
+
+def maximum_usd(max_tokens: int) -> float:
+    """What admit holds for one request of `chat(max_tokens)`."""
+    return (len(CONTENT) // 2 + 1 + max_tokens) * PRICE_PER_MILLION / 1_000_000
+
+
 RATELIMIT_HEADERS = (
     "x-ratelimit-limit-requests",
     "x-ratelimit-remaining-requests",
@@ -176,15 +188,18 @@ def gateways(
                 process.wait(10)
 
 
-async def _fire(urls: list[str], per_gateway: int, secret: str) -> list[Answer]:
+async def _fire(
+    urls: list[str], per_gateway: int, secret: str, body: dict[str, Any] | None = None
+) -> list[Answer]:
     """`per_gateway` chat requests to each gateway, all in flight at once."""
+    body = body or chat()
     headers = {"authorization": f"Bearer {secret}"}
     limits = httpx2.Limits(max_connections=None, max_keepalive_connections=None)
     start = asyncio.Event()
 
     async def one(client: httpx2.AsyncClient) -> Answer:
         await start.wait()
-        response = await client.post("/v1/chat/completions", json=BODY, headers=headers)
+        response = await client.post("/v1/chat/completions", json=body, headers=headers)
         return Answer(response.status_code, response.headers, response.json())
 
     clients = [httpx2.AsyncClient(base_url=url, timeout=60, limits=limits) for url in urls]
@@ -224,6 +239,32 @@ async def _store_spent(store: LimitStore, budget: Budget) -> float:
 # -- (1) one $1 budget, two gateways, 200 concurrent requests -------------------------------
 
 
+def _check_budget(
+    answers: list[Answer], rows: list[tuple[int, float]], held: float, maximum: float
+) -> tuple[int, float]:
+    """Everything one burst against a fresh $1 key budget must show; returns what was admitted
+    and what it cost."""
+    assert {a.status for a in answers} <= {200, 429}, [
+        a.body for a in answers if a.status not in (200, 429)
+    ]
+    admitted = [a for a in answers if a.status == 200]
+    spend = sum(cost for status, cost in rows if status == 200)
+    # The stores may overshoot a budget by one request's maximum, never more.
+    assert spend <= 1.0 + maximum + 1e-9, (len(admitted), spend)
+    assert held <= 1.0 + maximum + 1e-9, (len(admitted), held)
+    # Every request, admitted or refused, has its row; the rows agree with the answers.
+    assert len(rows) == len(answers)
+    assert sorted(status for status, _ in rows) == sorted(a.status for a in answers)
+    assert all(cost == pytest.approx(ONE_REQUEST_USD) for status, cost in rows if status == 200)
+    assert all(cost == 0 for status, cost in rows if status != 200)
+    # Each admitted request was settled to what it cost: nothing is left held.
+    assert held == pytest.approx(spend)
+    for answer in answers:
+        if answer.status == 429:
+            assert answer.body["error"]["code"] == "budget_exhausted", answer.body
+    return len(admitted), spend
+
+
 @pytest.mark.parametrize("store", ["redis", "database"])
 async def test_two_gateways_hold_one_budget(
     store: str, tmp_path: Path, metered: RuleUpstream, redis_prefix: str
@@ -231,54 +272,53 @@ async def test_two_gateways_hold_one_budget(
     with ExitStack() as stack:
         database_url = stack.enter_context(fresh_postgres())
         engine = open_database(database_url)  # migrated once, before the gateways start
-        key, secret = KeyStore(engine).create(
-            "shared-budget", budget_usd=1.0, budget_period="total"
-        )
+        keys = KeyStore(engine)
+        exact, exact_secret = keys.create("exact", budget_usd=1.0, budget_period="total")
+        twice, twice_secret = keys.create("held-twice", budget_usd=1.0, budget_period="total")
         engine.dispose()
         limits = (
             {"store": "redis", "redis_url": REDIS_URL, "key_prefix": redis_prefix}
             if store == "redis"
             else {"store": "database"}
         )
-        calls_before = metered.calls(MODEL)
         urls = stack.enter_context(gateways(tmp_path, 2, database_url, metered, limits))
-        began = time.monotonic()
-        answers = await _fire(urls, 100, secret)
-        took = time.monotonic() - began
-        rows = _logged(database_url, key.id, len(answers))
-        opened: LimitStore = (
-            RedisLimitStore.open(REDIS_URL, key_prefix=redis_prefix)
-            if store == "redis"
-            else DatabaseLimitStore.open(database_url)
-        )
-        held = await _store_spent(opened, Budget.for_key(key.id, 1.0, "total"))
 
-    assert {a.status for a in answers} <= {200, 429}, [
-        a.body for a in answers if a.status not in (200, 429)
-    ]
-    admitted = [a for a in answers if a.status == 200]
-    refused = [a for a in answers if a.status == 429]
-    # $1 at $0.01 a request: 100 fit exactly; the stores may overshoot by one request's
-    # maximum, never more.
-    spend = sum(r[1] for r in rows if r[0] == 200)
-    print(
-        f"\n{store}: {len(admitted)} admitted, {len(refused)} refused, "
-        f"logged spend ${spend:.4f}, store holds ${held:.4f}, {took:.2f}s"
-    )
-    assert 100 <= len(admitted) <= 101
-    assert spend <= 1.0 + ONE_REQUEST_USD + 1e-9
-    assert held <= 1.0 + ONE_REQUEST_USD + 1e-9
-    # What reached the upstream is what was admitted: no refused request was called.
-    assert metered.calls(MODEL) - calls_before == len(admitted)
-    # Every request, admitted or refused, has its row; the rows agree with the answers.
-    assert len(rows) == len(answers)
-    assert sorted(r[0] for r in rows) == sorted(a.status for a in answers)
-    assert all(c == pytest.approx(ONE_REQUEST_USD) for s, c in rows if s == 200)
-    assert all(c == 0 for s, c in rows if s != 200)
-    # The store settled each admitted request to what it cost: nothing left held.
-    assert held == pytest.approx(spend)
-    for answer in refused:
-        assert answer.body["error"]["code"] == "budget_exhausted", answer.body
+        def opened() -> LimitStore:
+            if store == "redis":
+                return RedisLimitStore.open(REDIS_URL, key_prefix=redis_prefix)
+            return DatabaseLimitStore.open(database_url)
+
+        # The maximum is what each request costs: 100 fit in $1 exactly.
+        calls_before = metered.calls(MODEL)
+        began = time.monotonic()
+        answers = await _fire(urls, 100, exact_secret)
+        took = time.monotonic() - began
+        upstream_calls = metered.calls(MODEL) - calls_before
+        rows = _logged(database_url, exact.id, len(answers))
+        held = await _store_spent(opened(), Budget.for_key(exact.id, 1.0, "total"))
+        admitted, spend = _check_budget(answers, rows, held, maximum_usd(MAX_TOKENS))
+        print(
+            f"\n{store}, maximum = cost = $0.01: {admitted} of {len(answers)} admitted, "
+            f"logged spend ${spend:.4f}, store ${held:.4f}, {took:.2f}s"
+        )
+        assert 100 <= admitted <= 101
+        # What reached the upstream is what was admitted: no refused request was called.
+        assert upstream_calls == admitted
+
+        # The maximum is twice the cost: at least 50 fit while every hold is at its maximum,
+        # and settling gives the rest back, so later arrivals may fit too.
+        body = chat(HELD_TWICE_MAX_TOKENS)
+        began = time.monotonic()
+        answers = await _fire(urls, 100, twice_secret, body)
+        took = time.monotonic() - began
+        rows = _logged(database_url, twice.id, len(answers))
+        held = await _store_spent(opened(), Budget.for_key(twice.id, 1.0, "total"))
+        admitted, spend = _check_budget(answers, rows, held, maximum_usd(HELD_TWICE_MAX_TOKENS))
+        print(
+            f"{store}, maximum $0.02, cost $0.01: {admitted} of {len(answers)} admitted, "
+            f"logged spend ${spend:.4f}, store ${held:.4f}, {took:.2f}s"
+        )
+        assert admitted >= 50
 
 
 # -- (2) one rate limit, three gateways on Redis --------------------------------------------
