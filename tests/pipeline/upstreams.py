@@ -29,6 +29,9 @@ Rule = Callable[[dict[str, Any]], Reply]
 
 class RuleUpstream(ThreadingHTTPServer):
     daemon_threads = True
+    # A burst of callers must not overflow the listen backlog (socketserver's default is 5):
+    # dropped connections wait for TCP to retransmit, seconds that are the test server's.
+    request_queue_size = 1024
 
     def __init__(self, rules: dict[str, Rule]) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

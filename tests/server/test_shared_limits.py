@@ -69,18 +69,9 @@ RATELIMIT_HEADERS = (
 )
 
 
-class BurstUpstream(RuleUpstream):
-    """RuleUpstream with a listen backlog for a burst: socketserver's default of 5 pending
-    connections drops the rest of a burst's SYNs, and each caller then waits for TCP to
-    retransmit (1 s, 3 s, 7 s, ...): seconds of latency, then upstream timeouts, that come
-    from the test server and not from the gateway."""
-
-    request_queue_size = 1024
-
-
 @pytest.fixture(scope="module")
 def metered() -> Iterator[RuleUpstream]:
-    server = BurstUpstream({MODEL: lambda body: Reply(content="ok", usage=USAGE)})
+    server = RuleUpstream({MODEL: lambda body: Reply(content="ok", usage=USAGE)})
     yield server
     server.close()
 
