@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import redis
 import sqlalchemy as sa
 
 from tests.upstream import ScriptedUpstream
@@ -107,3 +108,20 @@ def upstream() -> Iterator[ScriptedUpstream]:
     server = ScriptedUpstream([])
     yield server
     server.close()
+
+
+REDIS_URL = os.environ.get("TETHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test's own on the local Redis; its keys are deleted afterwards."""
+    prefix = f"tether-test-{uuid.uuid4().hex}"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        stale = list(client.scan_iter(f"{prefix}:*", count=1000))
+        if stale:
+            client.delete(*stale)
+    finally:
+        client.close()

@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -26,10 +25,9 @@ from typing import Any
 
 import httpx2
 import pytest
-import redis
 import sqlalchemy as sa
 
-from tests.conftest import fresh_postgres
+from tests.conftest import REDIS_URL, fresh_postgres
 from tests.pipeline.upstreams import Reply, RuleUpstream
 from tests.server.conftest import ADMIN_TOKEN, free_port
 from tether.costs.limits import Budget, LimitStore
@@ -39,7 +37,6 @@ from tether.server.keys import KeyStore
 from tether.store.engine import open_database
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_URL = "redis://127.0.0.1:6379/0"
 MODEL = "metered"
 CONTENT = "0123456789abcdef"  # 16 characters: 9 input tokens by admit's estimate
 USAGE = (9, 1)  # what the upstream reports: prompt, completion tokens
@@ -74,19 +71,6 @@ def metered() -> Iterator[RuleUpstream]:
     server = RuleUpstream({MODEL: lambda body: Reply(content="ok", usage=USAGE)})
     yield server
     server.close()
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    prefix = f"tether-test-{uuid.uuid4().hex}"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        stale = list(client.scan_iter(f"{prefix}:*", count=1000))
-        if stale:
-            client.delete(*stale)
-    finally:
-        client.close()
 
 
 @dataclass

@@ -3,21 +3,18 @@ database and Redis (a random key prefix per test, its keys deleted afterwards)."
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import redis
 
-from tests.conftest import fresh_postgres
+from tests.conftest import REDIS_URL, fresh_postgres
 from tether.costs.limits import LimitStore
 from tether.costs.limits.database import DatabaseLimitStore
 from tether.costs.limits.memory import MemoryLimitStore
 from tether.costs.limits.redis import RedisLimitStore
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 # A minute boundary two minutes before a new day, month and year (UTC).
 START = datetime(2026, 12, 31, 23, 58, tzinfo=UTC).timestamp()
 
@@ -38,19 +35,6 @@ class Clock:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    prefix = f"tether-test-{uuid.uuid4().hex}"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        stale = list(client.scan_iter(f"{prefix}:*", count=1000))
-        if stale:
-            client.delete(*stale)
-    finally:
-        client.close()
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql", "redis"])
