@@ -27,6 +27,9 @@ class ClientClosed(Exception):
 class Pipeline:
     def __init__(self, stages: Sequence[Stage]) -> None:
         self.stages = tuple(stages)
+        # Only the stages that do something at each step are visited (the hot path is short).
+        self._working = tuple(s for s in self.stages if s.produces or _overrides(s, "run"))
+        self._finishing = tuple(s for s in self.stages if _overrides(s, "finish"))
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -34,7 +37,7 @@ class Pipeline:
 
     async def stream(self, ctx: Context) -> AsyncIterator[str]:
         try:
-            for stage in self.stages:
+            for stage in self._working:
                 if ctx.done:
                     break
                 if stage.produces:
@@ -57,12 +60,22 @@ class Pipeline:
         return ctx
 
     async def _finish(self, ctx: Context) -> None:
+        if not any(stage.finish_waits(ctx) for stage in self._finishing):
+            await self._finish_all(ctx)  # nothing will suspend: nothing to shield
+            return
         # Shielded: a caller cancelled mid-request still gets its row and its settlement.
         with anyio.CancelScope(shield=True):
-            for stage in self.stages:
-                try:
-                    await stage.finish(ctx)
-                except TetherError as exc:
-                    log.warning("%s could not finish %s: %s", stage.name, ctx.request_id, exc)
-                except Exception:
-                    log.exception("%s could not finish %s", stage.name, ctx.request_id)
+            await self._finish_all(ctx)
+
+    async def _finish_all(self, ctx: Context) -> None:
+        for stage in self._finishing:
+            try:
+                await stage.finish(ctx)
+            except TetherError as exc:
+                log.warning("%s could not finish %s: %s", stage.name, ctx.request_id, exc)
+            except Exception:
+                log.exception("%s could not finish %s", stage.name, ctx.request_id)
+
+
+def _overrides(stage: Stage, method: str) -> bool:
+    return getattr(type(stage), method) is not getattr(Stage, method)

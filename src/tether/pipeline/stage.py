@@ -26,3 +26,8 @@ class Stage:
 
     async def finish(self, ctx: Context) -> None:
         return None
+
+    def finish_waits(self, ctx: Context) -> bool:
+        """Whether `finish` may suspend for this request (I/O): the chain then shields it
+        from a caller's cancellation."""
+        return False

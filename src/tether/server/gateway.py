@@ -3,7 +3,7 @@ request log, the limit store), the virtual keys, and the request context of each
 
 from __future__ import annotations
 
-from dataclasses import replace
+from typing import Any
 
 from fastapi import Request
 
@@ -61,9 +61,9 @@ class Gateway:
         request.state.ctx = ctx
         return ctx
 
-    async def run(self, ctx: Context, **ask: object) -> Context:
+    async def run(self, ctx: Context, **ask: Any) -> Context:
         """The pipeline for `ctx`, its Ask completed with the route's fields."""
-        ctx.ask = replace(ctx.ask, **ask)  # type: ignore[arg-type]
+        ctx.ask = Ask(ctx.ask.endpoint, key=ctx.ask.key, **ask)
         return await self.runtime.pipeline.run(ctx)
 
     async def record(self, ctx: Context) -> None:

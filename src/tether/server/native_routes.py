@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -13,6 +12,7 @@ from tether.costs.accounting import charged
 from tether.costs.limits.base import Claim, RateLimit
 from tether.errors import DatabaseUnavailable, InvalidRequest, KeyScopeError
 from tether.observe.recorder import jsonable
+from tether.pipeline.context import Ask
 from tether.server.api_docs import FeedbackBody, PromptRunBody, body_doc
 from tether.server.bodies import read_json
 from tether.server.gateway import headers
@@ -33,7 +33,7 @@ def _optional_str(body: dict[str, Any], field: str) -> str | None:
 @router.post("/v1/prompts/{name}/run", openapi_extra=body_doc(PromptRunBody))
 async def run_prompt(name: str, request: Request) -> Response:
     gateway, ctx = start_call(request, "prompts.run")
-    ctx.ask = replace(ctx.ask, prompt=name)
+    ctx.ask = Ask(ctx.ask.endpoint, key=ctx.ask.key, prompt=name)
     # Scope first: a key scoped to other prompts learns nothing, not even whether this exists.
     key = ctx.ask.key
     if key is not None and not key.allows_prompt(name):
@@ -45,7 +45,7 @@ async def run_prompt(name: str, request: Request) -> Response:
     version = _optional_str(body, "version")
     label = _optional_str(body, "label") or ("production" if version is None else None)
     model = _optional_str(body, "model")
-    await gateway.run(ctx, inputs=inputs, version=version, label=label, model=model)
+    await gateway.run(ctx, prompt=name, inputs=inputs, version=version, label=label, model=model)
     result = ctx.result
     usage, cost = charged(tuple(ctx.attempts))
     payload = {

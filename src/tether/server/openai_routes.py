@@ -12,7 +12,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -21,7 +20,7 @@ from starlette.responses import Response, StreamingResponse
 
 from tether.costs.accounting import charged
 from tether.errors import InvalidRequest, TetherError
-from tether.pipeline.context import Context
+from tether.pipeline.context import Ask, Context
 from tether.server.api_docs import ChatCompletionBody, EmbeddingsBody, body_doc
 from tether.server.bodies import ChatRequest, chat_request, read_json
 from tether.server.chat_response import (
@@ -66,7 +65,7 @@ def start_call(
         return gateway, ctx
     key = gateway.authenticate(request)
     if key is not None:
-        ctx.ask = replace(ctx.ask, key=key)
+        ctx.ask = Ask(endpoint, key=key)
     return gateway, ctx
 
 
@@ -128,7 +127,7 @@ async def _streamed(
 ) -> Response:
     """Run the pipeline up to its first piece of text before answering: a request refused or
     failed before anything was generated gets its own HTTP status, like a plain one."""
-    ctx.ask = replace(ctx.ask, **fields)
+    ctx.ask = Ask(ctx.ask.endpoint, key=ctx.ask.key, **fields)
     pieces = gateway.runtime.pipeline.stream(ctx)
     try:
         first: str | None = await anext(pieces)

@@ -33,6 +33,9 @@ class Record(Stage):
     def __init__(self, source: LogSource) -> None:
         self._source = source
 
+    def finish_waits(self, ctx: Context) -> bool:
+        return self._source.logging and self._source.opened_log is None
+
     async def finish(self, ctx: Context) -> None:
         if ctx.recorded or not self._source.logging:
             return

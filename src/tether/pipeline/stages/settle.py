@@ -14,6 +14,9 @@ class Settle(Stage):
     def __init__(self, store: LimitStore) -> None:
         self._store = store
 
+    def finish_waits(self, ctx: Context) -> bool:
+        return ctx.reservation is not None and not ctx.reservation.settled
+
     async def finish(self, ctx: Context) -> None:
         reservation = ctx.reservation
         if reservation is None or reservation.settled:
