@@ -167,6 +167,17 @@ def oracle(cheap: list[dict[str, Any]], premium: list[dict[str, Any]]) -> dict[s
     }
 
 
+def disagreements(results: dict[str, list[dict[str, Any]]]) -> int:
+    """Routed answers that differ from the direct call of the model that gave them: the same
+    model on the same prompt (temperature 0) answering differently is run-to-run noise."""
+    direct = {CHEAP: results["all-cheap"], PREMIUM: results["all-premium"]}
+    return sum(
+        r["predicted"] != direct[r["answered_by"]][n]["predicted"]
+        for n, r in enumerate(results["routed"])
+        if r["answered_by"] in direct
+    )
+
+
 def plot(arms: dict[str, dict[str, Any]], best: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -278,6 +289,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "router_train_s": train_s,
         "arms": arms,
         "oracle": best,
+        "routed_vs_direct_disagreements": disagreements(results),
         "total_wall_s": perf_counter() - t_start,
         "items": results,
     }
@@ -300,6 +312,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{len(train_rows)} training and {len(test_rows)} test reviews (disjoint), seed "
             f"{args.seed}; router: {router_facts['kind']}.",
             "Costs are notional (electricity for CPU time, src/tether/costs/prices.toml).",
+            f"{payload['routed_vs_direct_disagreements']} routed answers differ from the direct "
+            "call of the same model (temperature 0): run-to-run noise of llama.cpp.",
             f"Whole run {payload['total_wall_s']:.0f} s on a shared 2-core machine.",
         ],
     )
