@@ -4,6 +4,7 @@ dataset files of cases."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from tether.evals.assertions import Outcome
 from tether.evals.case_file import read_cases, with_cases
 from tether.evals.runner import AssertionResult, CaseResult
 from tether.evals.services import ClientServices
+from tether.messages import ProviderCall
 from tether.prompts.loader import parse_spec
 from tether.settings import ModelSettings
 
@@ -112,7 +114,7 @@ def test_a_case_costs_what_its_call_cost_failed_attempts_included(priced: Settin
     answers = ['{"a": "yes"}', "broken", "still broken"]
     fake = FakeProvider(answers)
     with Client(priced, providers={"m": fake}) as client:
-        score = score_model(client, compiled, ClientServices(client), "m")
+        score = score_model(client, compiled, ClientServices(client), "m", warm_up=False)
     first, second = score.runs
     assert first.result.passed
     assert not second.result.passed
@@ -125,6 +127,27 @@ def test_a_case_costs_what_its_call_cost_failed_attempts_included(priced: Settin
     assert second.cost_usd == pytest.approx(dollars[1] + dollars[2])
     assert score.errors == 1
     assert score.mean_cost_usd == pytest.approx((first.cost_usd + second.cost_usd) / 2)
+
+
+def test_the_warm_up_call_is_neither_timed_nor_charged(priced: Settings) -> None:
+    compiled = parse_spec(SPEC, source_name="yes-no.yaml").compiled
+    started: list[float] = []
+
+    def slow_first(call: ProviderCall) -> str:
+        if not started:  # a model's one-time start: only the first call pays it
+            started.append(1.0)
+            time.sleep(0.3)
+        return '{"a": "yes"}'
+
+    fake = FakeProvider(respond=slow_first)
+    with Client(priced, providers={"m": fake}) as client:
+        score = score_model(client, compiled, ClientServices(client), "m")
+    assert len(fake.calls) == 3  # the warm-up, then the two cases
+    assert score.p95_latency_s < 0.2
+    one_case = [
+        sum(len(m.content.split()) for m in call.messages) + 2 * 2 for call in fake.calls[1:]
+    ]
+    assert [run.cost_usd for run in score.runs] == pytest.approx(one_case)
 
 
 def test_advice_keeps_the_skipped_models() -> None:

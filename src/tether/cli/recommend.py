@@ -66,6 +66,9 @@ def recommend(
         "prompts"
     ),
     judge_model: Annotated[str | None, typer.Option(help="model for judge assertions")] = None,
+    warm_up: Annotated[
+        bool, typer.Option(help="one untimed, uncounted call per model before its cases")
+    ] = True,
     config: ConfigOption = None,
 ) -> None:
     """Compare models on a prompt's test cases: pass rate, cost, latency; recommend the cheapest
@@ -88,7 +91,8 @@ def recommend(
                 fix="configure a chat model whose pre-flight accepts its output contract",
             )
         services = ClientServices(client, judge_model=judge_model)
-        advice = advise(_score_all(client, loaded, services, chosen), skipped, threshold)
+        scores = _score_all(client, loaded, services, chosen, warm_up=warm_up)
+        advice = advise(scores, skipped, threshold)
         spec = loaded.compiled.spec
         title = f"{spec.name}@{spec.version}: {len(spec.tests)} cases"
         stdout.print(_table(advice, title))
@@ -123,7 +127,12 @@ def _load(client: Client, prompt: str, folder: Path, dataset: Path | None) -> Lo
 
 
 def _score_all(
-    client: Client, loaded: LoadedSpec, services: ClientServices, models: Sequence[str]
+    client: Client,
+    loaded: LoadedSpec,
+    services: ClientServices,
+    models: Sequence[str],
+    *,
+    warm_up: bool,
 ) -> list[ModelScore]:
     cases = len(loaded.spec.tests)
     scores = []
@@ -145,6 +154,7 @@ def _score_all(
                     name,
                     folder=Path(loaded.path).parent,
                     on_case=_advancing(bar, task),
+                    warm_up=warm_up,
                 )
             )
     return scores

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
@@ -176,10 +177,14 @@ def score_model(
     *,
     folder: Path | None = None,
     on_case: Callable[[CaseResult], None] | None = None,
+    warm_up: bool = True,
 ) -> ModelScore:
-    # A local model loads its weights on first use; counting a token loads them (a remote
-    # provider counts locally), so the first case is timed as a call, not as a load.
-    client.provider(model).count_tokens("warm up")
+    """Every case on `model`. `warm_up`: first one untimed, uncounted call with the first case's
+    inputs, so that no case is timed with a model's one-time start (a local model pages its
+    weights in on the first call; a remote one opens its connection)."""
+    if warm_up and compiled.spec.tests:
+        with suppress(TetherError):  # the cases meet the same error and report it
+            client.run_compiled(compiled, compiled.spec.tests[0].inputs, model=model)
     metered = _MeteredClient(client)
     runs: list[CaseRun] = []
 
