@@ -4,7 +4,7 @@ outright), and say why. Policies are small, deterministic and fast: they run on 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tether.messages import Message
@@ -23,8 +23,17 @@ class RouteInput:
 
     @property
     def text(self) -> str:
-        """The user's side of the conversation, as one string (what rules and models read)."""
-        return "\n".join(m.content for m in self.messages if m.role == "user")
+        """What this request asks (what rules and models read): the last user message. A
+        prompt's few-shot examples and earlier turns come before it and are the same for
+        many requests; they would hide the difference between them."""
+        return last_user_text(self.messages)
+
+
+def last_user_text(messages: Sequence[Message]) -> str:
+    for message in reversed(messages):
+        if message.role == "user":
+            return message.content
+    return ""
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,6 @@ def _user_text(messages: str) -> str:
         return ""
     if not isinstance(rows, list):
         return ""
-    return "\n".join(
-        str(m.get("content") or "") for m in rows if isinstance(m, dict) and m.get("role") == "user"
-    )
+    # As RouteInput.text reads a request: its last user message.
+    users = [m for m in rows if isinstance(m, dict) and m.get("role") == "user"]
+    return str(users[-1].get("content") or "") if users else ""
