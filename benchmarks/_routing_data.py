@@ -79,7 +79,7 @@ class TfidfLogistic:
                     x[row, column] = 1.0 + math.log(count)
         x *= self.idf
         norms = np.linalg.norm(x, axis=1, keepdims=True)
-        return x / np.maximum(norms, 1e-9)
+        return np.asarray(x / np.maximum(norms, 1e-9), dtype=np.float32)
 
     def fit(self, texts: Sequence[str], cheap_correct: NDArray[np.bool_]) -> TfidfLogistic:
         df: Counter[str] = Counter()
@@ -111,4 +111,4 @@ class TfidfLogistic:
 
     def premium_scores(self, texts: Sequence[str]) -> NDArray[np.float64]:
         p = 1 / (1 + np.exp(-(self._matrix(texts) @ self.w + self.b)))
-        return (1 - p).astype(np.float64)
+        return np.asarray(1 - p, dtype=np.float64)

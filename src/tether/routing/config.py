@@ -131,7 +131,23 @@ class LearnedRouterSettings(_Router):
     threshold: float | None = Field(
         default=None, ge=-1, le=1, description="premium when the expected gain is above this"
     )
-    embedder: str = Field(default="minilm", description="must be the one the router was trained on")
+    embedder: str = Field(
+        default="minilm",
+        description='the sentence model of embedding "minilm"; must be the one the router was '
+        "trained on",
+    )
+    embedding: Literal["minilm", "minilm-static", "none"] | None = Field(
+        default=None,
+        description='how texts become vectors: "minilm" (the transformer, milliseconds), '
+        '"minilm-static" (its token embeddings averaged, microseconds), "none" (text features '
+        "only); unset: as the router file was trained, set: must equal it",
+    )
+    max_tokens: int | None = Field(
+        default=None,
+        ge=3,
+        description="texts cut after this many tokens before embedding; unset: as the router "
+        "file was trained, set: must equal it",
+    )
     rules: list[RuleSettings] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -16,8 +16,11 @@ On GSM8K that ranks requests better (held-out APGR 0.64 against 0.61 for p(cheap
 A request goes to premium when its gain is above the threshold.
 
 The file is a NumPy .npz read with `allow_pickle=False`: only plain numeric and byte arrays, so
-loading one can never run code. Its `meta` entry (JSON) names the embedder; a router is refused
-with an embedder of another name, since its vectors would mean something else.
+loading one can never run code. Its `meta` entry (JSON) names the embedder, the `embedding`
+("minilm", "minilm-static" or "none", `embedding.py`) and the `max_tokens` cut; a router is
+refused with an embedder of another name or settings naming another embedding or cut, since its
+vectors would mean something else. A file from before `embedding` was stored reads as "minilm",
+uncut: the only kind there was.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tether.errors import ConfigError
+from tether.routing.learned.embedding import EMBEDDINGS
 from tether.routing.learned.features import FEATURE_NAMES
 
 FORMAT = "tether-router"
@@ -45,6 +49,16 @@ _ARRAYS = (
 )  # fmt: skip
 
 Floats32 = NDArray[np.float32]
+
+
+def embedder_mismatch(path: Path, field: str, trained: object, used: str) -> ConfigError:
+    return ConfigError(
+        f"trained on embedder {trained!r}, but the router uses {used!r}: "
+        "its vectors are not comparable",
+        file=str(path),
+        field=field,
+        fix="set the router's `embedder` to the one it was trained on, or train it again",
+    )
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,8 @@ class TrainedRouter:
     blend: float
     threshold: float
     texts: tuple[str, ...] = ()  # training texts, cut short, for `tether route explain`
+    embedding: str = "minilm"  # how texts become vectors (`embedding.py`)
+    max_tokens: int | None = None  # texts cut after this many tokens before embedding
     info: dict[str, Any] = field(default_factory=dict)  # training facts, shown by `route eval`
 
     def predict(self, vectors: Floats32, features: Floats32, *, top: int = 0) -> list[Prediction]:
@@ -82,8 +98,7 @@ class TrainedRouter:
         scaled = (features - self.feature_mean) / self.feature_scale
         logits = np.concatenate([vectors, scaled], axis=1) @ self.weights.T + self.biases
         linear = 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))  # (rows, 2)
-        labels = np.stack([self.cheap, self.premium], axis=1).astype(np.float32)  # (n, 2)
-        priors = labels.mean(axis=0)
+        priors = np.array([self.cheap.mean(), self.premium.mean()], dtype=np.float32)
         similarity = vectors @ self.neighbours.T
         k = min(self.k, similarity.shape[1])
         nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
@@ -91,9 +106,8 @@ class TrainedRouter:
         for row in range(len(vectors)):
             idx = nearest[row]
             sims = np.maximum(similarity[row, idx], 0.0)
-            knn = (sims @ labels[idx] + self.prior_weight * priors) / (
-                sims.sum() + self.prior_weight
-            )
+            labels = np.stack([self.cheap[idx], self.premium[idx]], axis=1).astype(np.float32)
+            knn = (sims @ labels + self.prior_weight * priors) / (sims.sum() + self.prior_weight)
             p = self.blend * linear[row] + (1 - self.blend) * knn
             shown: tuple[tuple[int, float], ...] = ()
             if top:
@@ -141,6 +155,8 @@ class TrainedRouter:
             "format": FORMAT,
             "version": VERSION,
             "embedder": self.embedder,
+            "embedding": self.embedding,
+            "max_tokens": self.max_tokens,
             "dimensions": self.dimensions,
             "features": list(FEATURE_NAMES),
             "k": self.k,
@@ -167,9 +183,18 @@ class TrainedRouter:
             np.savez_compressed(handle, **arrays)
 
     @classmethod
-    def load(cls, path: Path, *, embedder: str | None = None, field: str = "path") -> TrainedRouter:
+    def load(
+        cls,
+        path: Path,
+        *,
+        embedder: str | None = None,
+        embedding: str | None = None,
+        max_tokens: int | None = None,
+        field: str = "path",
+    ) -> TrainedRouter:
         """Read a router file; ConfigError naming the file when it is missing, corrupt, from
-        another format version, or (with `embedder`) trained on another embedder."""
+        another format version, or trained on another embedder (with `embedder`), another
+        embedding (with `embedding`) or another token cut (with `max_tokens`)."""
 
         def bad(message: str, fix: str = "train it again with `tether route train`") -> ConfigError:
             return ConfigError(message, file=str(path), field=field, fix=fix)
@@ -194,10 +219,18 @@ class TrainedRouter:
         if meta.get("version") != VERSION:
             raise bad(f"router file version {meta.get('version')!r}; this tether reads {VERSION}")
         if embedder is not None and meta.get("embedder") != embedder:
+            raise embedder_mismatch(path, field, meta.get("embedder"), embedder)
+        trained = (str(meta.get("embedding", "minilm")), meta.get("max_tokens"))
+        if (embedding is not None and embedding != trained[0]) or (
+            max_tokens is not None and max_tokens != trained[1]
+        ):
+            wanted = (embedding or trained[0], max_tokens if max_tokens is not None else trained[1])
             raise bad(
-                f"trained on embedder {meta.get('embedder')!r}, but the router uses {embedder!r}: "
-                "its vectors are not comparable",
-                fix="set the router's `embedder` to the one it was trained on, or train it again",
+                f"trained with embedding {trained[0]!r}, max_tokens {trained[1]!r}, but the router "
+                f"uses embedding {wanted[0]!r}, max_tokens {wanted[1]!r}: its vectors are not "
+                "comparable",
+                fix=f"set the router's `embedding` = {trained[0]!r} and `max_tokens` = "
+                f"{trained[1]!r} (or leave both unset), or train it again with those settings",
             )
         return cls._from_arrays(meta, arrays, bad)
 
@@ -210,6 +243,8 @@ class TrainedRouter:
             n = len(neighbours)
             consistent = (
                 meta["features"] == list(FEATURE_NAMES)
+                and meta.get("embedding", "minilm") in EMBEDDINGS
+                and (meta.get("max_tokens") is None or int(meta["max_tokens"]) >= 3)
                 and neighbours.ndim == 2
                 and neighbours.shape[1] == dimensions
                 and weights.shape == (2, dimensions + len(FEATURE_NAMES))
@@ -244,6 +279,8 @@ class TrainedRouter:
                 blend=float(meta["blend"]),
                 threshold=float(meta["threshold"]),
                 texts=texts,
+                embedding=str(meta.get("embedding", "minilm")),
+                max_tokens=None if meta.get("max_tokens") is None else int(meta["max_tokens"]),
                 info=dict(meta.get("info") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from tether.cache.embedders.base import Embedder
 from tether.routing.learned.dataset import Outcomes
+from tether.routing.learned.embedding import Embedding, router_embedder
 from tether.routing.learned.evaluation import cost_quality_curve
 from tether.routing.learned.features import text_features
 from tether.routing.learned.model import Floats32, TrainedRouter
@@ -45,6 +46,10 @@ class TrainOptions:
     # The first EXPLAIN_CHARS characters of each training text go into the router file, for
     # `tether route explain`; off when the texts (e.g. from the request log) must not travel.
     keep_texts: bool = True
+    # How texts become vectors (`embedding.py`): "minilm" runs the embedder given to
+    # `train_router`; "minilm-static" and "none" bring their own.
+    embedding: Embedding = "minilm"
+    max_tokens: int | None = None  # cut each text after this many tokens before embedding
 
 
 def route_text(text: str) -> str:
@@ -167,7 +172,10 @@ def train_router(
 ) -> TrainedRouter:
     """A router fitted on every row, its (k, blend) and threshold chosen on held-out folds.
 
-    `vectors` skips the embedding step when the caller has them (one row per text)."""
+    `embedder` is the sentence model of `options.embedding` "minilm" (the other embeddings
+    bring their own). `vectors` skips the embedding step when the caller has them (one row per
+    text, from `router_embedder(options.embedding, options.max_tokens, embedder)`)."""
+    embedder = router_embedder(options.embedding, options.max_tokens, embedder)
     texts = outcomes.texts
     if vectors is None:
         vectors = embed_texts(embedder, texts, batch=options.batch, progress=progress)
@@ -193,6 +201,8 @@ def train_router(
         blend=blend,
     )
     router.holdout_scores = held[best]
+    router.embedding = options.embedding
+    router.max_tokens = options.max_tokens
     router.texts = tuple(t[:EXPLAIN_CHARS] for t in texts) if options.keep_texts else ()
     router.threshold = _threshold(router, options)
     router.info = {

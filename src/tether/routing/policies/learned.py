@@ -1,8 +1,9 @@
 """`learned`: the cheap model unless a trained router expects the premium one to do better.
 
 Rules in the router's settings run first (an answer or a model from them wins). Then the
-request's text (its first MAX_ROUTE_CHARS characters) is embedded and scored by the router
-file (`tether.routing.learned.model`): premium when the expected gain,
+request's text (its first MAX_ROUTE_CHARS characters) is embedded, the way the router file was
+trained (its `embedding` and `max_tokens`, `tether.routing.learned.embedding`), and scored by
+the router file (`tether.routing.learned.model`): premium when the expected gain,
 p(premium passes) - p(cheap passes), is above the threshold. The reason shows the numbers:
 "p(cheap passes)=0.81, p(premium passes)=0.90: gain 0.09 <= 0.12: cheap".
 
@@ -19,8 +20,9 @@ from tether.cache.embedders.registry import create_embedder
 from tether.routing.base import RouteDecision, RouteInput, RoutePolicy
 from tether.routing.config import LearnedRouterSettings
 from tether.routing.context import BuildContext
+from tether.routing.learned.embedding import router_embedder
 from tether.routing.learned.features import text_features
-from tether.routing.learned.model import Prediction, TrainedRouter
+from tether.routing.learned.model import Prediction, TrainedRouter, embedder_mismatch
 from tether.routing.learned.train import route_text
 from tether.routing.policies.rules import RuleSet
 
@@ -58,10 +60,16 @@ class LearnedPolicy(RoutePolicy):
 
     @classmethod
     def from_settings(cls, config: LearnedRouterSettings, context: BuildContext) -> LearnedPolicy:
-        embedder = context.embedder or create_embedder(config.embedder)
+        field = context.field("path")
         router = TrainedRouter.load(
-            config.path, embedder=embedder.name, field=context.field("path")
+            config.path, embedding=config.embedding, max_tokens=config.max_tokens, field=field
         )
+        model = None
+        if router.embedding == "minilm":
+            model = context.embedder or create_embedder(config.embedder)
+        embedder = router_embedder(router.embedding, router.max_tokens, model)
+        if embedder.name != router.embedder:
+            raise embedder_mismatch(config.path, field, router.embedder, embedder.name)
         threshold = config.threshold
         if config.target_quality is not None:
             threshold = router.threshold_for_quality(config.target_quality)
