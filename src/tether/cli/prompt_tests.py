@@ -19,7 +19,7 @@ from tether.evals.services import ClientServices
 from tether.prompts.loader import LoadedSpec, load_spec, spec_files
 
 
-def _targets(names: list[str], folder: Path, modules: Sequence[str]) -> list[LoadedSpec]:
+def target_specs(names: list[str], folder: Path, modules: Sequence[str]) -> list[LoadedSpec]:
     """Paths as given; a bare name is the highest version of that prompt in `folder`."""
     chosen: list[LoadedSpec] = []
 
@@ -58,7 +58,7 @@ def run_prompt_tests(
 ) -> None:
     """Run the test cases of prompt spec files; exit 1 if any assertion fails."""
     with reported_errors(), open_client(config) as client:
-        specs = _targets(prompts or [], folder, client.settings.prompt_model_modules)
+        specs = target_specs(prompts or [], folder, client.settings.prompt_model_modules)
         services = ClientServices(client, judge_model=judge_model)
         results: list[CaseResult] = []
         total = sum(len(s.spec.tests) for s in specs)

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from tether.cli.common import ConfigOption, open_client, reported_errors, stderr, stdout
 from tether.cli.frontier_chart import usd, write_frontier
-from tether.cli.prompt_tests import _targets
+from tether.cli.prompt_tests import target_specs
 from tether.client import Client
 from tether.errors import ConfigError
 from tether.evals.advisor import (
@@ -104,7 +104,7 @@ def recommend(
 
 def _load(client: Client, prompt: str, folder: Path, dataset: Path | None) -> LoadedSpec:
     """The one spec PROMPT names, with the dataset's cases in place of its own if given."""
-    targets = _targets([prompt], folder, client.settings.prompt_model_modules)
+    targets = target_specs([prompt], folder, client.settings.prompt_model_modules)
     if len(targets) != 1:
         raise ConfigError(
             f"{len(targets)} spec files found",

@@ -12,19 +12,16 @@ cost and median latency and better on one of them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from time import perf_counter
-from typing import Any
 
 from tether.client import Client
-from tether.errors import ContractViolation, TetherError
+from tether.errors import TetherError
 from tether.evals.assertions import Services
 from tether.evals.runner import CaseResult, run_tests
 from tether.prompts.compiled import CompiledPrompt
-from tether.result import Attempt, Result
 
 DEFAULT_THRESHOLD = 1.0  # a spec states no pass threshold: every case must pass
 _TOLERANCE = 1e-9  # pass rates are ratios of small counts: 2/3 must meet a threshold of 2/3
@@ -104,36 +101,6 @@ def percentile(values: Sequence[float], pct: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-class _MeteredClient(Client):
-    """The caller's client (same runtime) that keeps the attempts and the call time of its
-    latest prompt run: a CaseResult says whether a case passed, not what its call cost."""
-
-    def __init__(self, client: Client) -> None:
-        super().__init__(runtime=client.runtime)
-        self.entry = client.entry
-        self.attempts: tuple[Attempt, ...] = ()
-        self.call_s = 0.0
-
-    def run_compiled(
-        self,
-        compiled: CompiledPrompt,
-        inputs: Mapping[str, Any] | None = None,
-        *,
-        model: str | None = None,
-        **params: Any,
-    ) -> Result[Any]:
-        self.attempts, started = (), perf_counter()
-        try:
-            result = super().run_compiled(compiled, inputs, model=model, **params)
-        except ContractViolation as violation:  # every failed attempt was paid for
-            self.attempts = violation.attempts
-            raise
-        finally:
-            self.call_s = perf_counter() - started
-        self.attempts = result.attempts
-        return result
-
-
 def candidate_models(
     client: Client, compiled: CompiledPrompt, requested: Sequence[str] | None = None
 ) -> tuple[list[str], list[Skipped]]:
@@ -185,16 +152,14 @@ def score_model(
     if warm_up and compiled.spec.tests:
         with suppress(TetherError):  # the cases meet the same error and report it
             client.run_compiled(compiled, compiled.spec.tests[0].inputs, model=model)
-    metered = _MeteredClient(client)
     runs: list[CaseRun] = []
 
     def note(result: CaseResult) -> None:
-        cost = sum(attempt.cost_usd for attempt in metered.attempts)
-        runs.append(CaseRun(result, cost, metered.call_s))
+        runs.append(CaseRun(result, result.cost_usd, result.call_s))
         if on_case is not None:
             on_case(result)
 
-    run_tests(metered, compiled, services, model=model, folder=folder, on_case=note)
+    run_tests(client, compiled, services, model=model, folder=folder, on_case=note)
     return ModelScore(model, tuple(runs))
 
 

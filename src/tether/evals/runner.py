@@ -15,6 +15,7 @@ from tether.errors import ContractViolation, TetherError
 from tether.evals.assertions import Outcome, Services, Subject, describe, evaluate
 from tether.prompts.compiled import CompiledPrompt
 from tether.prompts.spec import TestCase
+from tether.result import Attempt
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class CaseResult:
     error: str
     latency_s: float
     assertions: tuple[AssertionResult, ...]
+    # What the model call cost (every attempt, failed ones too) and how long it took alone
+    # (latency_s includes the assertions, a judge's calls among them).
+    cost_usd: float = 0.0
+    call_s: float = 0.0
 
     @property
     def passed(self) -> bool:
@@ -67,15 +72,18 @@ def run_case(
     raw = error = ""
     valid = False
     used = model or compiled.spec.model or client.settings.default_model
+    attempts: tuple[Attempt, ...] = ()
     try:
         result = client.run_compiled(compiled, case.inputs, model=model)
         output, raw, valid, used = result.output, result.raw, True, result.model
+        attempts = result.attempts
         if hasattr(output, "model_dump"):
             output = output.model_dump(mode="json")
     except ContractViolation as violation:
-        raw, error = violation.last_raw, violation.message
+        raw, error, attempts = violation.last_raw, violation.message, violation.attempts
     except TetherError as exc:
-        error = exc.message
+        error, attempts = exc.message, exc.attempts
+    call_s = perf_counter() - started
     subject = Subject(
         output=output, valid=valid, error=error, inputs=case.inputs, check_folder=folder
     )
@@ -93,6 +101,8 @@ def run_case(
         error=error,
         latency_s=perf_counter() - started,
         assertions=outcomes,
+        cost_usd=sum(a.cost_usd for a in attempts),
+        call_s=call_s,
     )
 
 
