@@ -3,13 +3,13 @@ with the PNG inlined and the breakdown as a table; no script, no CDN, nothing fe
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
+from tether.cli.report_page import report_page
 from tether.store.costs import CostReport, CostRow
 
 
@@ -73,19 +73,8 @@ def html_page(title: str, png: bytes, report: CostReport) -> str:
                   f"{share:.1%}" if share is not None else "-")  # fmt: skip
         cells += "".join(f'<td class="n">{v}</td>' for v in values)
         body.append(f"<tr{' class=total' if not row.group else ''}>{cells}</tr>")
-    image = base64.b64encode(png).decode("ascii")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>
-<meta http-equiv="Content-Security-Policy"
- content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
-<style>body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}}.n{{text-align:right}}
-tr.total td{{font-weight:bold;border-top:2px solid #333}}img{{max-width:100%}}</style></head>
-<body><h1>{e(title)}</h1>
-<img alt="{e(title)}" src="data:image/png;base64,{image}">
-<table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>
-</body></html>
-"""
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return report_page(title, png, table)
 
 
 def write_chart(

@@ -3,13 +3,13 @@ self-contained HTML page with the PNG inlined and the scores as a table; no scri
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import math
 from pathlib import Path
 
 from tether.cli.cost_chart import chart_paths
+from tether.cli.report_page import report_page
 from tether.evals.advisor import Advice, ModelScore
 
 _FRONTIER = "#3b6ea5"
@@ -90,21 +90,10 @@ def html_page(title: str, png: bytes, advice: Advice) -> str:
     rows = "".join(_row(score, advice) for score in advice.scores)
     skipped = "".join(f"<li>{e(s.model)}: {e(s.reason)}</li>" for s in advice.skipped)
     chosen = advice.recommended.model if advice.recommended else "none meets the threshold"
-    image = base64.b64encode(png).decode("ascii")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>
-<meta http-equiv="Content-Security-Policy"
- content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
-<style>body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}}.n{{text-align:right}}
-img{{max-width:100%}}</style></head>
-<body><h1>{e(title)}</h1>
-<p>Threshold {advice.threshold:.0%}; recommended: <strong>{e(chosen)}</strong></p>
-<img alt="{e(title)}" src="data:image/png;base64,{image}">
-<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>
-{f"<p>Skipped:</p><ul>{skipped}</ul>" if skipped else ""}
-</body></html>
-"""
+    intro = f"<p>Threshold {advice.threshold:.0%}; recommended: <strong>{e(chosen)}</strong></p>\n"
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    listed = f"\n<p>Skipped:</p><ul>{skipped}</ul>" if skipped else ""
+    return report_page(title, png, table + listed, intro=intro)
 
 
 def write_frontier(target: Path, advice: Advice, title: str) -> tuple[Path, Path]:
