@@ -229,8 +229,13 @@ class TrainedRouter:
                 f"trained with embedding {trained[0]!r}, max_tokens {trained[1]!r}, but the router "
                 f"uses embedding {wanted[0]!r}, max_tokens {wanted[1]!r}: its vectors are not "
                 "comparable",
-                fix=f"set the router's `embedding` = {trained[0]!r} and `max_tokens` = "
-                f"{trained[1]!r} (or leave both unset), or train it again with those settings",
+                fix=f"set the router's `embedding` = {trained[0]!r} and "
+                + (
+                    "leave `max_tokens` unset"
+                    if trained[1] is None
+                    else f"`max_tokens` = {trained[1]}"
+                )
+                + " (or leave both unset: the file's are used), or train it again with yours",
             )
         return cls._from_arrays(meta, arrays, bad)
 
