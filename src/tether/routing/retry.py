@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import random
 
-from tether.errors import ContextWindowExceeded, ProviderError, ProviderRejected, TetherError
+from tether.errors import (
+    ContextWindowExceeded,
+    MissingApiKey,
+    ModelFileError,
+    ProviderError,
+    ProviderRejected,
+    TetherError,
+)
 
 # Statuses after which the same request may succeed: throttling, timeouts, server faults.
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
@@ -13,8 +20,8 @@ RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
 def retryable(exc: TetherError) -> bool:
     """A transient upstream fault: the same request to the same model may succeed."""
-    if isinstance(exc, ContextWindowExceeded):
-        return False
+    if isinstance(exc, ContextWindowExceeded | MissingApiKey | ModelFileError):
+        return False  # the same request fails the same way: only another model may help
     if isinstance(exc, ProviderRejected):
         return exc.status is None or exc.status in RETRY_STATUSES
     return isinstance(exc, ProviderError)

@@ -72,7 +72,7 @@ class Call(Stage):
                 except TetherError as exc:
                     ctx.attempts.extend(exc.attempts)
                     failure = exc
-                    if isinstance(exc, ProviderError):
+                    if retryable(exc):  # an upstream fault, not this request's own
                         self._circuits.failed(model)
                     if ctx.streamed or perf_counter() >= deadline:
                         raise
