@@ -5,7 +5,6 @@ charged for exactly what the upstream billed, through the gateway and the offici
 from __future__ import annotations
 
 import asyncio
-
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path

@@ -4,7 +4,6 @@ created sync and async clients, and the mapping of SDK errors onto tether's tree
 from __future__ import annotations
 
 import asyncio
-
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
