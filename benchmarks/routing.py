@@ -25,7 +25,7 @@ decides for LATENCY_REQUESTS test requests with the process pinned to one core, 
 embedding included.
 
     python benchmarks/routing.py [--data ../shared/data] [--sets gsm8k mmlu]
-        [--variants minilm minilm-64 minilm-32 minilm-static none]
+        [--variants minilm minilm-64 minilm-32 minilm-static none] [--skip mmlu:minilm-128]
 
 Writes results/routing.json (`value`: the CHOSEN variant's APGR on GSM8K), routing.md and the
 curves in routing.png.
@@ -284,13 +284,25 @@ def main() -> None:
     parser.set_defaults(data=REPO_ROOT.parent / "shared" / "data")
     parser.add_argument("--sets", nargs="+", default=["gsm8k", "mmlu"], choices=sorted(TARGETS))
     parser.add_argument(
-        "--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=list(VARIANTS),
+        "--variants",
+        nargs="+",
+        default=list(DEFAULT_VARIANTS),
+        choices=list(VARIANTS),
         help="how the learned router embeds a text (embedding and max_tokens)",
+    )
+    parser.add_argument(
+        "--skip", nargs="*", default=[], metavar="SET:VARIANT",
+        help="variants left out on one set (each MiniLM cut re-embeds all of MMLU: minutes)",
     )  # fmt: skip
     args = parser.parse_args()
     started = utc_now()
     model = MiniLMEmbedder(threads=max(1, min(2, os.cpu_count() or 1)))
-    results = {name: run_set(name, args.data, model, args.variants) for name in args.sets}
+    results = {
+        name: run_set(
+            name, args.data, model, [v for v in args.variants if f"{name}:{v}" not in args.skip]
+        )
+        for name in args.sets
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     plot(results, args.out / f"{NAME}.png")
     headline = CHOSEN if CHOSEN in args.variants else args.variants[0]
@@ -324,7 +336,7 @@ def main() -> None:
             variant = router.removeprefix("learned (").removesuffix(")")
             ms = result["decision_ms"].get(variant)
             rows.append([
-                name, router + (" (default)" if variant == headline else ""), fmt(summary["apgr"]),
+                name, router + (" (chosen)" if variant == headline else ""), fmt(summary["apgr"]),
                 fmt(summary["premium_share_for_50pct_gap"], 2),
                 fmt(summary["premium_share_for_80pct_gap"], 2),
                 _times(ms, "p50", "p99") if ms else "",
@@ -340,7 +352,8 @@ def main() -> None:
     notes += [
         "Variants (the learned router's `embedding` / `max_tokens`): "
         + "; ".join(f"{v}: {VARIANTS[v][0]} / {VARIANTS[v][1]}" for v in args.variants)
-        + f". The default is {headline}.",
+        + f". Chosen: {headline}."
+        + (f" Left out: {', '.join(args.skip)}." if args.skip else ""),
         f"{FOLDS}-fold cross-fitting, seed {SEED}: every row scored by routers trained without it.",
         "Decision time: one core (sched_setaffinity), one BLAS thread, one-thread MiniLM, "
         "whole decide() "

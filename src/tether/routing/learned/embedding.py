@@ -11,7 +11,10 @@ cost grows with the length). Both are stored in the router file: a router traine
 refused when loaded another way, since its vectors would mean something else.
 
 On RouteLLM's GSM8K and MMLU outcomes (benchmarks/results/routing.md) "minilm-static" keeps
-the held-out APGR within 0.01 of "minilm" at a small fraction of its decision time.
+the cross-fitted APGR within 0.02 of "minilm" (0.661 / 0.681 against 0.672 / 0.688) and decides
+in about 1 ms of one core against 15-20 ms; cutting MiniLM's input to 32 tokens still leaves
+it near 10 ms. A router trained by `train_router` embeds with "minilm" unless its
+`TrainOptions` say otherwise; DEFAULT_EMBEDDING is the recommended choice.
 """
 
 from __future__ import annotations
