@@ -22,7 +22,7 @@ from tether.routing.learned.embedding import NoEmbedding, TokenCut, router_embed
 from tether.routing.learned.features import text_features
 from tether.routing.learned.model import TrainedRouter
 from tether.routing.learned.train import TrainOptions, train_router
-from tether.routing.policies.learned import LearnedPolicy
+from tether.routing.policies.learned import LearnedPolicy, embedder_for
 from tether.settings import ModelSettings, Settings
 
 MODELS = {"small": ModelSettings(provider="fake"), "large": ModelSettings(provider="fake")}
@@ -230,3 +230,17 @@ def test_router_embedder_kinds() -> None:
     assert router_embedder("minilm", 16, fake).name == "fake-64-max16"
     with pytest.raises(ValueError, match="unknown embedding"):
         router_embedder("word2vec", None, fake)
+
+
+def test_embedder_for_a_loaded_file(
+    features_only: TrainedRouter, static: TrainedRouter, gsm8k: Outcomes, tmp_path: Path
+) -> None:
+    """What `tether route eval --data` and `route explain --file` need: the file's embedder."""
+    path = tmp_path / "r.npz"
+    assert isinstance(embedder_for(features_only, "minilm", path=path), NoEmbedding)
+    assert embedder_for(static, "fake", path=path).name == "all-MiniLM-L6-v2-static"
+    fake = train_router(gsm8k, FakeEmbedder(64), TrainOptions(folds=3, max_tokens=16))
+    assert embedder_for(fake, "fake", path=path).name == "fake-64-max16"
+    with pytest.raises(ConfigError, match="trained on embedder 'fake-64-max16'") as caught:
+        embedder_for(fake, "fake", path=path, field="routers.x.path", model=FakeEmbedder(32))
+    assert caught.value.field == "routers.x.path"

@@ -14,6 +14,7 @@ The threshold is the settings' `threshold`, or derived from `target_quality` /
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from tether.cache.embedders.base import Embedder
 from tether.cache.embedders.registry import create_embedder
@@ -25,6 +26,25 @@ from tether.routing.learned.features import text_features
 from tether.routing.learned.model import Prediction, TrainedRouter, embedder_mismatch
 from tether.routing.learned.train import route_text
 from tether.routing.policies.rules import RuleSet
+
+
+def embedder_for(
+    router: TrainedRouter,
+    kind: str,
+    *,
+    path: Path,
+    field: str = "path",
+    model: Embedder | None = None,
+) -> Embedder:
+    """The embedder a loaded router file was trained with: its `embedding` and `max_tokens`
+    over the sentence model `model` (else the registry's `kind`; only "minilm" runs one).
+    ConfigError naming the file when that embedder's name differs from the file's."""
+    if router.embedding == "minilm" and model is None:
+        model = create_embedder(kind)
+    embedder = router_embedder(router.embedding, router.max_tokens, model)
+    if embedder.name != router.embedder:
+        raise embedder_mismatch(path, field, router.embedder, embedder.name)
+    return embedder
 
 
 @dataclass(frozen=True)
@@ -64,12 +84,9 @@ class LearnedPolicy(RoutePolicy):
         router = TrainedRouter.load(
             config.path, embedding=config.embedding, max_tokens=config.max_tokens, field=field
         )
-        model = None
-        if router.embedding == "minilm":
-            model = context.embedder or create_embedder(config.embedder)
-        embedder = router_embedder(router.embedding, router.max_tokens, model)
-        if embedder.name != router.embedder:
-            raise embedder_mismatch(config.path, field, router.embedder, embedder.name)
+        embedder = embedder_for(
+            router, config.embedder, path=config.path, field=field, model=context.embedder
+        )
         threshold = config.threshold
         if config.target_quality is not None:
             threshold = router.threshold_for_quality(config.target_quality)
