@@ -47,7 +47,9 @@ def test_learned_router_sends_hard_requests_to_premium(tmp_path: Path) -> None:
     rows = [
         Outcome(f"prove the theorem about integrals, case {i}", False, True) for i in range(30)
     ] + [Outcome(f"say hello to the team, note {i}", True, True) for i in range(30)]
-    router = train_router(Outcomes(tuple(rows)), FakeEmbedder(64), TrainOptions(folds=3))
+    router = train_router(
+        Outcomes(tuple(rows)), FakeEmbedder(64), TrainOptions(folds=3, embedding="minilm")
+    )
     router.save(tmp_path / "r.npz")
     settings = Settings(
         cache_dir=tmp_path,

@@ -239,7 +239,9 @@ def test_embedder_for_a_loaded_file(
     path = tmp_path / "r.npz"
     assert isinstance(embedder_for(features_only, "minilm", path=path), NoEmbedding)
     assert embedder_for(static, "fake", path=path).name == "all-MiniLM-L6-v2-static"
-    fake = train_router(gsm8k, FakeEmbedder(64), TrainOptions(folds=3, max_tokens=16))
+    fake = train_router(
+        gsm8k, FakeEmbedder(64), TrainOptions(folds=3, max_tokens=16, embedding="minilm")
+    )
     assert embedder_for(fake, "fake", path=path).name == "fake-64-max16"
     with pytest.raises(ConfigError, match="trained on embedder 'fake-64-max16'") as caught:
         embedder_for(fake, "fake", path=path, field="routers.x.path", model=FakeEmbedder(32))

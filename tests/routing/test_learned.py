@@ -34,7 +34,7 @@ def ask(text: str) -> RouteInput:
 
 @pytest.fixture(scope="module")
 def trained(gsm8k: Outcomes) -> TrainedRouter:
-    return train_router(gsm8k, FakeEmbedder(64), TrainOptions(folds=3, seed=7))
+    return train_router(gsm8k, FakeEmbedder(64), TrainOptions(folds=3, seed=7, embedding="minilm"))
 
 
 def test_round_trip_keeps_every_prediction(
@@ -73,7 +73,9 @@ def test_router_learns_which_requests_the_cheap_model_fails() -> None:
         text = " ".join(rng.choice(words, size=6)) + f" item {i}"
         cheap_passes = (not hard) if rng.random() > 0.1 else hard
         rows.append(Outcome(text, cheap_passes, True))
-    router = train_router(Outcomes(tuple(rows)), FakeEmbedder(64), TrainOptions(folds=3))
+    router = train_router(
+        Outcomes(tuple(rows)), FakeEmbedder(64), TrainOptions(folds=3, embedding="minilm")
+    )
     policy = LearnedPolicy(router, FakeEmbedder(64), cheap="small", premium="large")
     assert policy.decide(ask("prove the theorem with an integral")).model == "large"
     assert policy.decide(ask("hello, thanks for lunch")).model == "small"
@@ -224,7 +226,7 @@ def test_minilm_router_on_the_vendored_sample(gsm8k: Outcomes, mmlu: Outcomes) -
     from tether.cache.embedders import MiniLMEmbedder
 
     embedder = MiniLMEmbedder()
-    router = train_router(mmlu, embedder, TrainOptions(folds=3))
+    router = train_router(mmlu, embedder, TrainOptions(folds=3, embedding="minilm"))
     assert router.embedder == "all-MiniLM-L6-v2-onnx-int8"
     assert router.dimensions == 384
     policy = LearnedPolicy(router, embedder, cheap="small", premium="large")

@@ -170,3 +170,34 @@ def test_router_file_without_training_texts(dataset: Path, tmp_path: Path) -> No
     )
     assert explained.exit_code == 0, explained.output
     assert "nearest training requests" in explained.output
+
+
+@pytest.mark.parametrize("embedding", ["minilm-static", "none"])
+def test_the_embedding_is_chosen_at_training_and_kept_in_the_file(
+    dataset: Path, tmp_path: Path, embedding: str
+) -> None:
+    router = tmp_path / "router.npz"
+    trained = runner.invoke(
+        app,
+        ["route", "train", "--data", str(dataset), "--out", str(router), "--embedding",
+         embedding, "--max-tokens", "32", "--folds", "3"],
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    loaded = TrainedRouter.load(router)
+    assert (loaded.embedding, loaded.max_tokens) == (embedding, 32)
+    # eval and explain read requests the way the file says, whatever --embedder names
+    again = runner.invoke(app, ["route", "eval", str(router), "--data", str(dataset)])
+    assert again.exit_code == 0, again.output
+    explained = runner.invoke(app, ["route", "explain", "How many apples?", "--file", str(router)])
+    assert explained.exit_code == 0, explained.output
+
+
+def test_an_unknown_embedding_is_named(dataset: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["route", "train", "--data", str(dataset), "--out", str(tmp_path / "r.npz"),
+         "--embedding", "bert"],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "--embedding" in result.output
+    assert "minilm-static" in result.output

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import numpy as np
 import typer
@@ -33,11 +33,17 @@ from tether.messages import Message
 from tether.prompts.loader import LoadedSpec, load_spec, spec_files
 from tether.routing.base import RouteInput, RoutePolicy
 from tether.routing.learned.dataset import Outcomes, check_outcomes, read_outcomes
+from tether.routing.learned.embedding import (
+    DEFAULT_EMBEDDING,
+    EMBEDDINGS,
+    Embedding,
+    NoEmbedding,
+)
 from tether.routing.learned.evaluation import Curve, cost_quality_curve
 from tether.routing.learned.features import text_features
 from tether.routing.learned.model import TrainedRouter
 from tether.routing.learned.train import TrainOptions, embed_texts, route_text, train_router
-from tether.routing.policies.learned import LearnedPolicy
+from tether.routing.policies.learned import LearnedPolicy, embedder_for
 from tether.routing.registry import build_policy
 from tether.settings import Settings
 
@@ -106,6 +112,16 @@ def train(
         bool,
         typer.Option(help="store the start of each training text in the file, for `route explain`"),
     ] = True,
+    embedding: Annotated[
+        str,
+        typer.Option(
+            help="how requests become vectors: minilm-static (the mean of MiniLM's token "
+            "embeddings, about 1 ms), minilm (the transformer, about 15 ms) or none"
+        ),
+    ] = DEFAULT_EMBEDDING,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="cut each text after this many tokens first", min=1)
+    ] = None,
     embedder: EmbedderOption = "minilm",
     config: ConfigOption = None,
 ) -> None:
@@ -132,14 +148,24 @@ def train(
             outcomes = _from_prompt(prompt, _models(cheap, premium), folder, config)
         else:
             outcomes = _from_log(_models(cheap, premium), since, pass_score, config)
+        if embedding not in EMBEDDINGS:
+            raise ConfigError(
+                f"unknown --embedding {embedding!r}",
+                file=None,
+                field="--embedding",
+                fix=f"use one of: {', '.join(EMBEDDINGS)}",
+            )
         options = TrainOptions(
             folds=folds,
             seed=seed,
             target_quality=target_quality,
             target_premium_share=target_premium_share,
             keep_texts=keep_texts,
+            embedding=cast(Embedding, embedding),
+            max_tokens=max_tokens,
         )
-        encoder = create_embedder(embedder)
+        # Only the transformer embedding runs the sentence model named by --embedder.
+        encoder = create_embedder(embedder) if embedding == "minilm" else NoEmbedding()
         with _progress() as bar:
             tasks: dict[str, TaskID] = {}
 
@@ -244,9 +270,7 @@ def evaluate(
             scores = router.holdout_scores.astype(np.float64)
             cheap, premium, source = router.cheap, router.premium, "held-out training folds"
         else:
-            encoder = create_embedder(embedder)
-            if encoder.name != router.embedder:
-                router = TrainedRouter.load(router_file, embedder=encoder.name)
+            encoder = embedder_for(router, embedder, path=router_file, field="--data")
             outcomes = read_outcomes(data)
             texts = [route_text(t) for t in outcomes.texts]
             predictions = router.predict(embed_texts(encoder, texts), text_features(texts))
@@ -300,10 +324,10 @@ def explain(
     with reported_errors():
         request = RouteInput(messages=(Message("user", text),))
         if router_file is not None:
-            encoder = create_embedder(embedder)
+            trained = TrainedRouter.load(router_file)
             policy: RoutePolicy = LearnedPolicy(
-                TrainedRouter.load(router_file, embedder=encoder.name),
-                encoder,
+                trained,
+                embedder_for(trained, embedder, path=router_file, field="--file"),
                 cheap="cheap",
                 premium="premium",
             )

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from tether.cache.embedders.base import Embedder
 from tether.routing.learned.dataset import Outcomes
-from tether.routing.learned.embedding import Embedding, router_embedder
+from tether.routing.learned.embedding import DEFAULT_EMBEDDING, Embedding, router_embedder
 from tether.routing.learned.evaluation import cost_quality_curve
 from tether.routing.learned.features import text_features
 from tether.routing.learned.model import Floats32, TrainedRouter
@@ -46,9 +46,9 @@ class TrainOptions:
     # The first EXPLAIN_CHARS characters of each training text go into the router file, for
     # `tether route explain`; off when the texts (e.g. from the request log) must not travel.
     keep_texts: bool = True
-    # How texts become vectors (`embedding.py`): "minilm" runs the embedder given to
-    # `train_router`; "minilm-static" and "none" bring their own.
-    embedding: Embedding = "minilm"
+    # How texts become vectors (`embedding.py`; the static MiniLM by default): "minilm" runs
+    # the embedder given to `train_router`; "minilm-static" and "none" bring their own.
+    embedding: Embedding = DEFAULT_EMBEDDING
     max_tokens: int | None = None  # cut each text after this many tokens before embedding
 
 
