@@ -55,8 +55,22 @@ class Pipeline:
             await self._finish(ctx)
 
     async def run(self, ctx: Context) -> Context:
-        async for _ in self.stream(ctx):
-            pass
+        """The whole request (what `stream` does, without a generator per call: the common
+        case stays short)."""
+        try:
+            for stage in self._working:
+                if ctx.done:
+                    break
+                if stage.produces:
+                    async for _ in stage.stream(ctx):
+                        pass
+                else:
+                    await stage.run(ctx)
+        except BaseException as exc:
+            ctx.fail(exc)
+            raise
+        finally:
+            await self._finish(ctx)
         return ctx
 
     async def _finish(self, ctx: Context) -> None:

@@ -23,8 +23,17 @@ class Operation:
     def plan(self, planner: Planner, ctx: Context, model: str) -> Plan[Any]:
         raise NotImplementedError
 
-    def run(self, ctx: Context, plan: Plan[Any], gate: Gate) -> AsyncIterator[str]:
+    def streams(self, ctx: Context, plan: Plan[Any]) -> bool:
+        """Whether this attempt sends text as it is generated (`stream`) rather than a whole
+        result (`complete`)."""
+        return False
+
+    async def complete(self, ctx: Context, plan: Plan[Any], gate: Gate) -> None:
+        """One try on `plan`'s model, with its repairs: the result goes on the context."""
         raise NotImplementedError
+
+    def stream(self, ctx: Context, plan: Plan[Any]) -> AsyncIterator[str]:
+        raise NotImplementedError(f"{type(self).__name__} does not stream")
 
 
 class Chat(Operation):
@@ -46,15 +55,17 @@ class Chat(Operation):
             )
         return plan
 
-    async def run(self, ctx: Context, plan: Plan[Any], gate: Gate) -> AsyncIterator[str]:
-        if ctx.ask.stream and streams_text(plan, ctx.ask.n):
-            async for piece in _stream_text(ctx, plan):
-                yield piece
-            return
+    def streams(self, ctx: Context, plan: Plan[Any]) -> bool:
+        return ctx.ask.stream and streams_text(plan, ctx.ask.n)
+
+    async def complete(self, ctx: Context, plan: Plan[Any], gate: Gate) -> None:
         results = await run_choices(plan, ctx.ask.n, before_repair=gate)
         for result in results:
             ctx.attempts.extend(result.attempts)
         ctx.results = results
+
+    def stream(self, ctx: Context, plan: Plan[Any]) -> AsyncIterator[str]:
+        return _stream_text(ctx, plan)
 
 
 def streams_text(plan: Plan[Any], n: int) -> bool:
@@ -150,7 +161,7 @@ class Embed(Operation):
             model=name,
         )
 
-    async def run(self, ctx: Context, plan: Plan[Any], gate: Gate) -> AsyncIterator[str]:
+    async def complete(self, ctx: Context, plan: Plan[Any], gate: Gate) -> None:
         started = perf_counter()
         try:
             vectors, usage = await plan.provider.aembed(list(ctx.ask.texts))
@@ -170,8 +181,6 @@ class Embed(Operation):
             )
         )
         ctx.embeddings = vectors
-        return
-        yield  # an async generator that yields nothing: embeddings do not stream
 
 
 OPERATIONS: dict[str, Operation] = {"chat": Chat(), "embed": Embed()}

@@ -3,6 +3,7 @@ request log, the limit store), the virtual keys, and the request context of each
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from fastapi import Request
@@ -56,7 +57,7 @@ class Gateway:
     def begin(self, request: Request, endpoint: str) -> Context:
         """A request context for this HTTP request, before anything about it is known; the
         error handlers record it if the route never hands it to the pipeline."""
-        ctx = Context(Ask(endpoint))
+        ctx = Context(_bare(endpoint))
         request.state.request_id = ctx.request_id
         request.state.ctx = ctx
         return ctx
@@ -70,6 +71,12 @@ class Gateway:
         """The row of a request that never reached the pipeline (refused, malformed) or did
         not call a model (feedback)."""
         await self._record.finish(ctx)
+
+
+@functools.cache
+def _bare(endpoint: str) -> Ask:
+    """What a request to `endpoint` asks before its body is read (immutable: shared)."""
+    return Ask(endpoint)
 
 
 def headers(ctx: Context, **extra: str) -> dict[str, str]:

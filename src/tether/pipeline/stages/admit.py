@@ -40,6 +40,8 @@ class Admit(Stage):
         key = ctx.ask.key
         model = ctx.model or ""
         prompt = ctx.prompt_name
+        if key is None and not self._budgets:
+            return  # no caller limits, no prompt budgets: nothing to check or hold
         if key is not None:
             if prompt is not None and not key.allows_prompt(prompt):
                 raise KeyScopeError("prompt", prompt)

@@ -58,39 +58,50 @@ class Call(Stage):
                              self._settings.deadline_s)  # fmt: skip
         deadline = ctx.started + ctx.deadline_s
         failure: TetherError | None = None
-        for model in ctx.candidates:
-            plan = self._eligible(ctx, operation, model)
-            if plan is None:
-                continue
-            retries = self._retries(model)
-            for retry in range(retries + 1):
-                if ctx.attempts:
-                    await self._hold_another(ctx, plan)
-                try:
-                    async for piece in self._attempt(ctx, operation, plan, deadline):
-                        yield piece
-                except TetherError as exc:
-                    ctx.attempts.extend(exc.attempts)
-                    failure = exc
-                    if retryable(exc):  # an upstream fault, not this request's own
+        try:
+            for model in ctx.candidates:
+                plan = self._eligible(ctx, operation, model)
+                if plan is None:
+                    continue
+                retries = self._retries(model)
+                for retry in range(retries + 1):
+                    if ctx.attempts:
+                        await self._hold_another(ctx, plan)
+                    started = perf_counter()
+                    try:
+                        async with asyncio.timeout(deadline - started):
+                            if operation.streams(ctx, plan):
+                                async for piece in operation.stream(ctx, plan):
+                                    yield piece
+                            else:
+                                await operation.complete(ctx, plan, self._gate(ctx))
+                    except TimeoutError:
+                        late = _past_deadline(ctx, plan, started)
+                        ctx.attempts.extend(late.attempts)
                         self._circuits.failed(model)
-                    if ctx.streamed or perf_counter() >= deadline:
+                        raise late from None
+                    except TetherError as exc:
+                        ctx.attempts.extend(exc.attempts)
+                        failure = exc
+                        if retryable(exc):  # an upstream fault, not this request's own
+                            self._circuits.failed(model)
+                        if ctx.streamed or perf_counter() >= deadline:
+                            raise
+                        if retryable(exc) and retry < retries:
+                            await self._back_off(exc, retry + 1, deadline)
+                            continue
+                        if falls_back(exc):
+                            ctx.skipped.append(f"{model}: {exc.message}")
+                            break
                         raise
-                    if retryable(exc) and retry < retries:
-                        await self._back_off(exc, retry + 1, deadline)
-                        continue
-                    if falls_back(exc):
-                        ctx.skipped.append(f"{model}: {exc.message}")
-                        break
-                    raise
-                else:
-                    self._circuits.succeeded(model)
-                    ctx.answered_by = model
-                    return
-        if failure is None:
-            failure = self._nothing_eligible(ctx)
-        failure.attempts = tuple(ctx.attempts)
-        raise failure
+                    else:
+                        self._circuits.succeeded(model)
+                        ctx.answered_by = model
+                        return
+            raise failure if failure is not None else self._nothing_eligible(ctx)
+        except TetherError as exc:
+            exc.attempts = tuple(ctx.attempts)  # every attempt, every model: all were billed
+            raise
 
     def _eligible(self, ctx: Context, operation: Operation, model: str) -> Plan[Any] | None:
         """The plan for `model`, or None (the reason noted) when it cannot be tried now."""
@@ -107,27 +118,6 @@ class Call(Stage):
             return None
         ctx.plan = plan
         return plan
-
-    async def _attempt(
-        self, ctx: Context, operation: Operation, plan: Plan[Any], deadline: float
-    ) -> AsyncIterator[str]:
-        """One try on one model (with its repairs), bounded by what is left of the deadline."""
-        started = perf_counter()
-        try:
-            async with asyncio.timeout(deadline - started):
-                async for piece in operation.run(ctx, plan, self._gate(ctx)):
-                    yield piece
-        except TimeoutError:
-            provider = plan.provider
-            exc = DeadlineExceeded(
-                provider=provider.kind, model=provider.model, deadline_s=ctx.deadline_s
-            )
-            exc.attempts = (
-                failed_attempt(
-                    exc, plan.price, latency_s=perf_counter() - started, model=plan.model
-                ),
-            )
-            raise exc from None
 
     def _gate(self, ctx: Context) -> Callable[[Plan[Any]], Any]:
         async def hold(plan: Plan[Any]) -> None:
@@ -169,3 +159,12 @@ class Call(Stage):
         return CircuitOpen(
             provider=provider.kind, model=provider.model, retry_in_s=self._circuits.retry_in(model)
         )
+
+
+def _past_deadline(ctx: Context, plan: Plan[Any], started: float) -> DeadlineExceeded:
+    """The request's deadline passed during this attempt: it is billed like any failed one."""
+    provider = plan.provider
+    exc = DeadlineExceeded(provider=provider.kind, model=provider.model, deadline_s=ctx.deadline_s)
+    latency = perf_counter() - started
+    exc.attempts = (failed_attempt(exc, plan.price, latency_s=latency, model=plan.model),)
+    return exc
