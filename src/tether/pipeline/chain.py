@@ -74,7 +74,10 @@ class Pipeline:
         return ctx
 
     async def _finish(self, ctx: Context) -> None:
-        if not any(stage.finish_waits(ctx) for stage in self._finishing):
+        for stage in self._finishing:
+            if stage.finish_waits(ctx):
+                break
+        else:
             await self._finish_all(ctx)  # nothing will suspend: nothing to shield
             return
         # Shielded: a caller cancelled mid-request still gets its row and its settlement.

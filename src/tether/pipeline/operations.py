@@ -16,7 +16,7 @@ from tether.pipeline.context import Context
 from tether.pipeline.planning import Planner
 from tether.result import Attempt, Result
 
-Gate = Callable[[Plan[Any]], Awaitable[None]]
+Gate = Callable[[Plan[Any]], Awaitable[None]] | None
 
 
 class Operation:

@@ -34,6 +34,7 @@ class AnthropicProvider(HostedProvider[anthropic.Anthropic, anthropic.AsyncAnthr
     kind = "anthropic"
     default_base_url = "https://api.anthropic.com"
     default_capabilities = Capabilities(
+        honours_timeout=True,
         supports_tools=True,
         engine="anthropic",
         sampling_params=frozenset({"stop"}),  # stop_sequences; no seed, logprobs or penalties

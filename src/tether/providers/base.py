@@ -58,6 +58,10 @@ class Capabilities:
     # The provider returns `n` choices from one call (the prompt is billed once); others run
     # one call per choice.
     supports_n: bool = False
+    # The provider ends a call itself once the model's `timeout_s` has passed (an HTTP client
+    # timeout): the pipeline then guards an attempt with the request's deadline only when the
+    # deadline is nearer than what the attempt's own timeouts allow.
+    honours_timeout: bool = False
     # Which schema profile the server follows (providers/schema_profiles): openai, anthropic,
     # vllm, llama-server, ollama or generic. None: the provider's own rules (SchemaSupport, or
     # its grammar compiler).

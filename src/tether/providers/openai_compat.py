@@ -43,6 +43,7 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
     kind = "openai"
     default_base_url = "https://api.openai.com/v1"
     default_capabilities = Capabilities(
+        honours_timeout=True,
         supports_json_schema=True,
         supports_tools=True,
         can_stream=True,

@@ -44,6 +44,8 @@ class CircuitBreakers:
 
     def allow(self, model: str) -> bool:
         """Whether a call to `model` may go out now (a half-open circuit lets one probe)."""
+        if model not in self._circuits:  # healthy: no lock on the hot path
+            return True
         with self._lock:
             circuit = self._circuits.get(model)
             state = self._state(circuit)
@@ -55,6 +57,8 @@ class CircuitBreakers:
             return True
 
     def succeeded(self, model: str) -> None:
+        if model not in self._circuits:
+            return
         with self._lock:
             self._circuits.pop(model, None)
 

@@ -13,7 +13,9 @@ Once text has been streamed to the caller nothing is retried: a later failure en
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from time import perf_counter
 from typing import Any
 
@@ -69,7 +71,7 @@ class Call(Stage):
                         await self._hold_another(ctx, plan)
                     started = perf_counter()
                     try:
-                        async with asyncio.timeout(deadline - started):
+                        async with self._deadline_guard(plan, deadline - started):
                             if operation.streams(ctx, plan):
                                 async for piece in operation.stream(ctx, plan):
                                     yield piece
@@ -119,7 +121,22 @@ class Call(Stage):
         ctx.plan = plan
         return plan
 
-    def _gate(self, ctx: Context) -> Callable[[Plan[Any]], Any]:
+    def _deadline_guard(self, plan: Plan[Any], left_s: float) -> AbstractAsyncContextManager[Any]:
+        """A timeout at the request's deadline, unless the attempt ends sooner by itself: its
+        provider stops each call at the model's timeout, and even every repair timing out
+        fits in what is left (a timer per request is measurable on the hot path)."""
+        configured = self._models.get(plan.model)
+        own_limit = configured.timeout_s * (plan.max_repairs + 1) if configured else left_s
+        if plan.provider.capabilities.honours_timeout and own_limit < left_s:
+            return _NO_GUARD
+        return asyncio.timeout(left_s)
+
+    def _gate(self, ctx: Context) -> Callable[[Plan[Any]], Any] | None:
+        """What a repair waits for first: room in the request's reservation (none to make
+        when nothing limits the request)."""
+        if ctx.reservation is None:
+            return None
+
         async def hold(plan: Plan[Any]) -> None:
             await self._hold_another(ctx, plan)
 
@@ -159,6 +176,9 @@ class Call(Stage):
         return CircuitOpen(
             provider=provider.kind, model=provider.model, retry_in_s=self._circuits.retry_in(model)
         )
+
+
+_NO_GUARD = contextlib.nullcontext()
 
 
 def _past_deadline(ctx: Context, plan: Plan[Any], started: float) -> DeadlineExceeded:
