@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tether.client import Client
 from tether.errors import TetherError
@@ -17,6 +18,20 @@ from tether.settings import Settings
 
 stdout = Console()
 stderr = Console(stderr=True)
+
+
+def progress_bar(console: Console = stdout) -> Progress:
+    """The CLI's progress bar for long work: what is done, of how many, for how long; gone
+    once the work is."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
 
 ConfigOption = Annotated[
     Path | None,

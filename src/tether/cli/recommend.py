@@ -10,16 +10,19 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
     Progress,
     TaskID,
-    TextColumn,
-    TimeElapsedColumn,
 )
 from rich.table import Table
 
-from tether.cli.common import ConfigOption, open_client, reported_errors, stderr, stdout
+from tether.cli.common import (
+    ConfigOption,
+    open_client,
+    progress_bar,
+    reported_errors,
+    stderr,
+    stdout,
+)
 from tether.cli.frontier_chart import usd, write_frontier
 from tether.cli.prompt_tests import target_specs
 from tether.client import Client
@@ -136,14 +139,7 @@ def _score_all(
 ) -> list[ModelScore]:
     cases = len(loaded.spec.tests)
     scores = []
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
-    ) as bar:
+    with progress_bar(stderr) as bar:
         for name in models:
             task = bar.add_task(escape(name), total=cases)
             scores.append(

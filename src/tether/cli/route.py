@@ -17,17 +17,12 @@ import numpy as np
 import typer
 from rich.markup import escape
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
     TaskID,
-    TextColumn,
-    TimeElapsedColumn,
 )
 from rich.table import Table
 
 from tether.cache.embedders.registry import create_embedder
-from tether.cli.common import ConfigOption, open_client, reported_errors, stdout
+from tether.cli.common import ConfigOption, open_client, progress_bar, reported_errors, stdout
 from tether.errors import ConfigError, PromptNotFound
 from tether.messages import Message
 from tether.prompts.loader import LoadedSpec, load_spec, spec_files
@@ -54,17 +49,6 @@ app = typer.Typer(
 EmbedderOption = Annotated[
     str, typer.Option(help="embedder kind the router reads requests with (minilm, fake)")
 ]
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=stdout,
-        transient=True,
-    )
 
 
 @app.command()
@@ -166,7 +150,7 @@ def train(
         )
         # Only the transformer embedding runs the sentence model named by --embedder.
         encoder = create_embedder(embedder) if embedding == "minilm" else NoEmbedding()
-        with _progress() as bar:
+        with progress_bar() as bar:
             tasks: dict[str, TaskID] = {}
 
             def report(step: str, done: int, total: int) -> None:
@@ -220,7 +204,7 @@ def _from_prompt(
     cheap, premium = models
     with open_client(config) as client:
         loaded = _find_spec(prompt, folder, client.settings.prompt_model_modules)
-        with _progress() as bar:
+        with progress_bar() as bar:
             task = bar.add_task(
                 f"running {loaded.spec.name} tests", total=2 * len(loaded.spec.tests)
             )

@@ -229,23 +229,8 @@ class MiniLMEmbedder:
                 _TOKENIZER_MODULE, _TOKENIZER_RESOURCE, TOKENIZER_PACKAGE, no_deps=True
             )
             where = "/".join((_TOKENIZER_MODULE, *_TOKENIZER_RESOURCE))
-        try:
-            from tokenizers import Tokenizer
-        except ImportError:
-            raise _error(
-                "the tokenizers library is not installed", path=where, fix="pip install tokenizers"
-            ) from None
-        try:
-            tokenizer = Tokenizer.from_str(raw.decode("utf-8"))
-        except Exception as exc:  # tokenizers raises plain Exception for a malformed file
-            raise _error(
-                f"not a valid tokenizer.json: {exc}",
-                path=where,
-                fix=f"use the tokenizer.json of {TOKENIZER_PACKAGE}",
-            ) from None
-        tokenizer.no_padding()  # padding is done per batch, to the batch's longest text
-        tokenizer.enable_truncation(max_length=MAX_TOKENS)
-        return tokenizer
+        # padding is done per batch, to the batch's longest text
+        return parse_tokenizer(raw, where, max_tokens=MAX_TOKENS, package=TOKENIZER_PACKAGE)
 
     def _session(self, model: bytes, where: str) -> tuple[_Session, frozenset[str]]:
         try:
@@ -283,3 +268,25 @@ class MiniLMEmbedder:
                 fix=f"use the model.onnx of {MODEL_PACKAGE}",
             )
         return session, inputs
+
+
+def parse_tokenizer(raw: bytes, where: str, *, max_tokens: int, package: str) -> Tokenizer:
+    """A MiniLM tokenizer from the bytes of its tokenizer.json: unpadded, cut at `max_tokens`;
+    a missing library or a malformed file is a ModelFileError naming `where`."""
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        raise _error(
+            "the tokenizers library is not installed", path=where, fix="pip install tokenizers"
+        ) from None
+    try:
+        tokenizer = Tokenizer.from_str(raw.decode("utf-8"))
+    except Exception as exc:  # tokenizers raises plain Exception for a malformed file
+        raise _error(
+            f"not a valid tokenizer.json: {exc}",
+            path=where,
+            fix=f"use the tokenizer.json of {package}",
+        ) from None
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_tokens)
+    return tokenizer

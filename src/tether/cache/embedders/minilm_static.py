@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tether.cache.embedders.base import Vectors, check_texts, normalise
+from tether.cache.embedders.minilm import parse_tokenizer
 from tether.errors import ModelFileError
 
 if TYPE_CHECKING:
@@ -197,20 +198,4 @@ class StaticMiniLMEmbedder:
     def tokenizer(self) -> Tokenizer:
         """A new MiniLM tokenizer cutting at `max_tokens`, without padding."""
         raw, where = self._read(_TOKENIZER, self._tokenizer_path)
-        try:
-            from tokenizers import Tokenizer
-        except ImportError:
-            raise _error(
-                "the tokenizers library is not installed", path=where, fix="pip install tokenizers"
-            ) from None
-        try:
-            tokenizer = Tokenizer.from_str(raw.decode("utf-8"))
-        except Exception as exc:  # tokenizers raises plain Exception for a malformed file
-            raise _error(
-                f"not a valid tokenizer.json: {exc}",
-                path=where,
-                fix=f"use the tokenizer.json of {PACKAGE}",
-            ) from None
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(max_length=self._max_tokens)
-        return tokenizer
+        return parse_tokenizer(raw, where, max_tokens=self._max_tokens, package=PACKAGE)
