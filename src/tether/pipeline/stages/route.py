@@ -82,6 +82,8 @@ class Route(Stage):
     def _with_fallbacks(self, model: str, fallbacks: tuple[str, ...]) -> tuple[str, ...]:
         configured = self._settings.models.get(model)
         own = tuple(configured.fallbacks) if configured is not None else ()
+        if not fallbacks and not own:
+            return (model,)  # the common case, without building anything
         return tuple(dict.fromkeys((model, *fallbacks, *own)))
 
 
