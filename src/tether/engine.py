@@ -1,7 +1,9 @@
-"""The request path: call the provider, validate, repair within a bound, account for cost.
+"""One model's try at a request: call the provider, validate, repair within a bound, account
+for cost (the pipeline's call stage runs it per model; sync callers reach it through the
+runtime's event loop).
 
-The attempt loop is written once, as a generator that yields provider calls and receives
-completions; `run_sync` and `run_async` only differ in how they perform the call. A call that
+The attempt loop is written as a generator that yields provider calls and receives
+completions; `run_async` performs them. A call that
 raises is thrown into the loop, which attaches every attempt made so far to the error: they were
 billed whatever happens after them.
 """
@@ -139,20 +141,6 @@ def _evaluate(plan: Plan[T], completion: Completion) -> tuple[Any, tuple[str, ..
     if errors and completion.finish_reason == "length":
         errors = ("output was cut off at max_tokens; raise max_tokens", *errors)
     return value, errors
-
-
-def run_sync(plan: Plan[T]) -> Result[T]:
-    steps = attempts(plan)
-    call = next(steps)
-    while True:
-        try:
-            completion = plan.provider.complete(call)
-        except TetherError as exc:
-            _fail(steps, exc)
-        try:
-            call = steps.send(completion)
-        except StopIteration as finished:
-            return cast(Result[T], finished.value)
 
 
 async def run_async(

@@ -12,7 +12,7 @@ import atexit
 import threading
 from collections.abc import Mapping
 from contextlib import ExitStack
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from sqlalchemy import Engine
@@ -116,10 +116,6 @@ class Runtime:
             if self._portal is None:
                 self._portal = self._portal_exit.enter_context(start_blocking_portal())
             return self._portal
-
-    def call_sync(self, function: Any, *args: Any) -> Any:
-        """An async function run to completion from sync code, on the runtime's loop."""
-        return self._blocking_portal().call(function, *args)
 
     def close(self) -> None:
         with self._lock:

@@ -31,10 +31,6 @@ class Pipeline:
         self._working = tuple(s for s in self.stages if s.produces or _overrides(s, "run"))
         self._finishing = tuple(s for s in self.stages if _overrides(s, "finish"))
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(stage.name for stage in self.stages)
-
     async def stream(self, ctx: Context) -> AsyncIterator[str]:
         try:
             for stage in self._working:
