@@ -8,6 +8,7 @@ the price of the dearest model that may answer it (the router's choices and the 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -51,7 +52,9 @@ class Admit(Stage):
         if claim.empty:
             return
         if claim.budgets or any(r.unit == "tokens" for r in claim.rates):
-            tokens, cost = self.maximum(ctx, self._possible_models(model))
+            # Counting tokens may tokenize with (and first load) a local model: off the loop.
+            models = list(self._possible_models(model))
+            tokens, cost = await asyncio.to_thread(self.maximum, ctx, models)
             claim = Claim(claim.rates, claim.budgets, tokens=tokens, cost_usd=cost)
         ctx.reservation = await self._store.reserve(claim)
 

@@ -148,7 +148,7 @@ class Call(Stage):
         reservation = ctx.reservation
         if reservation is None or (not reservation.claim.budgets and not reservation.tokens):
             return
-        tokens, cost = self._maximum(ctx, [plan.model])
+        tokens, cost = await asyncio.to_thread(self._maximum, ctx, [plan.model])
         await self._store.extend(reservation, tokens=tokens, cost_usd=cost)
 
     async def _back_off(self, exc: TetherError, retry: int, deadline: float) -> None:
