@@ -128,6 +128,13 @@ def test_other_dimensions_are_refused_never_truncated(gw: LiveGateway) -> None:
     err = _bad_request(gw, dimensions=256)
     assert _param(err) == "dimensions"
     assert "384" in str(err)
+    # The row says what the caller got: refused, with the embedding it was billed for.
+    assert gw.gateway.log.flush(5)
+    request_id = err.response.headers["x-tether-request-id"]
+    with gw.gateway.engine.connect() as conn:
+        row = conn.execute(select(requests).where(requests.c.id == request_id)).one()
+    assert row.status == 400
+    assert row.input_tokens > 0
     assert _param(_bad_request(gw, dimensions=0)) == "dimensions"
 
 

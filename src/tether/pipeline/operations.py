@@ -180,7 +180,19 @@ class Embed(Operation):
                 model=plan.model,
             )
         )
+        _check_dimensions(ctx.ask.params.get("dimensions"), vectors)
         ctx.embeddings = vectors
+
+
+def _check_dimensions(requested: int | None, vectors: list[list[float]]) -> None:
+    """A model's vectors have one length; asking for another is refused, never truncated."""
+    if requested is None or not vectors or len(vectors[0]) == requested:
+        return
+    raise InvalidRequest(
+        f"this model makes {len(vectors[0])}-dimensional vectors, not {requested}",
+        param="dimensions",
+        fix=f"leave `dimensions` unset or set it to {len(vectors[0])}",
+    )
 
 
 OPERATIONS: dict[str, Operation] = {"chat": Chat(), "embed": Embed()}

@@ -69,17 +69,6 @@ def requested_dimensions(body: Mapping[str, Any]) -> int | None:
     return value
 
 
-def check_dimensions(requested: int | None, vectors: Sequence[Sequence[float]]) -> None:
-    """A model's vectors have one length; asking for another is refused, never truncated."""
-    if requested is None or not vectors or len(vectors[0]) == requested:
-        return
-    raise InvalidRequest(
-        f"this model makes {len(vectors[0])}-dimensional vectors, not {requested}",
-        param="dimensions",
-        fix=f"leave `dimensions` unset or set it to {len(vectors[0])}",
-    )
-
-
 def encode(vector: Sequence[float], fmt: EncodingFormat) -> list[float] | str:
     if fmt == "float":
         return list(vector)

@@ -30,7 +30,6 @@ from tether.server.chat_response import (
     usage_body,
 )
 from tether.server.embedding_bodies import (
-    check_dimensions,
     embedding_inputs,
     encode,
     encoding_format,
@@ -223,9 +222,9 @@ async def embeddings(request: Request) -> Response:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("`model` must be a non-empty string", param="model")
-    await gateway.run(ctx, operation="embed", model=model, texts=tuple(texts))
+    params = {"dimensions": dimensions} if dimensions is not None else {}
+    await gateway.run(ctx, operation="embed", model=model, texts=tuple(texts), params=params)
     vectors = ctx.embeddings or []
-    check_dimensions(dimensions, vectors)
     usage, _ = charged(tuple(ctx.attempts))
     payload = {
         "object": "list",
