@@ -20,7 +20,7 @@ import pytest
 
 from tests.pipeline.upstreams import Reply, RuleUpstream
 from tether import Client, ModelSettings, Settings
-from tether.errors import ProviderError
+from tether.errors import DeadlineExceeded, ProviderError
 from tether.settings import CallSettings
 
 SCHEMA = {
@@ -131,12 +131,13 @@ def test_the_deadline_bounds_every_attempt_together(tmp_path: Path) -> None:
         settings = _settings(tmp_path, server)
         with Client(settings) as client:
             started = time.perf_counter()
-            with pytest.raises(ProviderError) as failed:
+            with pytest.raises(DeadlineExceeded) as failed:
                 client.generate("ping", contract=SCHEMA, max_tokens=8, timeout_s=1.0)
             elapsed = time.perf_counter() - started
     finally:
         server.close()
-    assert elapsed < 1.5
+    # Ended by the 1 s deadline, not by the 30 s hangs (slack for a busy machine).
+    assert elapsed < 3.0
     assert failed.value.attempts  # every attempt made is on the error (and billed)
 
 
