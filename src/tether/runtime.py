@@ -47,12 +47,12 @@ class Runtime:
         self.circuits = CircuitBreakers(
             failures=settings.calls.circuit_failures, cooldown_s=settings.calls.circuit_cooldown_s
         )
-        self.limits: LimitStore = open_limit_store(settings.limits, settings.database)
         self._log_requests = (
             settings.calls.record_requests if log_requests is None else log_requests
         )
         self._lock = threading.Lock()
         self._engine: Engine | None = None
+        self.limits: LimitStore = open_limit_store(settings.limits, lambda: self.engine)
         self._registry: Registry | None = None
         self._log: RequestLog | None = None
         self._portal: BlockingPortal | None = None

@@ -13,6 +13,7 @@ from tether.costs.limits.memory import MemoryLimitStore
 from tether.costs.limits.redis import RedisLimitStore
 from tether.errors import ConfigError
 from tether.settings import Settings
+from tether.store.engine import open_database
 
 
 def test_limits_and_prompt_budgets_load_from_the_config_file(tmp_path: Path) -> None:
@@ -62,11 +63,13 @@ async def test_the_factory_opens_the_store_the_settings_name(
         "database": DatabaseLimitStore,
         "redis": RedisLimitStore,
     }
+    engine = open_database(url)
     for name, kind in expected.items():
         settings = LimitSettings(store=name, redis_url=REDIS_URL, key_prefix=redis_prefix)
-        store = open_limit_store(settings, url)
+        store = open_limit_store(settings, lambda: engine)
         try:
             assert isinstance(store, kind)
             assert store.name == name
         finally:
             await store.close()
+    engine.dispose()

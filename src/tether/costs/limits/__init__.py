@@ -20,13 +20,15 @@ Configured in tether.toml:
     usd = 25.0
     period = "month"                       # day, month (default) or total; calendar, UTC
 
-`open_limit_store(settings.limits, settings.database)` gives the configured store; a new
+`open_limit_store(settings.limits, engine_getter)` gives the configured store; a new
 backend is one module plus an entry in `STORES`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+
+from sqlalchemy import Engine
 
 from tether.costs.limits.base import (
     Budget,
@@ -39,36 +41,39 @@ from tether.costs.limits.base import (
 from tether.costs.limits.config import BudgetSettings, LimitSettings
 from tether.costs.limits.quota import Allowance, Quota
 
+Database = Callable[[], Engine]  # the engine of the settings' database, opened on demand
 
-def _memory(settings: LimitSettings, database_url: str) -> LimitStore:
+
+def _memory(settings: LimitSettings, database: Database) -> LimitStore:
     from tether.costs.limits.memory import MemoryLimitStore
 
     return MemoryLimitStore()
 
 
-def _database(settings: LimitSettings, database_url: str) -> LimitStore:
+def _database(settings: LimitSettings, database: Database) -> LimitStore:
     from tether.costs.limits.database import DatabaseLimitStore
 
-    return DatabaseLimitStore.open(database_url)
+    return DatabaseLimitStore(database())  # the caller's engine: one per database
 
 
-def _redis(settings: LimitSettings, database_url: str) -> LimitStore:
+def _redis(settings: LimitSettings, database: Database) -> LimitStore:
     from tether.costs.limits.redis import RedisLimitStore
 
     return RedisLimitStore.open(settings.redis_url, key_prefix=settings.key_prefix)
 
 
 # Imported lazily: the redis client and the database engine load only when chosen.
-STORES: dict[str, Callable[[LimitSettings, str], LimitStore]] = {
+STORES: dict[str, Callable[[LimitSettings, Database], LimitStore]] = {
     "memory": _memory,
     "database": _database,
     "redis": _redis,
 }
 
 
-def open_limit_store(settings: LimitSettings, database_url: str) -> LimitStore:
-    """The store `settings.store` names; `database_url` is used by the database store."""
-    return STORES[settings.store](settings, database_url)
+def open_limit_store(settings: LimitSettings, database: Database) -> LimitStore:
+    """The store `settings.store` names; `database` gives the engine the database store uses
+    (called only by that store: the others never open the database)."""
+    return STORES[settings.store](settings, database)
 
 
 __all__ = [
