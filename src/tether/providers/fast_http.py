@@ -9,7 +9,6 @@ and any caller that injects its own HTTP client.
 from __future__ import annotations
 
 import asyncio
-import random
 from typing import Any
 
 import aiohttp
@@ -19,8 +18,6 @@ from tether.errors import ProviderError, ProviderRejected, ProviderUnavailable
 from tether.providers.retry_after import retry_after
 from tether.providers.sdk_errors import fix_for
 from tether.redact import redact
-
-_RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
 class FastChatTransport:
@@ -35,7 +32,6 @@ class FastChatTransport:
         model: str,
         key_env: str | None,
         timeout_s: float,
-        max_retries: int,
     ) -> None:
         self._base_url = base_url
         self._url = base_url.rstrip("/") + "/chat/completions"
@@ -49,7 +45,6 @@ class FastChatTransport:
         self._model = model
         self._key_env = key_env
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._retries = max_retries
         self._sessions: dict[int, tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession]] = {}
 
     def _session(self) -> aiohttp.ClientSession:
@@ -65,42 +60,27 @@ class FastChatTransport:
         return session
 
     async def create(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """One call; a fault raises (the request pipeline decides whether to retry, when, and
+        on which model)."""
         body = orjson.dumps(arguments)
-        attempt = 0
-        while True:
-            try:
-                async with self._session().post(
-                    self._url, data=body, headers=self._headers
-                ) as response:
-                    payload = await response.read()
-                    if response.status < 400:
-                        parsed: dict[str, Any] = orjson.loads(payload)
-                        return parsed
-                    if response.status not in _RETRY_STATUSES or attempt >= self._retries:
-                        rejected = self._rejected(response.status, payload)
-                        rejected.retry_after_s = retry_after(response.headers.get("retry-after"))
-                        raise rejected
-            except (TimeoutError, aiohttp.ClientConnectionError) as exc:
-                if attempt >= self._retries:
-                    reason = (
-                        "timed out"
-                        if isinstance(exc, asyncio.TimeoutError)
-                        else "connection failed"
-                    )
-                    raise ProviderUnavailable(
-                        provider=self._provider,
-                        model=self._model,
-                        url=self._base_url,
-                        reason=reason,
-                    ) from None
-            except orjson.JSONDecodeError:
-                raise ProviderError(
-                    "the server answered with invalid JSON",
-                    provider=self._provider,
-                    model=self._model,
-                ) from None
-            attempt += 1
-            await asyncio.sleep(min(8.0, 0.5 * 2 ** (attempt - 1)) * (0.75 + random.random() / 2))
+        try:
+            async with self._session().post(self._url, data=body, headers=self._headers) as answer:
+                payload = await answer.read()
+                if answer.status >= 400:
+                    rejected = self._rejected(answer.status, payload)
+                    rejected.retry_after_s = retry_after(answer.headers.get("retry-after"))
+                    raise rejected
+                parsed: dict[str, Any] = orjson.loads(payload)
+                return parsed
+        except (TimeoutError, aiohttp.ClientConnectionError) as exc:
+            reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else "connection failed"
+            raise ProviderUnavailable(
+                provider=self._provider, model=self._model, url=self._base_url, reason=reason
+            ) from None
+        except orjson.JSONDecodeError:
+            raise ProviderError(
+                "the server answered with invalid JSON", provider=self._provider, model=self._model
+            ) from None
 
     def _rejected(self, status: int, payload: bytes) -> ProviderRejected:
         try:

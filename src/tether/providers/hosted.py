@@ -37,13 +37,15 @@ class HostedProvider(ABC, Generic[SyncClient, AsyncClient]):
         api_key: str | None = None,
         api_key_env: str | None = None,
         timeout_s: float = 60.0,
-        max_retries: int = 2,
+        max_retries: int = 0,
         capabilities: Capabilities | None = None,
         http_client: httpx2.Client | None = None,
         async_http_client: httpx2.AsyncClient | None = None,
     ) -> None:
         """`http_client`/`async_http_client` replace the SDK's transport (proxies, replaying
-        recorded HTTP in tests)."""
+        recorded HTTP in tests). `max_retries` is the SDK's own; the request pipeline does the
+        retrying (backoff, Retry-After, the deadline, the circuit breaker, every retry billed as
+        an attempt), so it stays 0 there."""
         self.model = model
         self.base_url = base_url or self.default_base_url
         self.capabilities = self._with_engine(capabilities or self.default_capabilities)
@@ -67,9 +69,6 @@ class HostedProvider(ABC, Generic[SyncClient, AsyncClient]):
             api_key=model.api_key.get_secret_value() if model.api_key else None,
             api_key_env=model.api_key_env,
             timeout_s=model.timeout_s,
-            # The request pipeline retries (backoff, Retry-After, the request's deadline, the
-            # circuit breaker, each retry billed as an attempt): the transport does not.
-            max_retries=0,
             capabilities=cls.default_capabilities.overridden(model.capabilities),
         )
 

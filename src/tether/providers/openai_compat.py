@@ -111,7 +111,6 @@ class OpenAICompatProvider(HostedProvider[openai.OpenAI, openai.AsyncOpenAI]):
                 model=self.model,
                 key_env=self._api_key_env,
                 timeout_s=self._client_options["timeout"],
-                max_retries=self._client_options["max_retries"],
             )
         data = await self._fast.create(self._arguments(call))
         return self._parsed(data, call)
