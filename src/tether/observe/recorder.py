@@ -3,6 +3,7 @@ what it cost, how it was routed, how it ended. Built the same way for every entr
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import is_dataclass
@@ -13,6 +14,7 @@ from tether.costs.accounting import charged
 from tether.errors import ContractViolation, TetherError
 from tether.messages import Message
 from tether.observe.request_log import RequestRecord
+from tether.pipeline.chain import ClientClosed
 from tether.pipeline.context import Context
 from tether.providers.openai_wire import wire_messages
 from tether.result import Attempt
@@ -63,10 +65,6 @@ def _error_text(error: BaseException | None) -> str | None:
 
 
 def _closed_by_client(error: BaseException) -> bool:
-    import asyncio
-
-    from tether.pipeline.chain import ClientClosed
-
     return isinstance(error, ClientClosed | asyncio.CancelledError)
 
 

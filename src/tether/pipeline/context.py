@@ -13,13 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from tether.errors import TetherError
 from tether.messages import Message, ToolSpec
+from tether.statuses import status_code
 
 if TYPE_CHECKING:
     from tether.contracts.contract import Contract
     from tether.costs.limits.base import Reservation
     from tether.engine import Plan
-    from tether.errors import TetherError
     from tether.prompts.compiled import CompiledPrompt
     from tether.prompts.registry import PromptVersion
     from tether.result import Attempt, Result
@@ -32,9 +33,6 @@ CLIENT_CLOSED = 499
 
 
 def error_status(error: BaseException) -> int:
-    from tether.errors import TetherError
-    from tether.statuses import status_code
-
     if isinstance(error, TetherError):
         return status_code(error)[0]
     if isinstance(error, asyncio.CancelledError):
