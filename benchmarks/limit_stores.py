@@ -1,7 +1,7 @@
 """Limit stores under concurrency: money admitted against one budget, and reservation throughput.
 
 Side by side, on the same machine in one run: the gateway's former in-process `Limiter`
-(server/limits.py: check the budget before the call, charge it after) and the three limit
+(check the budget before the call, charge it after; reduced here to that rule) and the three limit
 stores (costs/limits: reserve the maximum before the call, settle after), memory, database
 (SQLite file, PostgreSQL) and Redis.
 
@@ -21,7 +21,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,23 +61,30 @@ def scratch_postgres(admin_url: str) -> Iterator[str]:
         admin.dispose()
 
 
+class CheckThenCharge:
+    """The gateway's former in-process limiter, reduced to its budget rule: a request is
+    admitted while the spend charged so far is under the budget, and charged after its call."""
+
+    def __init__(self, budget: float) -> None:
+        self.budget = budget
+        self.spent = 0.0
+
+    def admit(self) -> bool:
+        return self.spent < self.budget
+
+    def charge(self, cost: float) -> None:
+        self.spent += cost
+
+
 async def limiter_overshoot(args: Any) -> float:
     """The former Limiter: admitted while nothing is charged yet, so a burst passes whole."""
-    from tether.errors import BudgetExhausted
-    from tether.server.keys import ApiKey
-    from tether.server.limits import Limiter
-
-    key = ApiKey("key_bench", "bench", "tk-", (), (), None, None, args.budget, datetime.now(UTC),
-                 None)  # fmt: skip
-    limiter = Limiter()
+    limiter = CheckThenCharge(args.budget)
 
     async def one() -> bool:
-        try:
-            limiter.admit(key)
-        except BudgetExhausted:
+        if not limiter.admit():
             return False
         await asyncio.sleep(args.call_ms / 1000)
-        limiter.charge(key, 0, args.cost)
+        limiter.charge(args.cost)
         return True
 
     return overshoot(await asyncio.gather(*(one() for _ in range(args.requests))), args)
