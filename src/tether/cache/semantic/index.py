@@ -1,0 +1,83 @@
+"""Nearest neighbours by cosine similarity, one HNSW graph (usearch) per namespace.
+
+An entry's id in the graph is the first 64 bits of its exact key (a 128-bit hash), so the
+index needs no table of its own to map back. Each namespace's graph has its own lock: usearch
+graphs take concurrent readers, but a removal racing a search is not worth the risk.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from usearch.index import Index
+
+from tether.cache.embedders.base import Vectors
+
+
+def entry_id(key: str) -> int:
+    return int(key[:16], 16)
+
+
+class _Graph:
+    def __init__(self, dimensions: int) -> None:
+        self.index = Index(ndim=dimensions, metric="cos", dtype="f32", connectivity=16,
+                           expansion_add=128, expansion_search=64)  # fmt: skip
+        self.keys: dict[int, str] = {}
+        self.lock = threading.Lock()
+
+
+class VectorIndex:
+    def __init__(self, dimensions: int) -> None:
+        self.dimensions = dimensions
+        self._graphs: dict[str, _Graph] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return sum(len(graph.keys) for graph in list(self._graphs.values()))
+
+    def add(self, namespace: str, key: str, vector: Vectors) -> None:
+        graph = self._graph(namespace, create=True)
+        assert graph is not None
+        ident = entry_id(key)
+        with graph.lock:
+            if ident in graph.keys:
+                graph.index.remove(ident)
+            graph.index.add(ident, np.asarray(vector, dtype=np.float32).reshape(-1))
+            graph.keys[ident] = key
+
+    def remove(self, namespace: str, key: str) -> None:
+        graph = self._graph(namespace, create=False)
+        if graph is None:
+            return
+        ident = entry_id(key)
+        with graph.lock:
+            if graph.keys.pop(ident, None) is not None:
+                graph.index.remove(ident)
+
+    def search(self, namespace: str, vector: Vectors, k: int) -> list[tuple[str, float]]:
+        """Up to `k` (key, cosine similarity) pairs, most similar first."""
+        graph = self._graph(namespace, create=False)
+        if graph is None:
+            return []
+        with graph.lock:
+            if not graph.keys:
+                return []
+            found = graph.index.search(np.asarray(vector, dtype=np.float32).reshape(-1),
+                                       min(k, len(graph.keys)))  # fmt: skip
+            return [
+                (graph.keys[int(ident)], 1.0 - float(distance))
+                for ident, distance in zip(found.keys, found.distances, strict=True)
+                if int(ident) in graph.keys
+            ]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._graphs.clear()
+
+    def _graph(self, namespace: str, *, create: bool) -> _Graph | None:
+        graph = self._graphs.get(namespace)
+        if graph is None and create:
+            with self._lock:
+                graph = self._graphs.setdefault(namespace, _Graph(self.dimensions))
+        return graph
