@@ -18,6 +18,7 @@ from tether.messages import Message, ToolSpec
 from tether.statuses import status_code
 
 if TYPE_CHECKING:
+    from tether.cache.decision import CacheDecision
     from tether.contracts.contract import Contract
     from tether.costs.limits.base import Reservation
     from tether.engine import Plan
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from tether.server.keys import ApiKey
 
 Operation = Literal["chat", "embed"]
+# use: read and write the cache; refresh: skip the lookup, file the new answer (HTTP
+# `Cache-Control: no-cache`); off: neither (`no-store`).
+CacheUse = Literal["use", "refresh", "off"]
 # nginx's code for a client that closed the connection before the answer was complete
 CLIENT_CLOSED = 499
 
@@ -68,6 +72,7 @@ class Ask:
     key: ApiKey | None = None  # the virtual key the gateway authenticated, if any
     metadata: Mapping[str, str] = field(default_factory=dict)
     timeout_s: float | None = None  # the caller's own deadline for the whole request
+    cache: CacheUse = "use"
 
 
 @dataclass
@@ -87,6 +92,8 @@ class Context:
     model: str | None = None  # the model (or router) the request names once resolved
     # admit
     reservation: Reservation | None = None
+    # cache
+    cache: CacheDecision | None = None
     # route
     route: RouteDecision | None = None
     candidates: tuple[str, ...] = ()  # the chosen model first, then its fallbacks
