@@ -28,8 +28,10 @@ class _Graph:
 
 
 class VectorIndex:
-    def __init__(self, dimensions: int) -> None:
-        self.dimensions = dimensions
+    """Graphs by namespace; each takes the length of its first vector (an embedder's vectors
+    all have one length, and only one embedder's vectors share a namespace)."""
+
+    def __init__(self) -> None:
         self._graphs: dict[str, _Graph] = {}
         self._lock = threading.Lock()
 
@@ -37,7 +39,7 @@ class VectorIndex:
         return sum(len(graph.keys) for graph in list(self._graphs.values()))
 
     def add(self, namespace: str, key: str, vector: Vectors) -> None:
-        graph = self._graph(namespace, create=True)
+        graph = self._graph(namespace, dimensions=len(vector))
         assert graph is not None
         ident = entry_id(key)
         with graph.lock:
@@ -47,7 +49,7 @@ class VectorIndex:
             graph.keys[ident] = key
 
     def remove(self, namespace: str, key: str) -> None:
-        graph = self._graph(namespace, create=False)
+        graph = self._graph(namespace)
         if graph is None:
             return
         ident = entry_id(key)
@@ -57,7 +59,7 @@ class VectorIndex:
 
     def search(self, namespace: str, vector: Vectors, k: int) -> list[tuple[str, float]]:
         """Up to `k` (key, cosine similarity) pairs, most similar first."""
-        graph = self._graph(namespace, create=False)
+        graph = self._graph(namespace)
         if graph is None:
             return []
         with graph.lock:
@@ -75,9 +77,10 @@ class VectorIndex:
         with self._lock:
             self._graphs.clear()
 
-    def _graph(self, namespace: str, *, create: bool) -> _Graph | None:
+    def _graph(self, namespace: str, *, dimensions: int = 0) -> _Graph | None:
+        """The namespace's graph; made when `dimensions` is given and there is none."""
         graph = self._graphs.get(namespace)
-        if graph is None and create:
+        if graph is None and dimensions:
             with self._lock:
-                graph = self._graphs.setdefault(namespace, _Graph(self.dimensions))
+                graph = self._graphs.setdefault(namespace, _Graph(dimensions))
         return graph
