@@ -120,6 +120,12 @@ requests = Table(
     Column("cost_usd", Float, nullable=False),
     Column("latency_ms", Float, nullable=False),
     Column("route", NulSafeText),  # JSON: routing decision, reason, skipped models (m005)
+    # m006: the cache's decision (miss, exact, semantic, bypass, skip; NULL: not consulted),
+    # what a hit saved (NULL unless a hit), and the whole decision as JSON
+    Column("cache", String(20)),
+    Column("cache_saved_usd", Float),
+    Column("cache_saved_s", Float),
+    Column("cache_detail", NulSafeText),
     Index("ix_requests_at", "at"),
     Index("ix_requests_key", "key_id", "at"),
 )
@@ -165,4 +171,20 @@ limit_reservations = Table(
     Column("tokens", BigInteger, nullable=False),  # held against each tpm of the claim
     Column("minute", Integer, nullable=False),  # window of the latest attempt's tokens
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Migration 6: graded samples (cache/grades.py): whether a neighbour's answer was right for a
+# new request, with the scorer's probability; calibration reads a prompt's latest ones.
+cache_grades = Table(
+    "cache_grades",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("prompt", NulSafeText),  # NULL: calls without a registered prompt
+    Column("score", Float, nullable=False),
+    Column("similarity", Float, nullable=False),
+    Column("right", Boolean, nullable=False),
+    Column("source", String(20), nullable=False),  # miss, verify, feedback or pairs
+    Column("request_id", NulSafeString(40)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_cache_grades_prompt", "prompt", "created_at"),
 )

@@ -33,6 +33,7 @@ from tether.store.migrations import (
     m003_key_expiry,
     m004_limits,
     m005_request_route,
+    m006_cache,
 )
 
 Migration = tuple[int, str, Callable[[Connection], None]]
@@ -43,6 +44,7 @@ MIGRATIONS: list[Migration] = [
     (3, m003_key_expiry.NAME, m003_key_expiry.apply),
     (4, m004_limits.NAME, m004_limits.apply),
     (5, m005_request_route.NAME, m005_request_route.apply),
+    (6, m006_cache.NAME, m006_cache.apply),
 ]
 
 _metadata = MetaData()
