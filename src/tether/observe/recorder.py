@@ -51,7 +51,19 @@ def request_record(ctx: Context) -> RequestRecord:
         cost_usd=cost,
         latency_ms=round((time.perf_counter() - ctx.started) * 1000, 3),
         route=_route_json(ctx),
+        cache=ctx.cache.kind if ctx.cache is not None else None,
+        # a hit made no call (its row's cost and tokens are zero): what it saved is the
+        # original call's, as the decision says
+        cache_saved_usd=ctx.cache.saved_usd if ctx.cache is not None and ctx.cache.hit else None,
+        cache_saved_s=ctx.cache.saved_s if ctx.cache is not None and ctx.cache.hit else None,
+        cache_detail=_cache_json(ctx),
     )
+
+
+def _cache_json(ctx: Context) -> str | None:
+    if ctx.cache is None:
+        return None
+    return json.dumps(ctx.cache.to_json(), ensure_ascii=False)
 
 
 def _error_text(error: BaseException | None) -> str | None:

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,9 +58,17 @@ class RequestRecord:
     cost_usd: float
     latency_ms: float
     route: str | None = None  # JSON
+    cache: str | None = None  # the cache decision's kind; None: the cache was not consulted
+    cache_saved_usd: float | None = None  # a hit's: what the original call cost
+    cache_saved_s: float | None = None  # a hit's: how much sooner the answer came
+    cache_detail: str | None = None  # JSON: the whole decision
 
     def row(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# Columns a row spooled by an older version may lack: a batch's rows must share their keys.
+_LATER_COLUMNS = {f.name: f.default for f in fields(RequestRecord) if f.default is not MISSING}
 
 
 class RequestLog:
@@ -215,7 +223,7 @@ class RequestLog:
             spooled = self.spool.read(path)
             for line in spooled.unreadable:
                 self.spool.quarantine(line, "unreadable spool line")
-            rows = spooled.rows
+            rows = [{**_LATER_COLUMNS, **row} for row in spooled.rows]
             for start in range(0, len(rows), self._batch_size):
                 batch = rows[start : start + self._batch_size]
                 unsaved = self._save(batch)
