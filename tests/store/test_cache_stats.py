@@ -15,6 +15,7 @@ from tether.cache.decision import CacheDecision
 from tether.observe.request_log import RequestRecord
 from tether.store import open_database
 from tether.store.cache_stats import cache_summary
+from tether.store.costs import cost_breakdown
 from tether.store.tables import requests
 
 NOON = datetime(2026, 3, 10, 12, tzinfo=UTC)
@@ -116,3 +117,17 @@ def test_nothing_consulted(engine: sa.Engine) -> None:
     assert summary.total.lookups == 0
     assert summary.total.hit_rate is None
     assert summary.total.vetoes == {}
+
+
+def test_cost_breakdowns_carry_the_cache_numbers(engine: sa.Engine) -> None:
+    report = cost_breakdown(engine, ["prompt"], NOON - timedelta(days=1), NOON + timedelta(1))
+    by_prompt = {r.group[0]: r for r in report.rows}
+    triage = by_prompt["triage"]
+    assert (triage.requests, triage.cache_lookups, triage.cache_hits) == (11, 8, 3)
+    assert triage.cache_hit_rate == pytest.approx(3 / 8)
+    assert (triage.saved_usd, triage.saved_s) == pytest.approx((1.75, 6.5))
+    t = report.total
+    assert (t.cache_lookups, t.cache_hits) == (12, 5)
+    assert t.saved_usd == pytest.approx(3.875)
+    assert t.saved_s == pytest.approx(8.5)
+    assert cost_breakdown(engine, ["model"], NOON + timedelta(1)).total.cache_hit_rate is None

@@ -1,5 +1,6 @@
 """`tether costs --chart`: daily cost as a PNG (matplotlib) and as one self-contained HTML page
-with the PNG inlined and the breakdown as a table; no script, no CDN, nothing fetched."""
+with the PNG inlined and the breakdown as a table (with the cache's savings); no script, no
+CDN, nothing fetched."""
 
 from __future__ import annotations
 
@@ -12,12 +13,50 @@ from pathlib import Path
 from tether.cli.report_page import report_page
 from tether.store.costs import CostReport, CostRow
 
+CACHE_COLUMNS = ("cache hit rate", "saved", "time saved")
+
 
 def money(value: float) -> str:
     """USD with enough decimals for per-request costs (fractions of a cent)."""
     if value == 0 or abs(value) >= 1:
         return f"${value:,.2f}"
     return f"${value:.6f}".rstrip("0")
+
+
+def duration(seconds: float) -> str:
+    """Time saved, in the largest unit that keeps it readable."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:,.1f} h"
+
+
+def shows_cache(report: CostReport) -> bool:
+    """The cache columns appear once the range has a cache lookup (else they say nothing)."""
+    return report.total.cache_lookups > 0
+
+
+def cache_cells(row: CostRow) -> tuple[str, str, str]:
+    """Hit rate, money saved, time saved."""
+    rate = row.cache_hit_rate
+    return (
+        f"{rate:.1%}" if rate is not None else "-",
+        money(row.saved_usd),
+        duration(row.saved_s),
+    )
+
+
+def cache_line(report: CostReport) -> str:
+    """One sentence on the range's cache use, below the table."""
+    total = report.total
+    if not total.cache_lookups:
+        return "cache: no lookups in this range"
+    rate = total.cache_hit_rate or 0.0
+    return (
+        f"cache: {total.cache_hits:,} of {total.cache_lookups:,} lookups answered ({rate:.1%}), "
+        f"saved {money(total.saved_usd)} and {duration(total.saved_s)}"
+    )
 
 
 def row_labels(row: CostRow, width: int) -> tuple[str, ...]:
@@ -62,7 +101,9 @@ def html_page(title: str, png: bytes, report: CostReport) -> str:
     """The chart and the breakdown table; every label is escaped."""
     e = html.escape
     head = "".join(f"<th>{e(d)}</th>" for d in report.by)
-    numbers = ("requests", "failed", "tokens in", "tokens out", "cost", "failed cost share")
+    cache = shows_cache(report)
+    numbers: tuple[str, ...] = ("requests", "failed", "tokens in", "tokens out", "cost",
+                                "failed cost share", *(CACHE_COLUMNS if cache else ()))  # fmt: skip
     head += "".join(f'<th class="n">{name}</th>' for name in numbers)
     body = []
     for row in [*report.rows, report.total]:
@@ -70,11 +111,12 @@ def html_page(title: str, png: bytes, report: CostReport) -> str:
         share = row.failed_cost_share
         values = (f"{row.requests:,}", f"{row.failed:,}", f"{row.input_tokens:,}",
                   f"{row.output_tokens:,}", money(row.cost_usd),
-                  f"{share:.1%}" if share is not None else "-")  # fmt: skip
+                  f"{share:.1%}" if share is not None else "-",
+                  *(cache_cells(row) if cache else ()))  # fmt: skip
         cells += "".join(f'<td class="n">{v}</td>' for v in values)
         body.append(f"<tr{' class=total' if not row.group else ''}>{cells}</tr>")
     table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-    return report_page(title, png, table)
+    return report_page(title, png, f"{table}<p>{e(cache_line(report))}</p>")
 
 
 def write_chart(

@@ -1,5 +1,6 @@
 """`tether costs`: what the request log says was spent, grouped by prompt, version, model,
-key or day, over a time range; optionally a daily chart as PNG and HTML."""
+key or day, over a time range, and what the response cache saved; optionally a daily chart as
+PNG and HTML."""
 
 from __future__ import annotations
 
@@ -65,12 +66,14 @@ def _moment(text: str, now: datetime, option: str, *, end: bool = False) -> date
 
 
 def _table(report: CostReport, title: str) -> Table:
-    from tether.cli.cost_chart import money, row_labels
+    from tether.cli.cost_chart import CACHE_COLUMNS, cache_cells, money, row_labels, shows_cache
 
     table = Table(title=title, show_footer=False)
     for dimension in report.by:
         table.add_column(dimension)
-    for column in ("requests", "failed", "tokens in", "tokens out", "cost", "failed $ share"):
+    cache = shows_cache(report)
+    numbers = ("requests", "failed", "tokens in", "tokens out", "cost", "failed $ share")
+    for column in numbers + (CACHE_COLUMNS if cache else ()):
         table.add_column(column, justify="right")
     rows = [*report.rows, report.total]
     for number, row in enumerate(rows):
@@ -83,6 +86,7 @@ def _table(report: CostReport, title: str) -> Table:
             f"{row.output_tokens:,}",
             money(row.cost_usd),
             f"{share:.1%}" if share is not None else "-",
+            *(cache_cells(row) if cache else ()),
             end_section=number == len(rows) - 2,  # a rule above the totals row
             style="bold" if row is report.total else None,
         )
@@ -106,7 +110,8 @@ def costs(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Spend from the request log: requests, tokens, cost and failed requests' share."""
+    """Spend from the request log: requests, tokens, cost, failed requests' share and the
+    cache's hit rate and savings."""
     dimensions = parse_dimensions(by or ["model"])
     now = datetime.now(UTC)
     start = _moment(since, now, "--since")
@@ -123,6 +128,9 @@ def costs(
             engine.dispose()
     title = f"costs {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
     stdout.print(_table(report, title))
+    from tether.cli.cost_chart import cache_line
+
+    stdout.print(escape(cache_line(report)))
     if chart is not None:
         from tether.cli.cost_chart import write_chart
 

@@ -1,5 +1,5 @@
 """Money spent, from the request log: totals grouped by prompt, prompt version, model, key or
-day (any combination), over a time range.
+day (any combination), over a time range, with what the response cache saved.
 
 Grouping and sums run in SQL; one function per question, each a plain function of an Engine
 (callers on the event loop run them in a thread). Feedback calls are logged too but reach no
@@ -17,6 +17,7 @@ from typing import Any, Literal, get_args
 from sqlalchemy import Engine, case, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from tether.store.cache_stats import LOOKED_UP, SERVED
 from tether.store.dialect import utc_day
 from tether.store.tables import api_keys, requests
 
@@ -38,6 +39,17 @@ class CostRow:
     output_tokens: int
     cost_usd: float
     failed_cost_usd: float
+    # the response cache: lookups (bypassed and uncacheable requests not counted), answers it
+    # served, and what they saved against their original calls
+    cache_lookups: int = 0
+    cache_hits: int = 0
+    saved_usd: float = 0.0
+    saved_s: float = 0.0
+
+    @property
+    def cache_hit_rate(self) -> float | None:
+        """Share of cache lookups the cache answered; None when nothing was looked up."""
+        return self.cache_hits / self.cache_lookups if self.cache_lookups else None
 
     @property
     def failed_cost_share(self) -> float | None:
@@ -112,6 +124,10 @@ def cost_breakdown(
         func.coalesce(func.sum(c.output_tokens), 0).label("output_tokens"),
         func.coalesce(func.sum(c.cost_usd), 0.0).label("cost"),
         func.coalesce(func.sum(case((_FAILED, c.cost_usd), else_=0.0)), 0.0).label("failed_cost"),
+        func.coalesce(func.sum(case((LOOKED_UP, 1), else_=0)), 0).label("cache_lookups"),
+        func.coalesce(func.sum(case((SERVED, 1), else_=0)), 0).label("cache_hits"),
+        func.coalesce(func.sum(c.cache_saved_usd), 0.0).label("saved_usd"),
+        func.coalesce(func.sum(c.cache_saved_s), 0.0).label("saved_s"),
     ]
     query = select(*keys, *sums).where(_MODEL_CALLS)
     if since is not None:
@@ -154,6 +170,10 @@ def _row(
         output_tokens=int(found.output_tokens),
         cost_usd=float(found.cost),
         failed_cost_usd=float(found.failed_cost),
+        cache_lookups=int(found.cache_lookups),
+        cache_hits=int(found.cache_hits),
+        saved_usd=float(found.saved_usd),
+        saved_s=float(found.saved_s),
     )
 
 
@@ -173,14 +193,23 @@ def _key_names(
 
 
 def _total(rows: Sequence[CostRow]) -> CostRow:
+    return summed((), rows)
+
+
+def summed(group: tuple[str | None, ...], rows: Sequence[CostRow]) -> CostRow:
+    """The rows' numbers added up, under one group label."""
     return CostRow(
-        group=(),
+        group=group,
         requests=sum(r.requests for r in rows),
         failed=sum(r.failed for r in rows),
         input_tokens=sum(r.input_tokens for r in rows),
         output_tokens=sum(r.output_tokens for r in rows),
         cost_usd=sum(r.cost_usd for r in rows),
         failed_cost_usd=sum(r.failed_cost_usd for r in rows),
+        cache_lookups=sum(r.cache_lookups for r in rows),
+        cache_hits=sum(r.cache_hits for r in rows),
+        saved_usd=sum(r.saved_usd for r in rows),
+        saved_s=sum(r.saved_s for r in rows),
     )
 
 
