@@ -1,5 +1,6 @@
-"""A second process on the Redis cache: `put` files entries, `find` looks them up and prints
-what it found as JSON. Entries and vectors come from their number, so both sides agree.
+"""A second process on the Redis cache: `put` files entries, `find` waits for the last of them
+to appear, looks them all up and prints what it found as JSON. Entries and vectors come from
+their number, so both sides agree.
 
     python tests/cache/redis_worker.py put|find REDIS_URL KEY_PREFIX COUNT
 """
@@ -57,6 +58,11 @@ async def main(mode: str, url: str, prefix: str, count: int) -> None:
             for number in range(count):
                 await backend.put(entry_for(number))
             return
+        deadline = time.monotonic() + 60
+        while await backend.get(key_for(count - 1), time.time()) is None:
+            if time.monotonic() > deadline:
+                raise SystemExit("the entries never appeared")
+            await asyncio.sleep(0.05)
         found: dict[str, list[str | None]] = {"exact": [], "nearest": []}
         for number in range(count):
             entry = await backend.get(key_for(number), time.time())
