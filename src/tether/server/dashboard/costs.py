@@ -1,6 +1,7 @@
 """The costs page's data: spend over a chosen number of days (UTC) by model, prompt, prompt
-version and key, the daily cost chart and the period's totals. The queries live in
-`tether.store.costs`; this module picks the period and shapes the rows for the template."""
+version and key, the daily cost chart, the period's totals and what the response cache saved.
+The queries live in `tether.store.costs` and `tether.store.cache_stats`; this module picks the
+period and shapes the rows for the template."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import Engine
 
 from tether.server.dashboard import charts
-from tether.store.costs import CostRow, Dimension, cost_breakdown, daily_costs
+from tether.store.cache_stats import CacheCounts, CacheSummary, cache_summary
+from tether.store.costs import CostRow, Dimension, cost_breakdown, daily_costs, summed
 
 PERIODS = (7, 30, 90)  # days the page offers
 DEFAULT_PERIOD = 30
@@ -40,6 +42,16 @@ class CostsPage:
     total: CostRow
     daily: list[tuple[date, float]]
     breakdowns: list[Breakdown]
+    cache: CacheSummary
+
+    @property
+    def shows_cache(self) -> bool:
+        """The breakdowns get cache columns once the period has a lookup."""
+        return self.total.cache_lookups > 0
+
+    @property
+    def cache_prompts(self) -> list[CacheCounts]:
+        return self.cache.prompts[:MAX_ROWS]
 
 
 def parse_period(params: Mapping[str, str]) -> tuple[int, list[str]]:
@@ -56,15 +68,7 @@ def parse_period(params: Mapping[str, str]) -> tuple[int, list[str]]:
 def _rest(rows: list[CostRow]) -> CostRow | None:
     if not rows:
         return None
-    return CostRow(
-        group=(f"{len(rows)} more",),
-        requests=sum(r.requests for r in rows),
-        failed=sum(r.failed for r in rows),
-        input_tokens=sum(r.input_tokens for r in rows),
-        output_tokens=sum(r.output_tokens for r in rows),
-        cost_usd=sum(r.cost_usd for r in rows),
-        failed_cost_usd=sum(r.failed_cost_usd for r in rows),
-    )
+    return summed((f"{len(rows)} more",), rows)
 
 
 def costs_page(engine: Engine, today: date, period: int) -> CostsPage:
@@ -81,7 +85,8 @@ def costs_page(engine: Engine, today: date, period: int) -> CostsPage:
         breakdowns.append(Breakdown(dimension, title, shown, _rest(report.rows[MAX_ROWS:])))
     assert total is not None  # BREAKDOWNS is never empty
     daily = daily_costs(engine, since, until)
-    return CostsPage(period, first, today, total, daily, breakdowns)
+    cache = cache_summary(engine, since, None, until=until)
+    return CostsPage(period, first, today, total, daily, breakdowns, cache)
 
 
 def daily_chart(page: CostsPage) -> charts.Chart:

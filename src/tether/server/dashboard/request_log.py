@@ -115,6 +115,22 @@ class ShownRoute:
 
 
 @dataclass(frozen=True)
+class ShownCache:
+    kind: str  # miss, exact, semantic, bypass or skip (as stored)
+    served: bool  # the answer came from the cache
+    reason: str | None
+    similarity: float | None
+    score: float | None
+    threshold: float | None
+    vetoed_by: str | None
+    entry: str | None
+    stored: bool
+    verified: bool
+    saved_usd: float | None  # None unless the cache served the answer
+    saved_s: float | None
+
+
+@dataclass(frozen=True)
 class RequestDetail:
     row: RequestRow
     key_id: str | None
@@ -131,6 +147,7 @@ class RequestDetail:
     attempts: list[ShownAttempt]
     feedback: list[FeedbackRow]
     route: ShownRoute | None = None
+    cache: ShownCache | None = None
 
 
 def _loads(text: str | None) -> Any:
@@ -176,6 +193,28 @@ def _route(text: str | None) -> ShownRoute | None:
         answered_by=_text(data.get("answered_by")),
         by_rule=data.get("answered_by_rule") is True,
         skipped=[str(s) for s in skipped] if isinstance(skipped, list) else [],
+    )
+
+
+def _cache(kind: str | None, saved_usd: Any, saved_s: Any, text: str | None) -> ShownCache | None:
+    if kind is None:
+        return None  # the cache was not consulted
+    data = _loads(text)
+    if not isinstance(data, dict):
+        data = {}
+    return ShownCache(
+        kind=kind,
+        served=saved_usd is not None,
+        reason=_text(data.get("reason")),
+        similarity=_number(data.get("similarity")),
+        score=_number(data.get("score")),
+        threshold=_number(data.get("threshold")),
+        vetoed_by=_text(data.get("vetoed_by")),
+        entry=_text(data.get("entry")),
+        stored=data.get("stored") is True,
+        verified=data.get("verified") is True,
+        saved_usd=_number(saved_usd),
+        saved_s=_number(saved_s),
     )
 
 
@@ -235,4 +274,5 @@ def request_detail(engine: Engine, request_id: str) -> RequestDetail | None:
             FeedbackRow(utc(f.at), f.score, f.label, f.comment, f.key_id) for f in found.feedback
         ],
         route=_route(r.route),
+        cache=_cache(r.cache, r.cache_saved_usd, r.cache_saved_s, r.cache_detail),
     )
