@@ -94,7 +94,8 @@ class Client:
     ) -> Result[Any]:
         """Call `model` and return an output that meets `contract` (or raise).
 
-        `params`: max_tokens, temperature, seed, stop, max_repairs, tools, timeout_s, metadata.
+        `params`: max_tokens, temperature, seed, stop, max_repairs, tools, timeout_s, metadata,
+        cache ("use", "refresh": a fresh answer that replaces the cached one, "off").
         """
         ctx = self.runtime.run_sync(self._raw(prompt, contract, model, params))
         return _result(ctx)
@@ -302,6 +303,9 @@ class Client:
         )
 
 
+CACHE_USES = ("use", "refresh", "off")
+
+
 def _ask_options(params: dict[str, Any]) -> dict[str, Any]:
     """Split a call's keyword arguments into the Ask's own fields and sampling parameters."""
     given = dict(params)
@@ -310,7 +314,10 @@ def _ask_options(params: dict[str, Any]) -> dict[str, Any]:
         "tools": given.pop("tools", None),
         "timeout_s": given.pop("timeout_s", None),
         "metadata": given.pop("metadata", None) or {},
+        "cache": given.pop("cache", "use"),
     }
+    if options["cache"] not in CACHE_USES:
+        raise ValueError(f"cache={options['cache']!r}: use one of {', '.join(CACHE_USES)}")
     options["params"] = given
     return options
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import atexit
 import threading
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import ExitStack
 from typing import TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from sqlalchemy import Engine
 
+from tether.cache.cache import ResponseCache
+from tether.cache.grades import GradeStore
 from tether.costs.limits import LimitStore, open_limit_store
 from tether.observe.request_log import RequestLog
 from tether.pipeline.build import build_pipeline
@@ -28,6 +30,7 @@ from tether.providers.base import Provider
 from tether.providers.pool import ProviderPool
 from tether.routing.circuit import CircuitBreakers
 from tether.settings import Settings
+from tether.store.cache_grades import DatabaseGradeStore
 from tether.store.engine import open_database
 
 T = TypeVar("T")
@@ -57,6 +60,9 @@ class Runtime:
         self._log: RequestLog | None = None
         self._portal: BlockingPortal | None = None
         self._portal_exit = ExitStack()
+        self.cache: ResponseCache = ResponseCache.from_settings(
+            settings, self.pool, self._grade_store
+        )
         self.pipeline: Pipeline = build_pipeline(self)
 
     # -- storage, opened on first use -------------------------------------------------------
@@ -75,6 +81,10 @@ class Runtime:
             if self._registry is None:
                 self._registry = Registry(engine, model_modules=self.settings.prompt_model_modules)
             return self._registry
+
+    def _grade_store(self) -> GradeStore | None:
+        """Where the cache's graded samples go: the database, when requests are recorded."""
+        return DatabaseGradeStore(self.engine) if self._log_requests else None
 
     @property
     def logging(self) -> bool:
@@ -111,6 +121,11 @@ class Runtime:
         (a thread started on first use), so sync and async callers share one path."""
         return self._blocking_portal().call(self.pipeline.run, ctx)
 
+    def call_sync(self, func: Callable[..., Awaitable[T]], *args: object) -> T:
+        """Await `func(*args)` on the runtime's loop from synchronous code (the CLI's cache
+        commands: the cache's parts live on that loop)."""
+        return self._blocking_portal().call(func, *args)
+
     def _blocking_portal(self) -> BlockingPortal:
         with self._lock:
             if self._portal is None:
@@ -125,6 +140,9 @@ class Runtime:
             atexit.unregister(log.close)
         if self._portal is not None:
             self._portal.call(self.limits.close)
+            self._portal.call(self.cache.close)
+        else:
+            self.cache.close_now()
         self._portal_exit.close()
         self._portal = None
         self.pool.close()

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from tether.cache.config import CacheSettings
 from tether.costs.limits.config import LimitSettings, PromptBudgets
 from tether.errors import ConfigError
 from tether.routing.config import RouterSettings
@@ -262,6 +263,9 @@ class Settings(_Strict):
         default_factory=list, description="money budgets per prompt, whatever the key"
     )
     calls: CallSettings = CallSettings()
+    cache: CacheSettings = Field(
+        default_factory=CacheSettings, description="the response cache (exact and semantic)"
+    )
     source: str = Field(default="defaults", exclude=True)
 
     @classmethod

@@ -1,7 +1,7 @@
 """The chain, built from settings: the stages in the order of the request path.
 
-    resolve -> render -> admit -> route -> call (with fallbacks, validate/repair) -> record
-    -> settle
+    resolve -> render -> admit -> cache -> route -> call (with fallbacks, validate/repair)
+    -> record -> settle
 
 Each stage is made by a factory from the runtime (its settings and shared parts), so the
 policies behind a stage come from settings: the limit store behind admit, the routers behind
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from tether.pipeline.chain import Pipeline
 from tether.pipeline.stage import Stage
 from tether.pipeline.stages.admit import Admit
+from tether.pipeline.stages.cache import Cache
 from tether.pipeline.stages.call import Call
 from tether.pipeline.stages.record import Record
 from tether.pipeline.stages.render import Render
@@ -29,7 +30,7 @@ from tether.routing.registry import build_policy
 if TYPE_CHECKING:
     from tether.runtime import Runtime
 
-REQUEST_PATH = ("resolve", "render", "admit", "route", "call", "record", "settle")
+REQUEST_PATH = ("resolve", "render", "admit", "cache", "route", "call", "record", "settle")
 
 
 class _Built:
@@ -76,11 +77,12 @@ STAGES: dict[str, Callable[[_Built], Stage]] = {
     "route": _route,
     "admit": _admit,
     "call": _call,
+    "cache": lambda built: Cache(built.runtime.cache),
     "record": lambda built: Record(built.runtime),
     "settle": lambda built: Settle(built.runtime.limits),
 }
 # Built in this order (a stage's factory may use those before it), run in REQUEST_PATH order.
-_BUILD_ORDER = ("resolve", "render", "route", "admit", "call", "record", "settle")
+_BUILD_ORDER = ("resolve", "render", "route", "admit", "cache", "call", "record", "settle")
 
 
 def build_pipeline(runtime: Runtime) -> Pipeline:

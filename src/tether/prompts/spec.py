@@ -18,6 +18,7 @@ messages:                         # Jinja2 templates, rendered in a sandbox
 examples:                         # few-shot examples as data
   - inputs: {comment: Great app!}
     output: {sentiment: positive, confidence: 0.9, themes: [usability]}
+cache: {mode: semantic, delta: 0.02}  # optional: see tether.cache.config.PromptCache
 tests:                            # test cases: inputs plus assertions
   - name: angry customer
     inputs: {comment: Refund me now.}
@@ -34,6 +35,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tether.cache.config import PromptCache
 from tether.evals.assertions import Assertion
 from tether.messages import Role
 from tether.prompts.semver import SemVer
@@ -91,6 +93,7 @@ class PromptSpec(_Spec):
     messages: list[TemplateMessage] = Field(min_length=1)
     examples: list[Example] = Field(default_factory=list)
     tests: list[TestCase] = Field(default_factory=list)
+    cache: PromptCache | None = None
 
     @field_validator("version")
     @classmethod
@@ -103,7 +106,10 @@ class PromptSpec(_Spec):
         return SemVer.parse(self.version)
 
     def canonical(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True, exclude_defaults=False)
+        data = self.model_dump(mode="json", by_alias=True, exclude_defaults=False)
+        if data.get("cache") is None:
+            data.pop("cache", None)  # specs without a cache policy hash as they always did
+        return data
 
     def content_hash(self) -> str:
         """sha256 of everything but the version: equal content, equal hash. Key order counts:

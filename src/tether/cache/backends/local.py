@@ -139,11 +139,14 @@ class LocalBackend:
         return BackendStats(entries=len(live), by_prompt=by_prompt, bytes=size)
 
     async def close(self) -> None:
-        writer = self._writer
+        await asyncio.to_thread(self.shutdown)
+
+    def shutdown(self) -> None:
+        """Write what is pending to the file and stop the writer (blocking)."""
+        writer, self._writer = self._writer, None
         if writer is not None:
             self._jobs.put(None)
-            await _join(writer)
-            self._writer = None
+            writer.join(10.0)
 
     # -- memory -------------------------------------------------------------------------------
 
@@ -234,10 +237,6 @@ def _idle(db: sqlite3.Connection) -> None:
 
 
 _IDLE: _Job = _idle
-
-
-async def _join(thread: threading.Thread) -> None:
-    await asyncio.to_thread(thread.join, 10.0)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
