@@ -213,4 +213,5 @@ def test_a_cached_stream_is_replayed_piece_by_piece(settings: Settings) -> None:
         again, ctx = asyncio.run(stream())
     assert again == first
     assert len(first) > 1
-    assert ctx.cache is not None and ctx.cache.kind == "exact"
+    assert ctx.cache is not None
+    assert ctx.cache.kind == "exact"
