@@ -17,7 +17,7 @@ cache:                     # in a prompt spec: overrides [cache] for this prompt
   mode: semantic
   ttl_s: 3600
   delta: 0.01
-  on: [question]           # the variables compared semantically; the others must match exactly
+  compare: [question]      # the variables compared by meaning; the others must match exactly
   shared: false            # true: one cache for every key (the answers hold no tenant's data)
   tags: [faq]
 ```
@@ -98,7 +98,7 @@ class PromptCache(_Strict):
     mode: CacheMode | None = None
     ttl_s: float | None = Field(default=None, gt=0)
     delta: float | None = Field(default=None, gt=0, lt=0.5)
-    on: tuple[str, ...] | None = Field(
+    compare: tuple[str, ...] | None = Field(
         default=None, description="input variables compared semantically (default: all)"
     )
     shared: bool = Field(default=False, description="one cache for every key")

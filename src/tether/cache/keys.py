@@ -6,7 +6,7 @@ the number of choices. Normalization is deliberately small (Unicode NFC, runs of
 made one space, ends trimmed): it never merges two texts a model could read differently.
 
 A semantic lookup compares one text (by default the last user turn; for a prompt that names
-`on:` variables, their values) and requires everything else to match exactly: the namespace is
+`compare:` variables, their values) and requires everything else to match exactly: the namespace is
 the exact key's material without that text. Only entries in one namespace are ever compared.
 """
 
@@ -38,7 +38,7 @@ class Policy:
     mode: CacheMode
     ttl_s: float
     delta: float
-    on: tuple[str, ...] | None
+    compare: tuple[str, ...] | None
     shared: bool
     tags: tuple[str, ...]
 
@@ -49,7 +49,7 @@ class Policy:
             mode=own.mode or settings.mode,
             ttl_s=own.ttl_s or settings.ttl_s,
             delta=own.delta or settings.semantic.delta,
-            on=own.on,
+            compare=own.compare,
             shared=own.shared,
             tags=own.tags,
         )
@@ -111,7 +111,7 @@ def lookup(
     text: str | None = None
     namespace = key
     if semantic:
-        text, rest = _semantic_part(messages, inputs, policy.on, tools)
+        text, rest = _semantic_part(messages, inputs, policy.compare, tools)
         if text is not None:
             namespace = _digest([head, rest])
     return Lookup(key=key, namespace=namespace, text=text, scope=scope)
@@ -120,16 +120,16 @@ def lookup(
 def _semantic_part(
     messages: Sequence[Message],
     inputs: Mapping[str, Any],
-    on: tuple[str, ...] | None,
+    compare: tuple[str, ...] | None,
     tools: ToolSpec | None,
 ) -> tuple[str | None, object]:
     """(the text compared, everything else), or (None, ...) when nothing may be compared."""
-    if on is not None:
-        if any(not isinstance(inputs.get(name), str) for name in on):
+    if compare is not None:
+        if any(not isinstance(inputs.get(name), str) for name in compare):
             return None, None  # a named variable missing or not text: exact only
-        text = "\n".join(normalize(inputs[name]) for name in on)
-        rest = {k: v for k, v in sorted(inputs.items()) if k not in on}
-        return text, ["on", list(on), rest]
+        text = "\n".join(normalize(inputs[name]) for name in compare)
+        rest = {k: v for k, v in sorted(inputs.items()) if k not in compare}
+        return text, ["compare", list(compare), rest]
     if tools is not None or not messages or messages[-1].role != "user":
         return None, None  # tool turns and calls are matched exactly, never by meaning
     last = normalize(messages[-1].content)

@@ -10,12 +10,14 @@ from fastapi import Request
 
 from tether.client import Client
 from tether.errors import InvalidKey
-from tether.pipeline.context import Ask, Context
+from tether.pipeline.context import Ask, CacheUse, Context
 from tether.pipeline.stages.record import Record
 from tether.runtime import Runtime
 from tether.server.errors import REQUEST_ID_HEADER
 from tether.server.keys import ApiKey, KeyStore
 from tether.settings import Settings
+
+CACHE_HEADER = "x-tether-cache"  # the cache's decision on a response; a caller's wish on a request
 
 
 class Gateway:
@@ -64,13 +66,33 @@ class Gateway:
 
     async def run(self, ctx: Context, **ask: Any) -> Context:
         """The pipeline for `ctx`, its Ask completed with the route's fields."""
-        ctx.ask = Ask(ctx.ask.endpoint, key=ctx.ask.key, **ask)
+        ctx.ask = completed(ctx, **ask)
         return await self.runtime.pipeline.run(ctx)
 
     async def record(self, ctx: Context) -> None:
         """The row of a request that never reached the pipeline (refused, malformed) or did
         not call a model (feedback)."""
         await self._record.finish(ctx)
+
+
+def completed(ctx: Context, **fields: Any) -> Ask:
+    """The Ask with a route's fields, keeping what was known before the body was read."""
+    return Ask(ctx.ask.endpoint, key=ctx.ask.key, cache=ctx.ask.cache, **fields)
+
+
+def cache_use(request: Request) -> CacheUse:
+    """What the caller allows the cache: `Cache-Control: no-store` keeps this request out
+    of it entirely, `no-cache` asks for a fresh answer (which then replaces the cached one);
+    `x-tether-cache: off|refresh` says the same for clients that cannot set Cache-Control."""
+    own = request.headers.get(CACHE_HEADER, "").strip().lower()
+    if own in ("off", "refresh", "use"):
+        return own  # type: ignore[return-value]
+    directives = {d.strip().lower() for d in request.headers.get("cache-control", "").split(",")}
+    if "no-store" in directives:
+        return "off"
+    if "no-cache" in directives:
+        return "refresh"
+    return "use"
 
 
 @functools.cache
@@ -82,6 +104,8 @@ def _bare(endpoint: str) -> Ask:
 def headers(ctx: Context, **extra: str) -> dict[str, str]:
     """Response headers every answer to this request carries: its id and the key's limits."""
     out = {REQUEST_ID_HEADER: ctx.request_id, **extra}
+    if ctx.cache is not None:
+        out[CACHE_HEADER] = ctx.cache.kind
     if ctx.reservation is not None:
         out.update(ctx.reservation.quota.headers())
     return out

@@ -12,10 +12,9 @@ from tether.costs.accounting import charged
 from tether.costs.limits.base import Claim, RateLimit
 from tether.errors import DatabaseUnavailable, InvalidRequest, KeyScopeError
 from tether.observe.recorder import jsonable
-from tether.pipeline.context import Ask
 from tether.server.api_docs import FeedbackBody, PromptRunBody, body_doc
 from tether.server.bodies import read_json
-from tether.server.gateway import headers
+from tether.server.gateway import completed, headers
 from tether.server.openai_routes import JSON, start_call
 from tether.store.feedback import add_feedback, request_owner
 from tether.store.offload import in_thread
@@ -33,7 +32,7 @@ def _optional_str(body: dict[str, Any], field: str) -> str | None:
 @router.post("/v1/prompts/{name}/run", openapi_extra=body_doc(PromptRunBody))
 async def run_prompt(name: str, request: Request) -> Response:
     gateway, ctx = start_call(request, "prompts.run")
-    ctx.ask = Ask(ctx.ask.endpoint, key=ctx.ask.key, prompt=name)
+    ctx.ask = completed(ctx, prompt=name)
     # Scope first: a key scoped to other prompts learns nothing, not even whether this exists.
     key = ctx.ask.key
     if key is not None and not key.allows_prompt(name):

@@ -36,7 +36,7 @@ from tether.server.embedding_bodies import (
     requested_dimensions,
 )
 from tether.server.errors import error_body
-from tether.server.gateway import Gateway, headers
+from tether.server.gateway import Gateway, cache_use, completed, headers
 from tether.server.keys import KEY_PREFIX
 from tether.statuses import status_code
 
@@ -63,8 +63,9 @@ def start_call(
         ctx.admin = True
         return gateway, ctx
     key = gateway.authenticate(request)
-    if key is not None:
-        ctx.ask = Ask(endpoint, key=key)
+    use = cache_use(request)
+    if key is not None or use != "use":
+        ctx.ask = Ask(endpoint, key=key, cache=use)
     return gateway, ctx
 
 
@@ -126,7 +127,7 @@ async def _streamed(
 ) -> Response:
     """Run the pipeline up to its first piece of text before answering: a request refused or
     failed before anything was generated gets its own HTTP status, like a plain one."""
-    ctx.ask = Ask(ctx.ask.endpoint, key=ctx.ask.key, **fields)
+    ctx.ask = completed(ctx, **fields)
     pieces = gateway.runtime.pipeline.stream(ctx)
     try:
         first: str | None = await anext(pieces)
