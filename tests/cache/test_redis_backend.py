@@ -3,6 +3,7 @@ the truth."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -159,6 +160,7 @@ async def test_an_unreachable_server_names_it_without_the_password() -> None:
         await backend.get(key("x"), time.time())
     assert "redis://127.0.0.1:1/2" in str(caught.value)
     assert "secret" not in str(caught.value)
+    assert "redis_url" in caught.value.fix
     await backend.close()
 
 
@@ -195,3 +197,22 @@ def test_two_processes_share_the_cache(redis_prefix: str) -> None:
     found = orjson.loads(results[1])
     assert found["exact"] == [f"answer {n}" for n in range(count)]
     assert found["nearest"] == [redis_worker.key_for(n) for n in range(count)]
+
+
+async def test_many_changes_are_followed_in_slices(replica: Replica) -> None:
+    a, b = replica(max_entries=5000), replica(max_entries=5000)
+    assert await b.search("ns-a", unit(0), 1, time.time()) == []
+    count = 1100  # more than one slice of events, records and entries
+    for number in range(count):
+        await a.put(entry(f"n{number}", vector=unit(number), prompt=f"p{number % 2}"))
+    searches = [b.search("ns-a", unit(n), 1, time.time()) for n in (0, 777, 1099)]
+    found = await asyncio.gather(*searches)  # one follows the stream, the others wait for it
+    assert [[e.key for e, _ in hits] for hits in found] == [
+        [key("n0")], [key("n777")], [key("n1099")]
+    ]  # fmt: skip
+    c = replica(max_entries=5000)  # builds its index from the entries
+    assert [e.key for e, _ in await c.search("ns-a", unit(1034), 1, time.time())] == [key("n1034")]
+    assert (await b.stats(time.time())).by_prompt == {"p0": 550, "p1": 550}
+    assert await b.invalidate(Selector(), time.time()) == count
+    assert await a.search("ns-a", unit(777), 5, time.time()) == []
+    assert await c.search("ns-a", unit(777), 5, time.time()) == []

@@ -284,7 +284,9 @@ class RedisBackend:
             return await pending
         except (RedisConnectionError, RedisTimeout) as exc:
             log.warning("redis cache at %s unavailable: %s", self._where, exc)
-            raise DatabaseUnavailable(self._where, f"Redis did not answer ({exc})") from None
+            error = DatabaseUnavailable(self._where, f"Redis did not answer ({exc})")
+            error.fix = "check [cache] redis_url in the settings and that Redis is running"
+            raise error from None
 
 
 def open_redis_backend(settings: CacheSettings, dimensions: int | None = None) -> RedisBackend:
