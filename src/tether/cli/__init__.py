@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tether.cli import costs, generate, keys, models, prompt_tests, prompts, route, serve
+from tether.cli import cache, costs, generate, keys, models, prompt_tests, prompts, route, serve
 
 app = typer.Typer(
     name="tether",
@@ -21,6 +21,7 @@ keys.register(app)
 serve.register(app)
 costs.register(app)
 route.register(app)
+cache.register(app)
 
 
 def main() -> None:
