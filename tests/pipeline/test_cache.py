@@ -215,3 +215,29 @@ def test_a_cached_stream_is_replayed_piece_by_piece(settings: Settings) -> None:
     assert len(first) > 1
     assert ctx.cache is not None
     assert ctx.cache.kind == "exact"
+
+
+def test_misses_and_feedback_grade_the_neighbours_for_calibration(settings: Settings) -> None:
+    from tether.store.cache_grades import DatabaseGradeStore
+    from tether.store.feedback import add_feedback
+
+    answers = iter(["Open Settings, then Security.", "At 9.", "It is closed on holidays."])
+    fake = FakeProvider(respond=lambda call: next(answers))
+    with Client(_cached(settings, "semantic"), providers={"fake": fake}) as client:
+        client.generate("How do I reset my password?")
+        hit = client.generate("How can I reset my password?")
+        client.generate("When does the shop open?")
+        client.generate("Is the shop open on holidays?")
+        engine = client.runtime.engine
+    rows = _rows(settings)
+    assert hit.provider == "cache"
+    assert [row.cache for row in rows] == ["miss", "semantic", "miss", "miss"]
+    grades = DatabaseGradeStore(engine).recent(None, 10)
+    # The last miss passed over the shop neighbour (close, under the threshold): its answer
+    # was not the fresh one, a wrong-answer grade at that neighbour's score.
+    (graded,) = [g for g in grades if g.source == "miss"]
+    assert graded.right is False
+    assert graded.score == pytest.approx(json.loads(rows[3].cache_detail)["score"], abs=1e-3)
+    add_feedback(engine, rows[1].id, 0.0, None, "wrong answer", None)
+    rated = [g for g in DatabaseGradeStore(engine).recent(None, 10) if g.source == "feedback"]
+    assert [(g.request_id, g.right) for g in rated] == [(rows[1].id, False)]

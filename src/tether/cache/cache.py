@@ -41,6 +41,9 @@ from tether.settings import Settings
 
 log = logging.getLogger("tether.cache")
 CACHED_PROVIDER = "cache"
+# Misses grade only neighbours that came this close: far ones tell calibration nothing (every
+# threshold worth having lies above) and would cost a write per miss.
+GRADE_FLOOR = 0.5
 
 
 @dataclass
@@ -213,7 +216,8 @@ class ResponseCache:
                 return best.entry
             decision.reason = "the neighbour's answer does not meet the contract"
             return None
-        pending.neighbour = best
+        if best.score >= GRADE_FLOOR:
+            pending.neighbour = best
         return None
 
     async def finish(self, ctx: Context) -> None:
@@ -289,6 +293,8 @@ class ResponseCache:
                 return False
         if " ".join(old.split()) == " ".join(new.split()):
             return True
+        if veto(new, old, self.settings.semantic.guards) is not None:
+            return False  # "open at 9" and "open at 10" are close in meaning, not equal
         vectors = await self.embedder.embed([old, new])
         return float(vectors[0] @ vectors[1]) >= SIMILAR_THRESHOLD
 

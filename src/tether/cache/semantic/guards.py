@@ -115,7 +115,7 @@ def features(text: str) -> Features:
     numbers = {_canonical_number(n) for n in _NUMBER.findall(text)}
     numbers |= {_NUMBER_WORDS[word] for word in lower if word in _NUMBER_WORDS}
     dates = {_MONTHS[word] for word in lower if word in _MONTHS and word != "may"}
-    dates |= {_DAYS[word] for word in lower if word in _DAYS}
+    dates |= {_DAYS[word.removesuffix("s")] for word in lower if word.removesuffix("s") in _DAYS}
     units = {word for word in lower if word in _UNITS}
     if "%" in text:
         units.add("percent")
