@@ -1,0 +1,157 @@
+"""tether's side of benchmarks/semantic_cache.py: a `ResponseCache` (the pipeline's cache stage)
+on a local backend, filled directly with precomputed vectors and looked up the way a request is.
+
+Every lookup goes through `ResponseCache.lookup(ctx)`: the exact key, then the text embedded by
+the cache's own MiniLM embedder (one onnxruntime thread), the namespace's neighbours, guards,
+the scorer and the calibrated threshold. Filling skips the model call and the embedding: each
+entry is filed under the exact key and namespace a request with that text gets, with its
+vector computed beforehand in batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tether.cache.backends.local import LocalBackend
+from tether.cache.cache import ResponseCache
+from tether.cache.config import CacheSettings, SemanticSettings
+from tether.cache.embedding import CacheEmbedder
+from tether.cache.entry import Answer, Entry
+from tether.messages import Message
+from tether.pipeline.context import Ask, Context
+
+MODEL = "bench-model"
+TTL_S = 7 * 86400.0
+
+
+def new_cache(max_entries: int, delta: float) -> tuple[ResponseCache, LocalBackend]:
+    """A semantic ResponseCache (default guards, neighbours and scorer) on an in-memory local
+    backend (no SQLite file: its writer thread would share the one core with the lookups)."""
+    settings = CacheSettings(
+        mode="semantic", max_entries=max_entries, semantic=SemanticSettings(delta=delta)
+    )
+    backend = LocalBackend(None, max_entries=max_entries)
+    # The bundled embedder needs neither the provider pool nor the settings' models.
+    embedder = CacheEmbedder("minilm", cast(Any, None), cast(Any, None))
+    cache = ResponseCache(
+        settings, backend=lambda: backend, embedder=lambda: embedder, grades=lambda: None
+    )
+    return cache, backend
+
+
+def context(text: str) -> Context:
+    messages = (Message("user", text),)
+    return Context(Ask("chat.completions", messages=messages), messages=messages, model=MODEL)
+
+
+async def fill(
+    cache: ResponseCache, backend: LocalBackend, texts: list[str], vectors: NDArray[np.float32],
+    on_progress: Any = None,
+) -> list[str]:  # fmt: skip
+    """File one entry per text (answer: its index); the exact keys, in order."""
+    now = time.time()
+    policy = cache.policy(context(""))
+    keys: list[str] = []
+    for index, text in enumerate(texts):
+        found = cache._lookup_of(context(text), policy)
+        entry = Entry(
+            key=found.key,
+            namespace=found.namespace,
+            scope=found.scope,
+            prompt=None,
+            version=None,
+            model=MODEL,
+            text=found.text,
+            answer=Answer((str(index),), None, MODEL, MODEL, "bench"),
+            created_at=now,
+            expires_at=now + TTL_S,
+            cost_usd=0.001,
+            latency_s=1.0,
+            vector=vectors[index],
+        )
+        await backend.put(entry)
+        keys.append(found.key)
+        if on_progress is not None and index % 500 == 0:
+            on_progress(index + 1)
+    if on_progress is not None:
+        on_progress(len(texts))
+    return keys
+
+
+@dataclass(frozen=True)
+class Found:
+    kind: str  # the decision: exact, semantic or miss
+    served: int | None  # the index of the entry served
+    best: int | None  # the index of the best neighbour looked at (served or not)
+    score: float | None  # its score
+    similarity: float | None
+    vetoed_by: str | None
+    seconds: float  # the whole lookup
+
+
+async def lookup(cache: ResponseCache, text: str) -> Found:
+    ctx = context(text)
+    began = time.perf_counter()
+    entry = await cache.lookup(ctx)
+    seconds = time.perf_counter() - began
+    decision = ctx.cache
+    pending = cache._pending.pop(ctx.request_id, None)  # what a request's end would take
+    assert decision is not None
+    served = int(entry.answer.choices[0]) if entry is not None else None
+    best = served
+    if entry is None and pending is not None and pending.neighbour is not None:
+        best = int(pending.neighbour.entry.answer.choices[0])
+    return Found(decision.kind, served, best, decision.score, decision.similarity,
+                 decision.vetoed_by, seconds)  # fmt: skip
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+async def _timed_lookups(cache: ResponseCache, texts: list[str]) -> list[Found]:
+    return [await lookup(cache, text) for text in texts]
+
+
+async def _timed_embeddings(cache: ResponseCache, texts: list[str]) -> list[float]:
+    times = []
+    for text in texts:
+        began = time.perf_counter()
+        await cache.embedder.vector(text)
+        times.append(time.perf_counter() - began)
+    return times
+
+
+async def measure_latency(
+    size: int, texts: list[str], vectors: NDArray[np.float32], probes: list[str],
+    delta: float, on_progress: Any = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Fill one namespace with `size` entries; time a lookup of each probe (semantic: texts not
+    stored) and of as many stored texts (exact hits), and the embedding alone."""
+    cache, backend = new_cache(size + 16, delta)
+    began = time.perf_counter()
+    await fill(cache, backend, texts[:size], vectors[:size], on_progress)
+    filled_s = time.perf_counter() - began
+    await _timed_lookups(cache, probes[:20])  # warm-up: the model, the threshold, the thread
+    semantic = await _timed_lookups(cache, probes)
+    exact = await _timed_lookups(cache, texts[: len(probes)])
+    embedding = await _timed_embeddings(cache, probes)
+    await cache.close()
+    kinds: dict[str, int] = {}
+    for found in semantic:
+        kinds[found.kind] = kinds.get(found.kind, 0) + 1
+    assert all(found.kind == "exact" for found in exact), "stored texts must hit exactly"
+    return {
+        "entries": size,
+        "fill_s": filled_s,
+        "semantic_s": sorted(found.seconds for found in semantic),
+        "semantic_kinds": kinds,
+        "exact_s": sorted(found.seconds for found in exact),
+        "embedding_s": sorted(embedding),
+    }
