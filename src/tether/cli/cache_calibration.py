@@ -47,14 +47,17 @@ def _read(path: Path, option: str, grades: tuple[float, float]) -> list[GradedPa
         return read_pairs(path, same_at=same_at, different_at=different_at)
     except OSError as exc:
         raise ConfigError(
-            f"cannot read {path}: {exc.strerror or exc}",
+            f"cannot read the graded pairs: {exc.strerror or exc}",
             file=str(path),
-            field=option,
-            fix="give an existing CSV file",
+            field=None,
+            fix=f"give an existing CSV file as {option}",
         ) from None
     except UnicodeDecodeError:
         raise ConfigError(
-            f"{path} is not UTF-8 text", file=str(path), field=option, fix="save the CSV as UTF-8"
+            "the graded pairs are not UTF-8 text",
+            file=str(path),
+            field=None,
+            fix="save the CSV as UTF-8",
         ) from None
 
 
@@ -110,7 +113,7 @@ def _add_pairs(
     same = sum(p.same for p in kept)
     stdout.print(
         f"stored {len(rows):,} graded pairs for {label(prompt)} ({same:,} same, "
-        f"{len(rows) - same:,} different; {vetoed:,} vetoed by a guard or ungraded, "
+        f"{len(rows) - same:,} different; {vetoed:,} vetoed by a guard, "
         "left out)"
     )
 
@@ -127,7 +130,7 @@ def calibrate_prompt(
     chosen = sorted(set(deltas) or {*STANDARD_DELTAS, configured_delta(runtime, prompt)})
     rows = calibrations_of(runtime, [(prompt, chosen)])
     fallback = _bundled(runtime, chosen)
-    stdout.print(calibration_table(rows, f"calibration of {label(prompt)}", fallback))
+    stdout.print(calibration_table(rows, f"calibration of {label(prompt)}", fallback, one=True))
     _explain(runtime, rows, fallback)
 
 
@@ -216,7 +219,7 @@ def fit_and_write(path: Path, out: Path, grades: tuple[float, float], config: Pa
     same = sum(fitted.same)
     stdout.print(
         f"fitted on {len(fitted.same):,} pairs ({same:,} same, "
-        f"{len(fitted.same) - same:,} different; {vetoed:,} vetoed or ungraded, left "
+        f"{len(fitted.same) - same:,} different; {vetoed:,} vetoed by a guard, left "
         f"out); wrote {label(str(out))}"
     )
     found = table("thresholds from its grades", ("δ", "threshold", "hits", "bound"))

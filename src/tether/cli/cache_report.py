@@ -199,16 +199,23 @@ def threshold(value: float | None) -> str:
 
 
 def calibration_table(
-    rows: Sequence[PromptCalibration], title: str, bundled: dict[float, Calibration] | None = None
+    rows: Sequence[PromptCalibration],
+    title: str,
+    bundled: dict[float, Calibration] | None = None,
+    *,
+    one: bool = False,
 ) -> Table:
-    columns = ["prompt", "δ", "threshold", "from", "own grades", "hits", "bound"]
+    """One row per prompt and δ; `one`: a single prompt, named in the title only."""
+    columns = ["δ", "threshold", "from", "own grades", "hits", "bound"]
     if bundled is not None:
         columns.append("bundled threshold")
-    found = table(title, columns)
+    if not one:
+        columns.insert(0, "prompt")
+    found = table(title, columns, numbers_from=0 if one else 1)
     for row in rows:
         c = row.calibration
-        cells = [
-            label(row.prompt),
+        cells = [] if one else [label(row.prompt)]
+        cells += [
             f"{c.delta:g}",
             threshold(c.threshold),
             row.origin,
