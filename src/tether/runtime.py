@@ -61,7 +61,7 @@ class Runtime:
         self._portal: BlockingPortal | None = None
         self._portal_exit = ExitStack()
         self.cache: ResponseCache = ResponseCache.from_settings(
-            settings, self.pool, self._grade_store
+            settings, self.planner, self._grade_store
         )
         self.pipeline: Pipeline = build_pipeline(self)
 

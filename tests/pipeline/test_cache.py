@@ -241,3 +241,26 @@ def test_misses_and_feedback_grade_the_neighbours_for_calibration(settings: Sett
     add_feedback(engine, rows[1].id, 0.0, None, "wrong answer", None)
     rated = [g for g in DatabaseGradeStore(engine).recent(None, 10) if g.source == "feedback"]
     assert [(g.request_id, g.right) for g in rated] == [(rows[1].id, False)]
+
+
+def test_an_entailment_model_can_veto_a_semantic_hit(settings: Settings) -> None:
+    from tether import ModelSettings, PriceSettings
+
+    judge = FakeProvider(respond=lambda call: '{"same": false}')
+    models = {
+        **settings.models,
+        "judge": ModelSettings(
+            provider="fake", price=PriceSettings(input_per_million=1.0, output_per_million=1.0)
+        ),
+    }
+    semantic = SemanticSettings(entailment_model="judge")
+    checked = settings.model_copy(
+        update={"models": models, "cache": CacheSettings(mode="semantic", semantic=semantic)}
+    )  # fmt: skip
+    with Client(checked, providers={"fake": Counting(), "judge": judge}) as client:
+        client.generate("How do I reset my password?")
+        vetoed = client.generate("How can I reset my password?")
+    assert vetoed.provider != "cache"
+    assert {a.model for a in vetoed.attempts} == {"judge", "fake"}  # the check is charged
+    detail = json.loads(_rows(settings)[1].cache_detail)
+    assert detail["vetoed_by"] == "entailment"

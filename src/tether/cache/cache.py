@@ -26,6 +26,7 @@ from tether.cache.config import CacheSettings
 from tether.cache.decision import CacheDecision
 from tether.cache.embedders.base import Vectors
 from tether.cache.embedding import CacheEmbedder
+from tether.cache.entailment import EntailmentCheck
 from tether.cache.entry import Answer, Entry
 from tether.cache.grades import Grade, GradeStore
 from tether.cache.keys import LOCAL_SCOPE, SHARED_SCOPE, Lookup, Policy, cacheable, lookup
@@ -35,7 +36,7 @@ from tether.cache.thresholds import Thresholds
 from tether.errors import TetherError
 from tether.evals.assertions import SIMILAR_THRESHOLD
 from tether.pipeline.context import Context
-from tether.providers.pool import ProviderPool
+from tether.pipeline.planning import Planner
 from tether.result import Result
 from tether.settings import Settings
 
@@ -71,8 +72,10 @@ class ResponseCache:
         backend: Callable[[], CacheBackend],
         embedder: Callable[[], CacheEmbedder],
         grades: Callable[[], GradeStore | None],
+        entailment: EntailmentCheck | None = None,
     ) -> None:
         self.settings = settings
+        self._entailment = entailment
         self._open_backend = backend
         self._open_embedder = embedder
         self._grades = grades
@@ -88,14 +91,18 @@ class ResponseCache:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, pool: ProviderPool, grades: Callable[[], GradeStore | None]
+        cls, settings: Settings, planner: Planner, grades: Callable[[], GradeStore | None]
     ) -> ResponseCache:
         cache_settings = settings.cache
+        judge = cache_settings.semantic.entailment_model
         return cls(
             cache_settings,
             backend=lambda: open_backend(cache_settings, settings.data_dir),
-            embedder=lambda: CacheEmbedder(cache_settings.semantic.embedder, pool, settings),
+            embedder=lambda: CacheEmbedder(
+                cache_settings.semantic.embedder, planner.pool, settings
+            ),
             grades=grades,
+            entailment=EntailmentCheck(judge, planner) if judge is not None else None,
         )
 
     # -- parts, opened on first use -----------------------------------------------------------
@@ -210,6 +217,9 @@ class ResponseCache:
                 decision.kind, decision.verified = "semantic", True
                 pending.neighbour = best  # answered by the model, then graded
                 return None
+            if not await self._entailed(ctx, best.entry, found.text):
+                decision.vetoed_by = "entailment"
+                return None
             if _serve(ctx, best.entry):
                 decision.kind, decision.entry, decision.vetoed_by = "semantic", best.entry.key, None
                 _savings(ctx, decision, best.entry)
@@ -219,6 +229,15 @@ class ResponseCache:
         if best.score >= GRADE_FLOOR:
             pending.neighbour = best
         return None
+
+    async def _entailed(self, ctx: Context, entry: Entry, text: str) -> bool:
+        """The entailment model's yes (always yes when none is configured); what it cost is
+        the request's."""
+        if self._entailment is None or entry.text is None:
+            return True
+        same, attempts = await self._entailment.same(entry.text, text)
+        ctx.attempts.extend(attempts)
+        return same
 
     async def finish(self, ctx: Context) -> None:
         """After the request: file a fresh answer; grade the neighbour a miss passed over."""

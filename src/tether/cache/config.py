@@ -69,6 +69,11 @@ class SemanticSettings(_Strict):
         description="share of semantic hits re-checked by calling the model anyway (graded "
         "samples for calibration; the caller gets the model's answer)",
     )
+    entailment_model: str | None = Field(
+        default=None,
+        description="a model asked, before a semantic hit is served, whether both requests "
+        "ask for the same answer (one call per would-be hit; a no vetoes it)",
+    )
     min_grades: int = Field(
         default=100,
         ge=10,
