@@ -80,7 +80,9 @@ class Answer:
     body: dict[str, Any]
 
 
-def _config(tmp: Path, database_url: str, upstream: RuleUpstream, limits: dict[str, str]) -> Path:
+def _config(
+    tmp: Path, database_url: str, upstream: RuleUpstream, limits: dict[str, str], extra: str = ""
+) -> Path:
     tmp.mkdir(parents=True)
     limit_lines = "\n".join(f'{name} = "{value}"' for name, value in limits.items())
     config = tmp / "tether.toml"
@@ -103,6 +105,7 @@ base_url = "{upstream.base_url}"
 upstream_model = "{MODEL}"
 max_retries = 0
 price = {{ input_per_million = {PRICE_PER_MILLION}, output_per_million = {PRICE_PER_MILLION} }}
+{extra}
 """
     )
     return config
@@ -115,15 +118,16 @@ def gateways(
     database_url: str,
     upstream: RuleUpstream,
     limits: dict[str, str],
+    extra: str = "",
 ) -> Iterator[list[str]]:
     """`count` `tether serve` processes, each with its own data directory, all on
-    `database_url` and the limit store `limits` describes; yields their base URLs once every
-    one answers /healthz."""
+    `database_url` and the limit store `limits` describes (plus the TOML in `extra`); yields
+    their base URLs once every one answers /healthz."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
     started: list[tuple[subprocess.Popen[bytes], str, Path]] = []
     try:
         for n in range(count):
-            config = _config(tmp_path / f"gateway{n}", database_url, upstream, limits)
+            config = _config(tmp_path / f"gateway{n}", database_url, upstream, limits, extra)
             port = free_port()
             log = tmp_path / f"gateway{n}.log"
             with log.open("wb") as out:
