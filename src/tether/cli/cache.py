@@ -44,8 +44,11 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Entries in the cache, hits and savings from the request log, and each semantically
-    cached prompt's calibration."""
+    """Entries, hits, savings and each semantic prompt's calibration.
+
+    The backend's entries (total, per prompt, size); from the request log, lookups, exact and
+    semantic hits, the hit rate, money and time saved and the guards' vetoes; for each prompt
+    cached by meaning, the threshold for its δ and where it came from."""
     from tether.cli.cache_report import gather, report_json
 
     start = _since(since)
@@ -85,8 +88,10 @@ def invalidate(
     ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Drop the entries every given selector matches; a running gateway stops serving them
-    within about a second (local file) or at once (Redis)."""
+    """Drop the entries every given selector matches.
+
+    A running gateway stops serving them within about a second (local file) or at once
+    (Redis). With no selector, --all is required."""
     from tether.cache.backends.base import Selector
 
     with reported_errors():
@@ -135,8 +140,9 @@ def calibrate(
     delta: Annotated[
         list[float] | None,
         typer.Option(
+            metavar="0.02",
             help="false-hit rate to calibrate for (repeat); default: the configured "
-            "one and 0.01, 0.02, 0.05"
+            "one and 0.01, 0.02, 0.05",
         ),
     ] = None,
     same_at: Annotated[float, typer.Option(help="a grade at least this: the same question")] = 4.0,
@@ -145,8 +151,11 @@ def calibrate(
     ] = 2.0,
     config: ConfigOption = None,
 ) -> None:
-    """Add graded pairs to a prompt's calibration grades and show the thresholds they give;
-    without --pairs, show the current calibration."""
+    """Add graded pairs to a prompt's grades; show its thresholds.
+
+    The pairs are scored as the cache scores neighbours (its embedder and scorer, after its
+    guards; vetoed pairs are left out) and stored as the prompt's grades. Without --pairs, the
+    current calibration per δ, beside the bundled one."""
     from tether.cli.cache_calibration import calibrate_prompt
 
     for value in delta or []:
@@ -168,9 +177,11 @@ def fit_scorer(
     ] = 2.0,
     config: ConfigOption = None,
 ) -> None:
-    """Fit the pair scorer on your own graded pairs with the bundled MiniLM embedder and write
-    it with its calibration grades. The bundled scorer was fitted the same way on STS-B's
-    training pairs (>= 4.0 same, <= 2.0 different); at least 40 usable pairs are needed."""
+    """Fit a pair scorer on your own graded pairs.
+
+    Uses the bundled MiniLM embedder and writes the scorer with its calibration grades. The
+    bundled scorer was fitted the same way on STS-B's training pairs (>= 4.0 same, <= 2.0
+    different). At least 40 usable pairs are needed, some same and some different."""
     from tether.cli.cache_calibration import fit_and_write
 
     with reported_errors():
