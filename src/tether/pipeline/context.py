@@ -145,6 +145,8 @@ class Context:
     def prompt_name(self) -> str | None:
         if self.found is not None:
             return self.found.name
+        if self.compiled is not None:  # a spec file run without the registry
+            return self.compiled.spec.name
         return self.ask.prompt
 
     @property
