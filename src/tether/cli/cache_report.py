@@ -147,7 +147,8 @@ def size(count: int) -> str:
 def entries_table(report: CacheReport) -> Table:
     entries = report.entries
     found = table("cache entries", ("prompt", "entries"))
-    found.caption = f"{report.backend} backend, answers: {size(entries.bytes)}"
+    whole = " (every prompt)" if report.summary.prompt is not None else ""
+    found.caption = f"{report.backend} backend, answers{whole}: {size(entries.bytes)}"
     ranked = sorted(entries.by_prompt.items(), key=lambda item: (-item[1], item[0]))
     for number, (name, count) in enumerate(ranked):
         found.add_row(label(name or None), f"{count:,}", end_section=number == len(ranked) - 1)
