@@ -39,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,7 @@ SIZES = (10_000, 100_000)
 QUICK_SIZES = (1_000, 3_000)
 QUERIES = 1000
 QUICK_QUERIES = 200
+TIMED = ("semantic", "embedding", "exact")
 
 
 # -- curves -----------------------------------------------------------------------------------
@@ -128,15 +130,40 @@ def thinned(points: list[dict], keep: int = 150) -> list[dict]:
     return [points[i] for i in picks]
 
 
+@dataclass(frozen=True)
+class Served:
+    """Populated cache: per query, whether the entry it would be served is its pair partner,
+    and whether that entry's text is the query's own text (a sentence STS-B uses twice)."""
+
+    same: NDArray[np.bool_]
+    partner: NDArray[np.bool_]
+    identical: NDArray[np.bool_]
+
+    def false_hits(self, hit: NDArray[np.bool_]) -> dict[str, int]:
+        other = hit & ~self.partner
+        return {"partner_of_a_different_pair": int((hit & self.partner & ~self.same).sum()),
+                "other_entry_identical_text": int((other & self.identical).sum()),
+                "other_entry_other_text": int((other & ~self.identical).sum())}  # fmt: skip
+
+
 def summarise(scores: NDArray[np.float64], right: NDArray[np.bool_], positives: int,
-              thresholds: dict[str, float | None]) -> dict[str, Any]:  # fmt: skip
+              thresholds: dict[str, float | None], served: Served | None = None,
+              ) -> dict[str, Any]:  # fmt: skip
     points = curve(scores, right, positives)
-    return {
-        "at_recall_080": at_recall(points),
-        "operating_points": {n: at(scores, right, positives, t) for n, t in thresholds.items()},
-        "curve": thinned(points),
-        "full_curve": points,
-    }
+    p80 = at_recall(points)
+    marks = {n: at(scores, right, positives, t) for n, t in thresholds.items()}
+    if served is not None:
+        for point in [*marks.values(), *([p80] if p80 else [])]:
+            t = point["threshold"]
+            hit = scores >= t if t is not None else np.zeros(len(scores), bool)
+            point["false_hits_by_kind"] = served.false_hits(hit)
+            identical = point["false_hits_by_kind"]["other_entry_identical_text"]
+            good = point["hits"] - point["false_hits"] + identical
+            point["precision_identical_text_right"] = (
+                good / point["hits"] if point["hits"] else None
+            )
+    return {"at_recall_080": p80, "operating_points": marks, "curve": thinned(points),
+            "full_curve": points}  # fmt: skip
 
 
 # -- vectors ----------------------------------------------------------------------------------
@@ -278,6 +305,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     settings = list(results)
     figure, axes = plt.subplots(1, len(settings), figsize=(6.5 * len(settings), 5), squeeze=False)
     colours = {"tether": "tab:blue", "fixed cosine": "tab:orange", "GPTCache": "tab:green"}
+    styles = {"tether": "-", "fixed cosine": "-", "GPTCache": "--"}
     for axis, setting in zip(axes[0], settings, strict=True):
         for method, summary in results[setting].items():
             points = summary["full_curve"]
@@ -285,7 +313,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
             label = f"{method} (P@R0.80 {fmt(p80['precision']) if p80 else 'n/a'})"
             axis.plot([100 * p["recall"] for p in points],
                       [100 * p["precision"] for p in points], label=label,
-                      color=colours[method], linewidth=1.3)  # fmt: skip
+                      color=colours[method], linestyle=styles[method], linewidth=1.3)  # fmt: skip
             for name, point in summary["operating_points"].items():
                 if point["precision"] is None:
                     continue
@@ -299,7 +327,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
         axis.set_title(f"{setting} (STS-B dev)")
         axis.set_xlabel("recall: same-question pairs served (%)")
         axis.set_ylabel("precision: hits that were right (%)")
-        axis.set_ylim(70, 100.5)
+        lowest = min(p["precision"] for summary in results[setting].values()
+                     for p in summary["full_curve"] if p["recall"] >= 0.1)  # fmt: skip
+        axis.set_ylim(max(0, 5 * int(100 * lowest / 5) - 5), 100.5)
         axis.set_xlim(0, 100)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8, loc="lower left")
@@ -319,16 +349,20 @@ def accuracy_rows(results: dict[str, Any]) -> list[list[str]]:
             named = [(name, p) for name, p in summary["operating_points"].items()]
             p80 = summary["at_recall_080"]
             if p80 is not None:
-                named.append((f"recall >= {RECALL_AT:.2f}", {**p80, "false_hit_upper_95": None}))
+                bound = upper_bound(p80["false_hits"], p80["hits"])
+                named.append((f"recall >= {RECALL_AT:.2f}", {**p80, "false_hit_upper_95": bound}))
             for name, p in named:
                 delta = float(name.split("=")[1].rstrip("%")) / 100 if "delta" in name else None
                 false = (1 - p["precision"]) if p["precision"] is not None else None
                 verdict = "" if delta is None or false is None else (
                     " (within δ)" if false <= delta else " (over δ)")  # fmt: skip
+                kinds = p.get("false_hits_by_kind")
+                split = "" if kinds is None else " / ".join(str(v) for v in kinds.values())
                 rows.append([setting, method, name.replace("delta", "δ"),
                              fmt(p["threshold"]), fmt(p["precision"]), fmt(p["recall"]),
                              pct(p["hit_rate"]), f"{pct(false)}{verdict}",
-                             pct(p.get("false_hit_upper_95"))])  # fmt: skip
+                             pct(p.get("false_hit_upper_95")), split,
+                             fmt(p.get("precision_identical_text_right"))])  # fmt: skip
     return rows
 
 
@@ -338,18 +372,20 @@ def latency_rows(latency: dict[str, Any]) -> list[list[str]]:
         for what, key, unit in (("semantic lookup (embedding included)", "semantic", "ms"),
                                 ("embedding alone", "embedding", "ms"),
                                 ("exact hit", "exact", "µs")):  # fmt: skip
-            ms = run[key]
+            ms, cpu = run[key], run[f"{key}_cpu"]
             scale = 1.0 if unit == "ms" else 1000.0
             rows.append(["tether", size, what, f"{fmt(ms['p50'] * scale, 3)} {unit}",
-                         f"{fmt(ms['p99'] * scale, 3)} {unit}", ms["count"]])  # fmt: skip
+                         f"{fmt(ms['p99'] * scale, 3)} {unit}",
+                         f"{fmt(cpu['p50'] * scale, 3)} / {fmt(cpu['p99'] * scale, 3)} {unit}",
+                         ms["count"]])  # fmt: skip
     for size, run in latency.get("gptcache", {}).items():
         for what, key in (
             ("get, text not stored (embedding precomputed)", "semantic"),
             ("get, stored text (embedding precomputed)", "stored_text"),
         ):
-            ms = run[key]
+            ms, cpu = run[key], run[f"{key}_cpu"]
             rows.append(["GPTCache", size, what, f"{fmt(ms['p50'])} ms", f"{fmt(ms['p99'])} ms",
-                         ms["count"]])  # fmt: skip
+                         f"{fmt(cpu['p50'])} / {fmt(cpu['p99'])} ms", ms["count"]])  # fmt: skip
     return rows
 
 
@@ -429,9 +465,18 @@ def main() -> None:
     partner = np.array([index_of[p.cached] for p in dev])
     nearest = embedder.embed(stored) @ second.T  # exact cosine of every stored text, per query
     best = nearest.argmax(axis=0)
+    query_of = [normalize(p.query) for p in dev]
+    stored_norm = [normalize(t) for t in stored]
+
+    def served_as(indexes: list[int | None]) -> Served:
+        return Served(same, np.array([i == j for i, j in zip(indexes, partner, strict=True)]),
+                      np.array([i is not None and stored_norm[i] == q
+                                for i, q in zip(indexes, query_of, strict=True)]))  # fmt: skip
+
+    by_cosine = served_as([int(i) for i in best])
     populated: dict[str, Any] = {
-        "fixed cosine": summarise(nearest.max(axis=0).astype(np.float64), same & (best == partner),
-                                  positives, {})}  # fmt: skip
+        "fixed cosine": summarise(nearest.max(axis=0).astype(np.float64),
+                                  same & by_cosine.partner, positives, {}, by_cosine)}  # fmt: skip
 
     async def populated_lookups() -> list[Any]:
         cache, backend = tc.new_cache(len(stored) + 16, HEADLINE_DELTA)
@@ -445,10 +490,9 @@ def main() -> None:
     served_score = np.array([
         np.inf if f.kind == "exact" else -np.inf if f.score is None else f.score for f in found
     ])  # fmt: skip
-    best_is_partner = np.array([normalize(stored[f.best]) == normalize(p.cached)
-                                if f.best is not None else False
-                                for f, p in zip(found, dev, strict=True)])  # fmt: skip
-    populated["tether"] = summarise(served_score, same & best_is_partner, positives, thresholds)
+    by_tether = served_as([f.best for f in found])
+    populated["tether"] = summarise(served_score, same & by_tether.partner, positives,
+                                    thresholds, by_tether)  # fmt: skip
     served = [f.kind != "miss" for f in found]
     rule = served_score >= (thresholds[f"delta={HEADLINE_DELTA:.0%}"] or np.inf)
     assert served == list(rule), "the lookup's decisions must follow its threshold"
@@ -457,11 +501,11 @@ def main() -> None:
     core = None
     if not args.no_gptcache:
         python = ensure_gptcache(args.peers)
-        texts = sorted(set(dev_texts) | set(fill[: min(sizes[0], 10_000)]))
+        texts = list(dev_texts)
         job: dict[str, Any] = {"pairs": [[p.cached, p.query] for p in dev], "stored": stored,
                                "queries": [p.query for p in dev]}  # fmt: skip
         if not args.no_latency:
-            size = min(sizes[0], 10_000) if sizes[0] <= 10_000 else sizes[0]
+            size = 10_000 if 10_000 in sizes else sizes[0]
             job |= {"fill": fill[:size], "size": size,
                     "probes": sorted(held_out)[:queries]}  # fmt: skip
             texts = sorted(set(texts) | set(fill[:size]))
@@ -473,14 +517,15 @@ def main() -> None:
         default = {f"default {GPTCACHE_DEFAULT_THRESHOLD}": GPTCACHE_DEFAULT_THRESHOLD}
         scores, returned = gptcache_scores(out["pairwise"], [0] * len(dev))
         pairwise["GPTCache"] = summarise(scores, same & returned, positives, default)
+        by_gptcache = served_as([a for a, _ in out["populated"]])
         scores, returned = gptcache_scores(out["populated"], list(partner))
-        populated["GPTCache"] = summarise(scores, same & returned, positives, default)
+        populated["GPTCache"] = summarise(scores, same & returned, positives, default, by_gptcache)
         if "latency" in out:
             run = out["latency"]
             gptcache["latency"] = {str(run["size"]): {
                 "fill_s": run["fill_s"],
-                "semantic": ms_summary([us / 1e6 for us in run["semantic_us"]]),
-                "stored_text": ms_summary([us / 1e6 for us in run["stored_text_us"]]),
+                **{k: ms_summary([us / 1e6 for us in run[f"{k}_us"]])
+                   for k in ("semantic", "stored_text", "semantic_cpu", "stored_text_cpu")},
             }}  # fmt: skip
     results = {"pairwise": pairwise, "populated": populated}
 
@@ -498,9 +543,8 @@ def main() -> None:
                     lambda done, task=task: bar.update(task, completed=done)))  # fmt: skip
             latency["tether"][str(size)] = {
                 "fill_s": run["fill_s"], "semantic_kinds": run["semantic_kinds"],
-                "semantic": ms_summary(run["semantic_s"]),
-                "embedding": ms_summary(run["embedding_s"]),
-                "exact": ms_summary(run["exact_s"]),
+                **{key: ms_summary(run[f"{key}_s"]) for key in TIMED},
+                **{f"{key}_cpu": ms_summary(run[f"{key}_cpu_s"]) for key in TIMED},
             }  # fmt: skip
             t = latency["tether"][str(size)]
             console.print(f"  {size:,}: semantic p50/p99 {fmt(t['semantic']['p50'])}/"
@@ -556,18 +600,21 @@ def write(args: Any, started: str, facts: dict[str, Any], sets: Sets, results: d
         NAME, args.out, payload,
         title="Semantic response cache on STS-B: tether, fixed cosine, GPTCache 0.1.44",
         header=["setting", "method", "operating point", "threshold", "precision", "recall",
-                "hit rate", "false-hit rate (vs δ)", "Wilson 95% bound"],
+                "hit rate", "false-hit rate (vs δ)", "Wilson 95% bound",
+                "false hits: partner of a different pair / other entry, same text / other entry",
+                "precision, same text counted right"],
         rows=accuracy_rows(results), notes=notes,
     )  # fmt: skip
     text = md_path.read_text()
     rows = latency_rows(latency)
     if rows:
         text += ("\n## Lookup latency (one core)\n\n"
-                 + markdown_table(["cache", "entries", "lookup", "p50", "p99", "lookups"], rows)
+                 + markdown_table(["cache", "entries", "lookup", "p50 (wall)", "p99 (wall)",
+                                 "CPU p50 / p99", "lookups"], rows)
                  + "\n")  # fmt: skip
     text += f"\n![precision-recall curves]({png.name})\n"
     md_path.write_text(text)
-    console.print(text)
+    console.print(text, markup=False)
     console.print(f"wrote {json_path}, {md_path} and {png}")
 
 
