@@ -31,7 +31,7 @@ from tether.cache.entry import Answer, Entry
 from tether.cache.grades import Grade, GradeStore
 from tether.cache.keys import LOCAL_SCOPE, SHARED_SCOPE, Lookup, Policy, cacheable, lookup
 from tether.cache.semantic.guards import veto
-from tether.cache.semantic.scorer import Scorer, bundled
+from tether.cache.semantic.scorer import Scorer, bundled, load
 from tether.cache.thresholds import Thresholds
 from tether.errors import TetherError
 from tether.evals.assertions import SIMILAR_THRESHOLD
@@ -82,7 +82,8 @@ class ResponseCache:
         self._backend: CacheBackend | None = None
         self._embedder: CacheEmbedder | None = None
         self._lock = threading.Lock()
-        scorer, calibration = bundled()
+        path = settings.semantic.scorer
+        scorer, calibration = bundled() if path is None else load(path)
         self._scorer: Scorer = scorer
         self.thresholds = Thresholds(calibration, scorer.embedder, grades,
                                      min_grades=settings.semantic.min_grades)  # fmt: skip
@@ -106,6 +107,11 @@ class ResponseCache:
         )
 
     # -- parts, opened on first use -----------------------------------------------------------
+
+    @property
+    def scorer(self) -> Scorer:
+        """What ranks neighbours (and what calibration grades are scored with)."""
+        return self._scorer
 
     @property
     def backend(self) -> CacheBackend:

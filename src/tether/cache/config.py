@@ -69,6 +69,11 @@ class SemanticSettings(_Strict):
         description="share of semantic hits re-checked by calling the model anyway (graded "
         "samples for calibration; the caller gets the model's answer)",
     )
+    scorer: Path | None = Field(
+        default=None,
+        description="a scorer file from `tether cache fit-scorer`; default: the bundled one "
+        "(fitted on STS-B for the bundled embedder)",
+    )
     entailment_model: str | None = Field(
         default=None,
         description="a model asked, before a semantic hit is served, whether both requests "

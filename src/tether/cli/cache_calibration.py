@@ -95,7 +95,7 @@ def _add_pairs(
             n = len(batch)
             similarities.extend(float(v) for v in np.einsum("ij,ij->i", vectors[:n], vectors[n:]))
             bar.advance(task, n)
-    scorer = cache._scorer  # the scorer lookups rank neighbours with
+    scorer = cache.scorer
     now = time.time()
     rows = [
         Grade(

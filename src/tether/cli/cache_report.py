@@ -234,20 +234,6 @@ def calibration_table(
 # -- JSON ---------------------------------------------------------------------------------------
 
 
-def counts_json(counts: CacheCounts) -> dict[str, Any]:
-    return {**asdict(counts), "hits": counts.hits, "hit_rate": counts.hit_rate}
-
-
-def summary_json(summary: CacheSummary) -> dict[str, Any]:
-    return {
-        "since": summary.since.isoformat() if summary.since else None,
-        "until": summary.until.isoformat() if summary.until else None,
-        "prompt": summary.prompt,
-        "total": counts_json(summary.total),
-        "prompts": [counts_json(p) for p in summary.prompts],
-    }
-
-
 def calibration_json(row: PromptCalibration) -> dict[str, Any]:
     return {
         **asdict(row.calibration),
@@ -260,6 +246,6 @@ def calibration_json(row: PromptCalibration) -> dict[str, Any]:
 def report_json(report: CacheReport) -> dict[str, Any]:
     return {
         "backend": {"name": report.backend, **asdict(report.entries)},
-        "summary": summary_json(report.summary),
+        "summary": report.summary.to_json(),
         "calibration": [calibration_json(row) for row in report.calibrations],
     }

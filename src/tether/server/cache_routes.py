@@ -30,7 +30,7 @@ from tether.server.bodies import read_json
 from tether.server.gateway import Gateway
 from tether.server.keys import parse_duration
 from tether.server.openai_routes import JSON
-from tether.store.cache_stats import CacheCounts, CacheSummary, cache_summary
+from tether.store.cache_stats import cache_summary
 from tether.store.offload import in_thread
 
 router = APIRouter(prefix="/admin/cache")
@@ -93,7 +93,7 @@ async def cache_stats(
     if prompt is not None:  # the size stays the whole cache's
         count = entries.by_prompt.get(prompt, 0)
         backend.update(entries=count, by_prompt={prompt: count} if count else {})
-    return _json({"backend": backend, "summary": _summary(summary)})
+    return _json({"backend": backend, "summary": summary.to_json()})
 
 
 @router.post("/invalidate", openapi_extra=body_doc(InvalidateCacheBody))
@@ -166,16 +166,3 @@ def _since(text: str | None) -> datetime:
             fix="e.g. ?since=24h or ?since=2026-11-30T00:00Z",
         ) from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _counts(counts: CacheCounts) -> dict[str, Any]:
-    return {**asdict(counts), "hits": counts.hits, "hit_rate": counts.hit_rate}
-
-
-def _summary(summary: CacheSummary) -> dict[str, Any]:
-    return {
-        "since": summary.since.isoformat() if summary.since else None,
-        "prompt": summary.prompt,
-        "total": _counts(summary.total),
-        "prompts": [_counts(p) for p in summary.prompts],
-    }

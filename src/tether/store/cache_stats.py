@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +53,9 @@ class CacheCounts:
         """Share of lookups answered from the cache; None when nothing was looked up."""
         return self.hits / self.lookups if self.lookups else None
 
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "hits": self.hits, "hit_rate": self.hit_rate}
+
 
 @dataclass(frozen=True)
 class CacheSummary:
@@ -61,6 +64,15 @@ class CacheSummary:
     prompt: str | None  # the prompt asked about; None: every request
     total: CacheCounts
     prompts: list[CacheCounts]  # most consulted first
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "prompt": self.prompt,
+            "total": self.total.to_json(),
+            "prompts": [counts.to_json() for counts in self.prompts],
+        }
 
 
 def _utc(moment: datetime | None) -> datetime | None:

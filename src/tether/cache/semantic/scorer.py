@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tether.cache.semantic.guards import word_list
+from tether.errors import ConfigError
 
 FEATURES = ("cosine", "overlap", "most_unmatched", "least_unmatched", "length_gap", "cosine2")
 _WORD = re.compile(r"[a-z0-9]+")
@@ -113,9 +114,26 @@ BUNDLED = "scorer.json"
 
 
 def bundled() -> tuple[Scorer, dict[str, Any]]:
-    """The bundled scorer and its calibration grades (scores and verdicts on held pairs)."""
+    """The bundled scorer and its calibration grades (its pairs' scores and verdicts)."""
     data = json.loads(resources.files(__package__).joinpath(BUNDLED).read_text("utf-8"))
     return Scorer.from_json(data["scorer"]), data["calibration"]
+
+
+def load(path: Path) -> tuple[Scorer, dict[str, Any]]:
+    """A scorer file written by `tether cache fit-scorer` (the bundled one's format)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        calibration = data["calibration"]
+        if len(calibration["scores"]) != len(calibration["same"]):
+            raise ValueError("calibration scores and verdicts differ in length")
+        return Scorer.from_json(data["scorer"]), calibration
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"cannot use the scorer file: {exc}",
+            file=str(path),
+            field="cache.semantic.scorer",
+            fix="write it with `tether cache fit-scorer PAIRS.csv --out FILE`, or unset it",
+        ) from None
 
 
 def write(path: Path, scorer: Scorer, scores: Sequence[float], same: Sequence[bool]) -> None:
