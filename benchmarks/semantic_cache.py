@@ -82,7 +82,7 @@ SIZES = (10_000, 100_000)
 QUICK_SIZES = (1_000, 3_000)
 QUERIES = 1000
 QUICK_QUERIES = 200
-TIMED = ("semantic", "embedding", "exact")
+TIMED = ("semantic", "embedding", "without_embedding", "exact")
 
 
 # -- curves -----------------------------------------------------------------------------------
@@ -327,9 +327,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
         axis.set_title(f"{setting} (STS-B dev)")
         axis.set_xlabel("recall: same-question pairs served (%)")
         axis.set_ylabel("precision: hits that were right (%)")
-        lowest = min(p["precision"] for summary in results[setting].values()
-                     for p in summary["full_curve"] if p["recall"] >= 0.1)  # fmt: skip
-        axis.set_ylim(max(0, 5 * int(100 * lowest / 5) - 5), 100.5)
+        marks = [p["precision"] for summary in results[setting].values()
+                 for p in [*summary["operating_points"].values(), summary["at_recall_080"]]
+                 if p is not None and p["precision"] is not None]  # fmt: skip
+        axis.set_ylim(max(0, 10 * int(10 * min(marks)) - 10), 100.5)
         axis.set_xlim(0, 100)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8, loc="lower left")
@@ -371,6 +372,7 @@ def latency_rows(latency: dict[str, Any]) -> list[list[str]]:
     for size, run in latency.get("tether", {}).items():
         for what, key, unit in (("semantic lookup (embedding included)", "semantic", "ms"),
                                 ("embedding alone", "embedding", "ms"),
+                                ("semantic lookup, vector at hand", "without_embedding", "ms"),
                                 ("exact hit", "exact", "µs")):  # fmt: skip
             ms, cpu = run[key], run[f"{key}_cpu"]
             scale = 1.0 if unit == "ms" else 1000.0
@@ -493,6 +495,14 @@ def main() -> None:
     by_tether = served_as([f.best for f in found])
     populated["tether"] = summarise(served_score, same & by_tether.partner, positives,
                                     thresholds, by_tether)  # fmt: skip
+    hit = served_score >= (thresholds[f"delta={HEADLINE_DELTA:.0%}"] or np.inf)
+    populated["tether"]["false_hits_other_text_at_2pct"] = [
+        {"query": p.query, "served": stored[f.best], "partner": p.cached, "same_pair": p.same,
+         "score": f.score}
+        for f, p, h, mine, twin in zip(found, dev, hit, by_tether.partner, by_tether.identical,
+                                        strict=True)
+        if h and not mine and not twin
+    ]  # fmt: skip
     served = [f.kind != "miss" for f in found]
     rule = served_score >= (thresholds[f"delta={HEADLINE_DELTA:.0%}"] or np.inf)
     assert served == list(rule), "the lookup's decisions must follow its threshold"
@@ -539,7 +549,7 @@ def main() -> None:
             with progress() as bar:
                 task = bar.add_task(f"filling {size:,} entries", total=size, status="")
                 run = tc.run(tc.measure_latency(
-                    size, fill, fill_vectors, probes, HEADLINE_DELTA,
+                    size, fill, fill_vectors, probes, embedder.embed(probes), HEADLINE_DELTA,
                     lambda done, task=task: bar.update(task, completed=done)))  # fmt: skip
             latency["tether"][str(size)] = {
                 "fill_s": run["fill_s"], "semantic_kinds": run["semantic_kinds"],
@@ -638,12 +648,25 @@ def accuracy_notes(payload: dict[str, Any]) -> list[str]:
     notes += [
         "Pairwise: each s2 against its own s1 alone; populated: every dev s1 in one namespace "
         "(tether through ResponseCache.lookup; fixed cosine by exact nearest neighbour; "
-        "GPTCache with faiss), serving anything but the partner is a false hit.",
+        "GPTCache with faiss), serving anything but the partner is a false hit. Most populated "
+        "false hits are not wrong answers: STS-B reuses sentences across pairs (the same text "
+        "stored as another pair's s1: an exact hit) and holds many near-paraphrases outside "
+        "each pair (\"A band is playing on stage.\" / \"A band is performing on a stage.\"); "
+        "the split column counts them, and the JSON lists tether's other-text false hits at "
+        "δ=2% to read. The δ thresholds were calibrated on pairs, so populated false-hit rates "
+        "are not comparable with δ.",
         "GPTCache's threshold is its similarity_threshold over SearchDistanceEvaluation's range: "
-        "(4 - squared L2) / 4 = (1 + cosine) / 2 for unit vectors; its default is 0.8.",
-        "Latency: in-memory local backend, one namespace, dev s2 texts as lookups (none stored); "
-        "wall time of ResponseCache.lookup on one pinned core. GPTCache: `get` with sqlite and "
-        "faiss files on tmpfs, embedding function returning the precomputed vector.",
+        "(4 - squared L2) / 4 = (1 + cosine) / 2 for unit vectors; its default is 0.8. Its "
+        "pairwise curve is the fixed cosine curve shifted onto that scale (one entry: the "
+        "rank is a function of the cosine).",
+        "Latency: in-memory local backend (no SQLite writer thread), one namespace, dev s2 texts "
+        "as lookups (none stored), wall and process CPU time of ResponseCache.lookup on one "
+        "pinned core; \"vector at hand\" times the same lookups with the embedder answering "
+        "from the precomputed vectors (search, guards, scorer, threshold, serving). MiniLM's "
+        "one-text embedding alone exceeds the 5 ms target on this machine (benchmarks/results/"
+        "embedder.md measured a median of 11 ms). GPTCache: `get` with sqlite and faiss (flat "
+        "index) files on tmpfs, its embedding function returning the precomputed vector, so "
+        "compare it with tether's \"vector at hand\" row.",
     ]  # fmt: skip
     return notes
 
