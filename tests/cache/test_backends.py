@@ -22,6 +22,11 @@ DIMENSIONS = 8
 Factory = Callable[..., CacheBackend]
 
 
+def redis_backend(prefix: str, max_entries: int) -> RedisBackend:
+    return RedisBackend(Redis.from_url(REDIS_URL), dimensions=DIMENSIONS, key_prefix=prefix,
+                        max_entries=max_entries)  # fmt: skip
+
+
 def key(name: str) -> str:
     return hashlib.blake2b(name.encode(), digest_size=16).hexdigest()
 
@@ -67,11 +72,7 @@ async def make(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
         if request.param == "local":
             backend = LocalBackend(tmp_path / f"cache-{len(made)}.sqlite", max_entries=max_entries)
         else:
-            prefix = request.getfixturevalue("redis_prefix")
-            backend = RedisBackend(
-                Redis.from_url(REDIS_URL), dimensions=DIMENSIONS, key_prefix=prefix,
-                max_entries=max_entries,
-            )  # fmt: skip
+            backend = redis_backend(request.getfixturevalue("redis_prefix"), max_entries)
         made.append(backend)
         return backend
 

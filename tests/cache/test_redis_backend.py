@@ -13,10 +13,9 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
-from redis.asyncio import Redis
 
 from tests.cache import redis_worker
-from tests.cache.test_backends import DIMENSIONS, entry, key, near, unit
+from tests.cache.test_backends import DIMENSIONS, entry, key, near, redis_backend, unit
 from tests.conftest import REDIS_URL
 from tether.cache.backends.base import Selector
 from tether.cache.backends.redis import RedisBackend, open_redis_backend
@@ -33,10 +32,7 @@ async def replica(redis_prefix: str) -> AsyncIterator[Replica]:
     made: list[RedisBackend] = []
 
     def factory(max_entries: int = 1000) -> RedisBackend:
-        backend = RedisBackend(
-            Redis.from_url(REDIS_URL), dimensions=DIMENSIONS, key_prefix=redis_prefix,
-            max_entries=max_entries,
-        )  # fmt: skip
+        backend = redis_backend(redis_prefix, max_entries)
         made.append(backend)
         return backend
 

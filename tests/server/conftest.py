@@ -140,3 +140,13 @@ def upstream_gateway(
 def live(tmp_path: Path) -> Iterator[LiveGateway]:
     with live_gateway(gateway_settings(tmp_path)) as running:
         yield running
+
+
+@pytest.fixture
+def cached(tmp_path: Path) -> Iterator[LiveGateway]:
+    """A running gateway whose response cache is on (exact matches)."""
+    from tether.cache.config import CacheSettings
+
+    settings = gateway_settings(tmp_path).model_copy(update={"cache": CacheSettings(mode="exact")})
+    with live_gateway(settings) as running:
+        yield running

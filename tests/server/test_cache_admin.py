@@ -3,24 +3,12 @@ invalidation by selector (and never by accident), bad bodies refused by field.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 
-from tether.cache.config import CacheSettings
-
-from .conftest import LiveGateway, gateway_settings, live_gateway
-
-
-@pytest.fixture
-def cached(tmp_path: Path) -> Iterator[LiveGateway]:
-    settings = gateway_settings(tmp_path)
-    settings = settings.model_copy(update={"cache": CacheSettings(mode="exact")})
-    with live_gateway(settings) as running:
-        yield running
+from .conftest import LiveGateway
 
 
 def _chat(live: LiveGateway, text: str) -> httpx2.Response:

@@ -3,16 +3,10 @@ and a prompt whose production label moves to a new version."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx2
 import openai
-import pytest
 
-from tether.cache.config import CacheSettings
-
-from .conftest import LiveGateway, gateway_settings, live_gateway
+from .conftest import LiveGateway
 
 SPEC = """
 name: faq
@@ -27,14 +21,6 @@ messages:
   - {{role: system, content: "Answer briefly ({version})."}}
   - {{role: user, content: "{{{{ question }}}}"}}
 """
-
-
-@pytest.fixture
-def cached(tmp_path: Path) -> Iterator[LiveGateway]:
-    settings = gateway_settings(tmp_path)
-    settings = settings.model_copy(update={"cache": CacheSettings(mode="exact")})
-    with live_gateway(settings) as running:
-        yield running
 
 
 def _sdk(live: LiveGateway, key: str | None = None) -> openai.OpenAI:

@@ -35,6 +35,11 @@ app = typer.Typer(
 DEFAULT_SINCE = "7d"
 
 
+# Graded pairs: grades from this up are the same question, from this down a different one.
+SameAt = Annotated[float, typer.Option(help="a grade at least this: the same question")]
+DifferentAt = Annotated[float, typer.Option(help="a grade at most this: a different one")]
+
+
 @app.command()
 def stats(
     prompt: Annotated[str | None, typer.Option(help="only this prompt")] = None,
@@ -145,10 +150,8 @@ def calibrate(
             "one and 0.01, 0.02, 0.05",
         ),
     ] = None,
-    same_at: Annotated[float, typer.Option(help="a grade at least this: the same question")] = 4.0,
-    different_at: Annotated[
-        float, typer.Option(help="a grade at most this: a different one")
-    ] = 2.0,
+    same_at: SameAt = 4.0,
+    different_at: DifferentAt = 2.0,
     config: ConfigOption = None,
 ) -> None:
     """Add graded pairs to a prompt's grades; show its thresholds.
@@ -171,10 +174,8 @@ def fit_scorer(
         Path, typer.Argument(help="graded pairs: CSV rows `text, text, grade` (0-5 or true/false)")
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="the scorer file to write (.json)")],
-    same_at: Annotated[float, typer.Option(help="a grade at least this: the same question")] = 4.0,
-    different_at: Annotated[
-        float, typer.Option(help="a grade at most this: a different one")
-    ] = 2.0,
+    same_at: SameAt = 4.0,
+    different_at: DifferentAt = 2.0,
     config: ConfigOption = None,
 ) -> None:
     """Fit a pair scorer on your own graded pairs.

@@ -12,11 +12,12 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, and_, case, func, select
 
+from tether.store.dialect import utc_bound
 from tether.store.tables import requests
 
 # Decisions that looked the request up (bypass and skip did not).
@@ -75,12 +76,6 @@ class CacheSummary:
         }
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def cache_summary(
     engine: Engine,
     since: datetime | None,
@@ -89,7 +84,7 @@ def cache_summary(
     until: datetime | None = None,
 ) -> CacheSummary:
     """The cache's numbers over [since, until) (None: unbounded), for one prompt or all."""
-    since, until = _utc(since), _utc(until)
+    since, until = utc_bound(since), utc_bound(until)
     c = requests.c
     conditions: list[ColumnElement[bool]] = [c.cache.is_not(None)]
     if since is not None:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal, get_args
 
 from sqlalchemy import Engine, case, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from tether.store.cache_stats import LOOKED_UP, SERVED
-from tether.store.dialect import utc_day
+from tether.store.dialect import utc_bound, utc_day
 from tether.store.tables import api_keys, requests
 
 Dimension = Literal["prompt", "version", "model", "key", "day"]
@@ -93,12 +93,6 @@ def _label(dimension: Dimension, values: Sequence[Any]) -> str | None:
     return str(value)
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def cost_breakdown(
     engine: Engine,
     by: Sequence[Dimension],
@@ -113,7 +107,7 @@ def cost_breakdown(
     if unknown:
         raise ValueError(f"unknown dimension {unknown[0]!r}; choose from {', '.join(DIMENSIONS)}")
     dimensions = tuple(dict.fromkeys(by))  # a repeated dimension adds nothing
-    since, until = _utc(since), _utc(until)
+    since, until = utc_bound(since), utc_bound(until)
     c = requests.c
     per_dimension = [_columns(engine, d) for d in dimensions]
     keys = [col.label(f"g{i}") for i, col in enumerate(x for cols in per_dimension for x in cols)]
@@ -216,7 +210,7 @@ def summed(group: tuple[str | None, ...], rows: Sequence[CostRow]) -> CostRow:
 def daily_costs(engine: Engine, since: datetime, until: datetime) -> list[tuple[date, float]]:
     """Cost per UTC day over [since, until), every day of the range listed (zero when
     nothing was spent); the first and last days count only their part inside the range."""
-    since, until = _utc(since) or since, _utc(until) or until
+    since, until = utc_bound(since) or since, utc_bound(until) or until
     spent = {r.group[0]: r.cost_usd for r in cost_breakdown(engine, ["day"], since, until).rows}
     first, last = since.date(), (until - timedelta(microseconds=1)).date()
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]

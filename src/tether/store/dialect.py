@@ -37,6 +37,13 @@ def utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def utc_bound(moment: datetime | None) -> datetime | None:
+    """A query's time bound in UTC; a bound without a zone is taken as UTC."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def insert_ignoring_duplicates(
     table: Table, bind: Engine | Connection, index_elements: Sequence[str]
 ) -> Insert:
