@@ -16,6 +16,7 @@ A cache is not a record: a file from another schema version is emptied, never mi
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import queue
 import sqlite3
@@ -145,6 +146,7 @@ class LocalBackend:
         """Write what is pending to the file and stop the writer (blocking)."""
         writer, self._writer = self._writer, None
         if writer is not None:
+            atexit.unregister(self.shutdown)
             self._jobs.put(None)
             writer.join(10.0)
 
@@ -173,6 +175,7 @@ class LocalBackend:
                         target=self._run_writer, name="tether-cache-writer", daemon=True
                     )
                     self._writer.start()
+                    atexit.register(self.shutdown)  # a script that never closes keeps its answers
         self._jobs.put(job)
 
     def _run_writer(self) -> None:
