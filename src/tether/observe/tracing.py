@@ -1,0 +1,294 @@
+"""OpenTelemetry spans and metrics of finished requests, in the GenAI semantic conventions.
+
+One span per request, named "{operation} {model}" ("chat bench", "embeddings local-embed"),
+from the request's arrival to its end, with the `gen_ai.*` attributes of an inference span
+(operation, provider, request and response model, token usage, sampling settings, finish
+reasons, `error.type`), the prompt's name and version, and tether's own (`tether.*`: request
+id, cache decision, route). Two histograms, as the conventions define them:
+`gen_ai.client.token.usage` ({token}, by `gen_ai.token.type`) and
+`gen_ai.client.operation.duration` (s).
+
+The providers are the caller's (an application that set up OpenTelemetry passes its own, or
+leaves them out for the global ones), or built here for an exporter: `console`, `otlp`
+(OTLP/HTTP to a collector; the standard OTEL_EXPORTER_OTLP_* variables apply), `memory`
+(tests), `none` (the process's global providers: silent unless the application set them up).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import time
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    InMemoryMetricReader,
+    MetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from tether.costs.accounting import charged
+from tether.errors import TetherError
+from tether.pipeline.context import Context
+
+Exporter = Literal["none", "console", "otlp", "memory"]
+EXPORTERS: tuple[Exporter, ...] = ("none", "console", "otlp", "memory")
+SCOPE = "tether"
+OTHER = "other"  # a requested model no settings entry defines: not a metric attribute value
+# Sampling settings the conventions name, as `gen_ai.request.<name>`.
+REQUEST_PARAMS = ("max_tokens", "temperature", "top_p", "seed", "presence_penalty",
+                  "frequency_penalty")  # fmt: skip
+# The conventions' advised bucket boundaries for the two histograms.
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
+                 16777216, 67108864)  # fmt: skip
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
+                    40.96, 81.92)  # fmt: skip
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("tether")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+
+
+@dataclass
+class Telemetry:
+    """Providers built for an exporter, and what must be flushed when the runtime closes."""
+
+    tracer_provider: trace.TracerProvider | None = None
+    meter_provider: metrics.MeterProvider | None = None
+    spans: InMemorySpanExporter | None = None  # the `memory` exporter's spans
+    reader: InMemoryMetricReader | None = None  # the `memory` exporter's metrics
+    _owned: list[SdkTracerProvider | SdkMeterProvider] = field(default_factory=list)
+
+    def shutdown(self) -> None:
+        """Export what is buffered and stop the exporters' threads."""
+        for provider in self._owned:
+            provider.shutdown()
+        self._owned.clear()
+
+
+def build_telemetry(
+    exporter: Exporter,
+    *,
+    endpoint: str | None = None,
+    service_name: str = "tether",
+    metric_interval_s: float = 60.0,
+) -> Telemetry:
+    """Tracer and meter providers that send to `exporter`. `endpoint`: the OTLP collector's
+    base URL (e.g. http://127.0.0.1:4318); None reads OTEL_EXPORTER_OTLP_ENDPOINT."""
+    if exporter == "none":
+        return Telemetry()
+    resource = Resource.create({"service.name": service_name, "service.version": _version()})
+    span_exporter: SpanExporter
+    reader: MetricReader
+    memory_spans = memory_reader = None
+    if exporter == "memory":  # in order and at once: what tests read back
+        span_exporter = memory_spans = InMemorySpanExporter()
+        reader = memory_reader = InMemoryMetricReader()
+    elif exporter == "console":
+        span_exporter = ConsoleSpanExporter(service_name=service_name)
+        reader = _periodic(ConsoleMetricExporter(), metric_interval_s)
+    elif exporter == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        base = endpoint.rstrip("/") if endpoint else None
+        span_exporter = OTLPSpanExporter(endpoint=f"{base}/v1/traces" if base else None)
+        metric_exporter = OTLPMetricExporter(endpoint=f"{base}/v1/metrics" if base else None)
+        reader = _periodic(metric_exporter, metric_interval_s)
+    else:
+        raise ValueError(f"unknown exporter {exporter!r} (known: {', '.join(EXPORTERS)})")
+    tracer_provider = SdkTracerProvider(resource=resource)
+    # Exporting happens on the processor's thread, never on the request path (memory aside).
+    processor = (
+        SimpleSpanProcessor(span_exporter)
+        if exporter == "memory"
+        else BatchSpanProcessor(span_exporter)
+    )
+    tracer_provider.add_span_processor(processor)
+    meter_provider = SdkMeterProvider(resource=resource, metric_readers=[reader])
+    return Telemetry(
+        tracer_provider,
+        meter_provider,
+        memory_spans,
+        memory_reader,
+        [tracer_provider, meter_provider],
+    )
+
+
+def _periodic(exporter: MetricExporter, interval_s: float) -> PeriodicExportingMetricReader:
+    return PeriodicExportingMetricReader(exporter, export_interval_millis=interval_s * 1000)
+
+
+class Tracing:
+    """A span and the GenAI histograms for every finished request."""
+
+    def __init__(
+        self,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+        *,
+        models: Collection[str] | None = None,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        version = _version()
+        self._tracer = trace.get_tracer(SCOPE, version, tracer_provider)
+        meter = metrics.get_meter(SCOPE, version, meter_provider)
+        self._tokens = meter.create_histogram(
+            "gen_ai.client.token.usage",
+            unit="{token}",
+            description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+        )
+        self._duration = meter.create_histogram(
+            "gen_ai.client.operation.duration",
+            unit="s",
+            description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        # as in tether.observe.metrics: a caller's model name is a metric attribute only when
+        # configured (None: any); span attributes carry it as sent
+        self._models = frozenset(models) if models is not None else None
+        self.telemetry = telemetry
+
+    @classmethod
+    def build(
+        cls,
+        exporter: Exporter,
+        *,
+        models: Collection[str] | None = None,
+        endpoint: str | None = None,
+        service_name: str = "tether",
+    ) -> Tracing:
+        telemetry = build_telemetry(exporter, endpoint=endpoint, service_name=service_name)
+        return cls(
+            telemetry.tracer_provider,
+            telemetry.meter_provider,
+            models=models,
+            telemetry=telemetry,
+        )
+
+    def close(self) -> None:
+        if self.telemetry is not None:
+            self.telemetry.shutdown()
+
+    def observe(self, ctx: Context) -> None:
+        """The span and measurements of one finished request."""
+        now_ns = time.time_ns()
+        elapsed_s = time.perf_counter() - ctx.started
+        ask = ctx.ask
+        operation = "embeddings" if ask.operation == "embed" else "chat"
+        requested = ctx.model or ask.model
+        plan = ctx.plan
+        results = ctx.results
+        provider = plan.provider.kind if plan is not None else None
+        if provider is None and results:
+            provider = results[0].provider  # "cache" or "rule": no provider was called
+        response_model = results[0].model if results else None
+        error = ctx.error
+        error_type = type(error).__name__ if error is not None else None
+
+        common: dict[str, Any] = {"gen_ai.operation.name": operation}
+        if provider:
+            common["gen_ai.provider.name"] = provider
+        if requested:
+            common["gen_ai.request.model"] = requested
+        if response_model:
+            common["gen_ai.response.model"] = response_model
+
+        attributes = dict(common)
+        usage = None
+        if ctx.attempts:
+            usage, cost = charged(tuple(ctx.attempts))
+            attributes["gen_ai.usage.input_tokens"] = usage.input_tokens
+            attributes["gen_ai.usage.output_tokens"] = usage.output_tokens
+            if usage.cached_input_tokens:
+                attributes["gen_ai.usage.cache_read.input_tokens"] = usage.cached_input_tokens
+            attributes["tether.cost_usd"] = cost
+            attributes["tether.attempts"] = len(ctx.attempts)
+        params = ctx.params
+        for name in REQUEST_PARAMS:
+            value = params.get(name)
+            if value is not None:
+                attributes[f"gen_ai.request.{name}"] = value
+        if ask.n != 1:
+            attributes["gen_ai.request.choice.count"] = ask.n
+        if ask.stream:
+            attributes["gen_ai.request.stream"] = True
+        reasons = _finish_reasons(ctx)
+        if reasons:
+            attributes["gen_ai.response.finish_reasons"] = reasons
+        found = ctx.found
+        prompt = ctx.prompt_name if found is not None or ctx.compiled is not None else None
+        if prompt:
+            attributes["gen_ai.prompt.name"] = prompt
+        if found is not None:
+            attributes["gen_ai.prompt.version"] = found.version
+        attributes["tether.request_id"] = ctx.request_id
+        attributes["tether.endpoint"] = ask.endpoint
+        attributes["tether.status"] = ctx.status
+        if ctx.answered_by:
+            attributes["tether.model"] = ctx.answered_by
+        if ask.key is not None:
+            attributes["tether.key.id"] = ask.key.id
+        if ctx.cache is not None:
+            attributes["tether.cache.decision"] = ctx.cache.kind
+        if ctx.route is not None:
+            attributes["tether.route.reason"] = ctx.route.reason
+            attributes["tether.route.policy"] = ctx.route.policy
+        if error_type is not None:
+            attributes["error.type"] = error_type
+
+        name = f"{operation} {requested}" if requested else operation
+        span = self._tracer.start_span(
+            name,
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+            start_time=now_ns - int(elapsed_s * 1e9),
+        )
+        if error is not None:
+            span.set_status(Status(StatusCode.ERROR, _describe(error)))
+        span.end(end_time=now_ns)
+
+        if requested and self._models is not None and requested not in self._models:
+            common["gen_ai.request.model"] = OTHER
+        if usage is not None:
+            self._tokens.record(usage.input_tokens, {**common, "gen_ai.token.type": "input"})
+            self._tokens.record(usage.output_tokens, {**common, "gen_ai.token.type": "output"})
+        if error_type is not None:
+            common["error.type"] = error_type
+        self._duration.record(elapsed_s, common)
+
+
+def _finish_reasons(ctx: Context) -> tuple[str, ...]:
+    """Each choice's last attempt's reason; a failed request's last attempt's."""
+    if ctx.results:
+        return tuple(r.attempts[-1].finish_reason for r in ctx.results if r.attempts)
+    if ctx.attempts:
+        return (ctx.attempts[-1].finish_reason,)
+    return ()
+
+
+def _describe(error: BaseException) -> str:
+    """What a span's status says: a tether error's message (written to be shown, never
+    holding a secret), else only the exception's class."""
+    if isinstance(error, TetherError):
+        return error.message
+    return type(error).__name__

@@ -1,0 +1,193 @@
+"""OpenTelemetry spans and GenAI metrics of finished requests, read back from the SDK's
+in-memory exporter and reader."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from tether import Client, FakeProvider, Settings
+from tether.cache.config import CacheSettings
+from tether.messages import Message
+from tether.observe.metrics import known_models
+from tether.observe.tracing import Tracing
+from tether.pipeline.context import Ask, Context
+from tether.prompts.loader import parse_spec
+from tether.server.keys import ApiKey
+
+SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+SPEC = """
+name: greet
+version: 2.0.1
+model: fake
+params: {max_tokens: 40, temperature: 0.3}
+messages:
+  - {role: user, content: "Say hello to {{ who }}"}
+"""
+
+
+@dataclass
+class Otel:
+    tracing: Tracing
+    spans: InMemorySpanExporter
+    reader: InMemoryMetricReader
+
+    def finished(self) -> list[ReadableSpan]:
+        return list(self.spans.get_finished_spans())
+
+    def points(self, name: str) -> list[HistogramDataPoint]:
+        data = self.reader.get_metrics_data()
+        assert data is not None
+        found: list[HistogramDataPoint] = []
+        for resource in data.resource_metrics:
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    if metric.name == name:
+                        found += [p for p in metric.data.data_points
+                                  if isinstance(p, HistogramDataPoint)]  # fmt: skip
+        return found
+
+
+@pytest.fixture
+def otel(settings: Settings) -> Iterator[Otel]:
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    tracing = Tracing(tracer_provider, meter_provider, models=known_models(settings))
+    yield Otel(tracing, spans, reader)
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
+
+
+def _key(ident: str) -> ApiKey:
+    return ApiKey(ident, ident, "tk-", (), (), None, None, None, datetime.now(UTC), None)
+
+
+def _run(client: Client, tracing: Tracing, ask: Ask) -> Context:
+    ctx = Context(ask)
+    try:
+        asyncio.run(client.runtime.pipeline.run(ctx))
+    except Exception:
+        assert ctx.error is not None
+    tracing.observe(ctx)
+    return ctx
+
+
+def _chat(text: str, **fields: Any) -> Ask:
+    return Ask("chat.completions", messages=(Message("user", text),), **fields)
+
+
+def test_a_chat_request_is_one_span_in_the_genai_conventions(
+    settings: Settings, otel: Otel
+) -> None:
+    before = time.time_ns()
+    with Client(settings, providers={"fake": FakeProvider(respond=lambda c: "two words")}) as c:
+        ctx = _run(c, otel.tracing, _chat("one two three", key=_key("key_a"), params={"seed": 7}))
+    (span,) = otel.finished()
+    assert span.name == "chat fake"
+    assert span.kind is SpanKind.CLIENT
+    assert span.status.status_code is StatusCode.UNSET
+    attributes = dict(span.attributes or {})
+    assert attributes["gen_ai.operation.name"] == "chat"
+    assert attributes["gen_ai.provider.name"] == "fake"
+    assert attributes["gen_ai.request.model"] == "fake"
+    assert attributes["gen_ai.response.model"] == "fake-model"
+    assert attributes["gen_ai.usage.input_tokens"] == 3
+    assert attributes["gen_ai.usage.output_tokens"] == 2
+    assert attributes["gen_ai.request.seed"] == 7
+    assert attributes["gen_ai.response.finish_reasons"] == ("stop",)
+    assert attributes["tether.request_id"] == ctx.request_id
+    assert attributes["tether.key.id"] == "key_a"
+    assert "error.type" not in attributes
+    assert "gen_ai.prompt.name" not in attributes
+    # the span covers the request from its arrival, not just the moment it was recorded
+    assert span.start_time is not None
+    assert span.end_time is not None
+    assert before - 5_000_000 <= span.start_time < span.end_time <= time.time_ns()
+
+
+def test_prompt_name_version_and_sampling_settings(settings: Settings, otel: Otel) -> None:
+    with Client(settings, providers={"fake": FakeProvider(respond=lambda c: "hello")}) as c:
+        loaded = parse_spec(SPEC, source_name="greet.yaml")
+        c.registry.push(loaded.spec, source=loaded.source, author="test", message="")
+        _run(c, otel.tracing, Ask("prompts.run", prompt="greet", inputs={"who": "Ada"}))
+    (span,) = otel.finished()
+    attributes = dict(span.attributes or {})
+    assert attributes["gen_ai.prompt.name"] == "greet"
+    assert attributes["gen_ai.prompt.version"] == "2.0.1"
+    assert attributes["gen_ai.request.max_tokens"] == 40
+    assert attributes["gen_ai.request.temperature"] == 0.3
+
+
+def test_a_failure_sets_error_type_and_the_span_status(settings: Settings, otel: Otel) -> None:
+    with Client(settings, providers={"fake": FakeProvider(["no", "still no"])}) as client:
+        ctx = _run(client, otel.tracing, _chat("x", contract=client.contract(SCHEMA)))
+        _run(client, otel.tracing, _chat("y", model="not-configured"))
+    failed, unknown = otel.finished()
+    assert ctx.error is not None
+    error_type = type(ctx.error).__name__
+    assert failed.attributes is not None
+    assert failed.attributes["error.type"] == error_type
+    assert failed.attributes["gen_ai.response.finish_reasons"] == ("error",)
+    assert failed.status.status_code is StatusCode.ERROR
+    assert unknown.name == "chat not-configured"  # the span says what was asked
+    durations = otel.points("gen_ai.client.operation.duration")
+    by_error = {p.attributes.get("error.type"): p for p in durations if p.attributes}
+    assert by_error[error_type].count == 1
+    # ... the metric's attributes stay bounded
+    assert {p.attributes.get("gen_ai.request.model") for p in durations if p.attributes} == {
+        "fake",
+        "other",
+    }
+
+
+def test_token_usage_and_duration_histograms(settings: Settings, otel: Otel) -> None:
+    with Client(settings, providers={"fake": FakeProvider(respond=lambda c: "a b")}) as c:
+        for _ in range(3):
+            _run(c, otel.tracing, _chat("one two three four"))
+    tokens = otel.points("gen_ai.client.token.usage")
+    by_type = {p.attributes["gen_ai.token.type"]: p for p in tokens if p.attributes}
+    assert by_type["input"].count == 3
+    assert by_type["input"].sum == 12
+    assert by_type["output"].sum == 6
+    assert by_type["input"].attributes == {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "fake",
+        "gen_ai.request.model": "fake",
+        "gen_ai.response.model": "fake-model",
+        "gen_ai.token.type": "input",
+    }
+    (duration,) = otel.points("gen_ai.client.operation.duration")
+    assert duration.count == 3
+    assert 0 < duration.sum < 10
+
+
+def test_a_cache_hit_names_its_decision_and_reports_no_tokens(settings: Settings) -> None:
+    cached = settings.model_copy(update={"cache": CacheSettings(mode="exact")})
+    tracing = Tracing.build("memory", models=known_models(cached))
+    telemetry = tracing.telemetry
+    assert telemetry is not None
+    assert telemetry.spans is not None
+    with Client(cached, providers={"fake": FakeProvider(respond=lambda c: "x")}) as c:
+        _run(c, tracing, _chat("same question"))
+        _run(c, tracing, _chat("same question"))
+    miss, hit = (dict(s.attributes or {}) for s in telemetry.spans.get_finished_spans())
+    assert (miss["tether.cache.decision"], hit["tether.cache.decision"]) == ("miss", "exact")
+    assert "gen_ai.usage.input_tokens" in miss
+    assert "gen_ai.usage.input_tokens" not in hit
+    assert hit["gen_ai.provider.name"] == "cache"
+    tracing.close()
