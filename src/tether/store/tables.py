@@ -188,3 +188,38 @@ cache_grades = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_cache_grades_prompt", "prompt", "created_at"),
 )
+
+# Migration 7: per-request signals (observe/signals.py), one row per signal, read as a series
+# per prompt version and signal name; and the alerts raised on them (delivered: JSON of sink
+# -> outcome).
+request_signals = Table(
+    "request_signals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("request_id", NulSafeString(40), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("prompt", NulSafeText),  # NULL: calls without a registered prompt
+    Column("version", NulSafeText),
+    Column("model", NulSafeText),  # the model that answered
+    Column("key_id", NulSafeText),
+    Column("name", NulSafeText, nullable=False),
+    Column("value", Float),
+    Column("label", NulSafeText),  # a categorical signal's value (enum fields)
+    Index("ix_request_signals_series", "prompt", "version", "name", "at"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("rule", NulSafeText, nullable=False),
+    Column("prompt", NulSafeText),
+    Column("version", NulSafeText),
+    Column("signal", NulSafeText, nullable=False),
+    Column("value", Float),
+    Column("threshold", Float),
+    Column("message", NulSafeText, nullable=False),
+    Column("delivered", NulSafeText, nullable=False),
+    Index("ix_alerts_at", "at"),
+)

@@ -34,6 +34,7 @@ from tether.store.migrations import (
     m004_limits,
     m005_request_route,
     m006_cache,
+    m007_signals,
 )
 
 Migration = tuple[int, str, Callable[[Connection], None]]
@@ -45,6 +46,7 @@ MIGRATIONS: list[Migration] = [
     (4, m004_limits.NAME, m004_limits.apply),
     (5, m005_request_route.NAME, m005_request_route.apply),
     (6, m006_cache.NAME, m006_cache.apply),
+    (7, m007_signals.NAME, m007_signals.apply),
 ]
 
 _metadata = MetaData()
