@@ -20,11 +20,15 @@ from sqlalchemy import Engine
 from tether.cache.cache import ResponseCache
 from tether.cache.grades import GradeStore
 from tether.costs.limits import LimitStore, open_limit_store
+from tether.observe.config import NO_EMBEDDER
+from tether.observe.detectors import EvasiveDetector, shared_embedder
 from tether.observe.request_log import RequestLog
+from tether.observe.signal_worker import SignalListener, SignalObserver, SignalWorker
 from tether.pipeline.build import build_pipeline
 from tether.pipeline.chain import Pipeline
 from tether.pipeline.context import Context
 from tether.pipeline.planning import Planner
+from tether.pipeline.stages.record import Observer
 from tether.prompts.registry import Registry
 from tether.providers.base import Provider
 from tether.providers.pool import ProviderPool
@@ -32,6 +36,7 @@ from tether.routing.circuit import CircuitBreakers
 from tether.settings import Settings
 from tether.store.cache_grades import DatabaseGradeStore
 from tether.store.engine import open_database
+from tether.store.signals import add_signals
 
 T = TypeVar("T")
 
@@ -58,6 +63,13 @@ class Runtime:
         self.limits: LimitStore = open_limit_store(settings.limits, lambda: self.engine)
         self._registry: Registry | None = None
         self._log: RequestLog | None = None
+        self._signals: SignalWorker | None = None
+        # Listeners of every request's signals (alerts): kept by the worker when it starts.
+        self.signal_listeners: list[SignalListener] = []
+        # What sees each finished request after its row is queued (record stage).
+        self.observers: list[Observer] = []
+        if settings.observe.signals:
+            self.observers.append(SignalObserver(lambda: self._signals))
         self._portal: BlockingPortal | None = None
         self._portal_exit = ExitStack()
         self.cache: ResponseCache = ResponseCache.from_settings(
@@ -112,7 +124,29 @@ class Runtime:
                 log.start()
                 self._log = log
                 atexit.register(log.close)  # a script that never closes its client loses no row
+                if self.settings.observe.signals and self._signals is None:
+                    self._signals = self._signal_worker(engine)
             return self._log
+
+    @property
+    def signal_worker(self) -> SignalWorker | None:
+        """The signal worker, once the request log is open (None: signals off or not yet)."""
+        return self._signals
+
+    def _signal_worker(self, engine: Engine) -> SignalWorker:
+        observe = self.settings.observe
+        kind = observe.evasive_embedder
+        embedder = shared_embedder(kind) if kind != NO_EMBEDDER else None
+        worker = SignalWorker(
+            lambda rows: add_signals(engine, rows),
+            listeners=self.signal_listeners,
+            detector=EvasiveDetector(embedder),
+            diversity_window=observe.diversity_window,
+            queue_size=observe.signal_queue,
+        )
+        worker.start()
+        atexit.register(worker.close)
+        return worker
 
     # -- running the pipeline from sync code ------------------------------------------------
 
@@ -135,9 +169,13 @@ class Runtime:
     def close(self) -> None:
         with self._lock:
             log, self._log = self._log, None
+            signals, self._signals = self._signals, None
         if log is not None:
             log.close()
             atexit.unregister(log.close)
+        if signals is not None:
+            signals.close()
+            atexit.unregister(signals.close)
         if self._portal is not None:
             self._portal.call(self.limits.close)
             self._portal.call(self.cache.close)

@@ -27,6 +27,7 @@ from pydantic import (
 from tether.cache.config import CacheSettings
 from tether.costs.limits.config import LimitSettings, PromptBudgets
 from tether.errors import ConfigError
+from tether.observe.config import ObserveSettings
 from tether.routing.config import RouterSettings
 
 CONFIG_ENV = "TETHER_CONFIG"
@@ -265,6 +266,9 @@ class Settings(_Strict):
     calls: CallSettings = CallSettings()
     cache: CacheSettings = Field(
         default_factory=CacheSettings, description="the response cache (exact and semantic)"
+    )
+    observe: ObserveSettings = Field(
+        default_factory=ObserveSettings, description="per-request signals, off the response path"
     )
     source: str = Field(default="defaults", exclude=True)
 

@@ -78,7 +78,7 @@ STAGES: dict[str, Callable[[_Built], Stage]] = {
     "admit": _admit,
     "call": _call,
     "cache": lambda built: Cache(built.runtime.cache),
-    "record": lambda built: Record(built.runtime),
+    "record": lambda built: Record(built.runtime, built.runtime.observers),
     "settle": lambda built: Settle(built.runtime.limits),
 }
 # Built in this order (a stage's factory may use those before it), run in REQUEST_PATH order.

@@ -1,0 +1,46 @@
+"""Settings for observing requests off the response path (read by tether.settings).
+
+```toml
+[observe]
+signals = true             # per-request signals, stored for drift and alerts
+diversity_window = 100     # answers per prompt version that lexical diversity is measured over
+signal_queue = 10000       # requests waiting for the signal worker; beyond it they are dropped
+evasive_embedder = "minilm"  # embedder comparing answers with generic ones; "none": patterns only
+```
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tether.cache.embedders.registry import EMBEDDER_KINDS
+
+NO_EMBEDDER = "none"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ObserveSettings(_Strict):
+    signals: bool = Field(
+        default=True, description="compute and store per-request signals (needs the request log)"
+    )
+    diversity_window: int = Field(
+        default=100, ge=2, le=10_000, description="answers per prompt version in the window"
+    )
+    signal_queue: int = Field(
+        default=10_000, ge=1, description="requests queued for the signal worker at most"
+    )
+    evasive_embedder: str = Field(
+        default="minilm",
+        description='embedder for the evasive score\'s similarity part; "none": patterns only',
+    )
+
+    @field_validator("evasive_embedder")
+    @classmethod
+    def _known_embedder(cls, value: str) -> str:
+        if value != NO_EMBEDDER and value not in EMBEDDER_KINDS:
+            known = ", ".join([*sorted(EMBEDDER_KINDS), NO_EMBEDDER])
+            raise ValueError(f"unknown embedder {value!r} (known: {known})")
+        return value

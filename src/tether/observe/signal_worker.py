@@ -1,0 +1,227 @@
+"""The signal worker: per-request signals computed and stored off the response path.
+
+The record stage's `SignalObserver` hands each finished request to `submit`, which only
+appends to a bounded queue (a full queue drops the request and counts it: signals never slow
+or fail a request). A daemon thread computes the signals (compute_signals, the evasive score,
+lexical diversity per prompt version), calls the registered listeners, and writes the rows in
+batches. A failed write is retried a few times, then the batch is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from tether.observe.detectors import DiversityTracker, EvasiveDetector
+from tether.observe.signals import Signal, SignalInput, compute_signals, signal_input
+from tether.pipeline.context import Context
+from tether.store.signals import SignalRow
+
+log = logging.getLogger("tether.signals")
+
+SignalListener = Callable[[SignalInput, list[Signal]], None]
+SignalWriter = Callable[[Sequence[SignalRow]], None]
+
+
+class SignalWorker:
+    """`listeners` is kept as given (not copied): listeners appended to it later are called."""
+
+    def __init__(
+        self,
+        write: SignalWriter,
+        *,
+        listeners: list[SignalListener] | None = None,
+        detector: EvasiveDetector | None = None,
+        diversity_window: int = 100,
+        queue_size: int = 10_000,
+        batch_size: int = 256,
+        retries: int = 3,
+        retry_wait_s: float = 0.5,
+    ) -> None:
+        if queue_size < 1 or batch_size < 1 or retries < 0:
+            raise ValueError("queue_size and batch_size must be at least 1, retries at least 0")
+        self._write = write
+        self.listeners: list[SignalListener] = listeners if listeners is not None else []
+        self._detector = detector if detector is not None else EvasiveDetector()
+        self._diversity = DiversityTracker(diversity_window)
+        self._queue: deque[SignalInput] = deque()
+        self._queue_size = queue_size
+        self._batch_size = batch_size
+        self._retries = retries
+        self._retry_wait_s = retry_wait_s
+        self._cv = threading.Condition()
+        self._busy = False
+        self._stopping = threading.Event()
+        self.dropped = 0  # requests refused because the queue was full
+        self.written = 0  # rows stored
+        self.lost = 0  # rows dropped after their write failed every retry
+        self._thread = threading.Thread(target=self._run, name="tether-signals", daemon=True)
+
+    def add_listener(self, listener: SignalListener) -> None:
+        self.listeners.append(listener)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, item: SignalInput) -> bool:
+        """Queue one request's input; never blocks. False (and counted) when the queue is full
+        or the worker is closed."""
+        with self._cv:
+            if len(self._queue) >= self._queue_size or self._stopping.is_set():
+                self.dropped += 1
+                return False
+            self._queue.append(item)
+            self._cv.notify()
+        return True
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "pending": self.pending,
+            "dropped": self.dropped,
+            "written": self.written,
+            "lost": self.lost,
+        }
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far is written (or given up); False on timeout."""
+        with self._cv:
+            return self._cv.wait_for(lambda: not self._queue and not self._busy, timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Finish what is queued, then stop the thread."""
+        with self._cv:
+            self._stopping.set()
+            self._cv.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("signal worker: %d requests not written at close", self.pending)
+
+    # -- the thread ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
+            try:
+                rows = [row for item in batch for row in self._process(item)]
+                self._store(rows)
+            finally:
+                with self._cv:
+                    self._busy = False
+                    self._cv.notify_all()
+
+    def _take(self) -> list[SignalInput] | None:
+        with self._cv:
+            self._cv.wait_for(lambda: bool(self._queue) or self._stopping.is_set())
+            if not self._queue:
+                return None
+            count = min(len(self._queue), self._batch_size)
+            batch = [self._queue.popleft() for _ in range(count)]
+            self._busy = True
+            return batch
+
+    def _process(self, item: SignalInput) -> list[SignalRow]:
+        try:
+            signals = self.signals(item)
+        except Exception:
+            log.exception("signal worker: cannot compute the signals of %s", item.request_id)
+            return []
+        for listener in tuple(self.listeners):
+            try:
+                listener(item, signals)
+            except Exception:
+                log.exception("signal listener %r failed on %s", listener, item.request_id)
+        return [_row(item, signal) for signal in signals]
+
+    def signals(self, item: SignalInput) -> list[Signal]:
+        """Every signal of one request; the diversity window moves on by this answer."""
+        out = compute_signals(item)
+        free = item.free_text
+        if free is not None:
+            out.append(Signal("evasive", self._detector.score(free)))
+        text = answer_text(item)
+        if text is not None:
+            found = self._diversity.add(item.prompt, item.version, text)
+            for name, value in (
+                ("distinct_1", found.distinct_1),
+                ("distinct_2", found.distinct_2),
+                ("type_token_ratio", found.type_token_ratio),
+            ):
+                if value is not None:
+                    out.append(Signal(name, round(value, 6)))
+        return out
+
+    def _store(self, rows: list[SignalRow]) -> None:
+        if not rows:
+            return
+        for attempt in range(self._retries + 1):
+            try:
+                self._write(rows)
+            except Exception as exc:
+                if attempt == self._retries:
+                    self.lost += len(rows)
+                    log.error(
+                        "signal worker: %d rows dropped, the write failed: %s", len(rows), exc
+                    )
+                    return
+                log.warning("signal worker: write failed (%s); retrying", exc)
+                # a closing worker still retries, without waiting
+                self._stopping.wait(self._retry_wait_s * 2**attempt)
+            else:
+                self.written += len(rows)
+                return
+
+
+def answer_text(item: SignalInput) -> str | None:
+    """The words of an answered request: free text as is, structured output's string values."""
+    if not item.answered or item.output is None:
+        return None
+    if isinstance(item.output, str):
+        return item.output
+    parts = list(_strings(item.output))
+    return " ".join(parts) if parts else None
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _row(item: SignalInput, signal: Signal) -> SignalRow:
+    return SignalRow(
+        request_id=item.request_id,
+        at=item.at,
+        prompt=item.prompt,
+        version=item.version,
+        model=item.model,
+        key_id=item.key_id,
+        name=signal.name,
+        value=signal.value,
+        label=signal.label,
+    )
+
+
+class SignalObserver:
+    """The record stage's observer that feeds the signal worker. `worker` returns the worker,
+    or None while there is none (requests not logged, signals off)."""
+
+    def __init__(self, worker: Callable[[], SignalWorker | None]) -> None:
+        self._worker = worker
+
+    def observe(self, ctx: Context) -> None:
+        worker = self._worker()
+        if worker is not None:
+            worker.submit(signal_input(ctx))
