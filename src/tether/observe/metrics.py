@@ -21,7 +21,6 @@ from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from tether.costs.accounting import charged
 from tether.errors import ContractViolation
@@ -32,7 +31,8 @@ from tether.routing.config import ROUTER_PREFIX, router_name
 if TYPE_CHECKING:
     from tether.settings import Settings
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+# The classic text format, read by every Prometheus version (the names here need no escaping).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OTHER = "other"  # a model name no settings entry defines (a typo, a probe)
 # Seconds: gateway-only answers (cache hits, refusals) in the first buckets, model calls after.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -137,7 +137,7 @@ class Metrics:
         return CONTENT_TYPE
 
     def render(self) -> bytes:
-        """Every metric in the Prometheus text format (version 0.0.4)."""
+        """Every metric in the Prometheus text format."""
         return generate_latest(self.registry)
 
     def _model(self, name: str | None) -> str:

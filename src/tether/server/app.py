@@ -12,7 +12,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tether.client import Client
 from tether.errors import TetherError
-from tether.server import admin_routes, cache_routes, health, native_routes, openai_routes
+from tether.server import (
+    admin_routes,
+    cache_routes,
+    health,
+    metrics_route,
+    native_routes,
+    openai_routes,
+)
 from tether.server.api_docs import with_components
 from tether.server.auth import AdminAuth, TrustedHosts, trusted_hosts
 from tether.server.dashboard import routes as dashboard_routes
@@ -54,4 +61,5 @@ def create_app(settings: Settings | None = None, *, client: Client | None = None
     for module in (openai_routes, native_routes, admin_routes, health, dashboard_routes):
         app.include_router(module.router)
     app.include_router(cache_routes.router)
+    app.include_router(metrics_route.router)
     return app
