@@ -50,7 +50,8 @@ def test_a_series_is_oldest_first_within_its_bounds(engine: Engine) -> None:
 
     points = signal_series(engine, prompt="qa", version="v1", name="latency_ms")
     assert [p.value for p in points] == [0.0, 1.0, 2.0, 3.0]
-    assert points[0].at == T0 and points[0].at.tzinfo is not None
+    assert points[0].at == T0
+    assert points[0].at.tzinfo is not None
 
     bounded = signal_series(
         engine,

@@ -1,0 +1,192 @@
+"""The signal worker: rows written in batches, listeners called, a full queue dropping (and
+counting) rather than blocking, failed writes retried and then given up; and signals found in
+the database after a real client call."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import create_engine, select
+
+from tests.observe.test_signals import REFUSAL, make_input
+from tether import Client, FakeProvider, Settings
+from tether.observe.config import ObserveSettings
+from tether.observe.signal_worker import SignalWorker
+from tether.observe.signals import Signal, SignalInput
+from tether.store.signals import SignalRow, prompt_versions, signal_names, signal_series
+from tether.store.tables import request_signals
+
+
+class Rows:
+    def __init__(self) -> None:
+        self.batches: list[list[SignalRow]] = []
+
+    def __call__(self, rows: Sequence[SignalRow]) -> None:
+        self.batches.append(list(rows))
+
+    @property
+    def rows(self) -> list[SignalRow]:
+        return [row for batch in self.batches for row in batch]
+
+
+def test_the_worker_writes_rows_and_calls_listeners() -> None:
+    written = Rows()
+    seen: list[tuple[str, list[Signal]]] = []
+    worker = SignalWorker(written, diversity_window=10)
+    worker.add_listener(lambda item, signals: seen.append((item.request_id, signals)))
+
+    def failing(item: SignalInput, signals: list[Signal]) -> None:
+        raise RuntimeError("listener bug")
+
+    worker.add_listener(failing)  # a failing listener harms nothing
+    worker.start()
+    try:
+        for i in range(3):
+            assert worker.submit(make_input(request_id=f"req_{i}", output=REFUSAL, text=REFUSAL))
+        assert worker.flush(10)
+    finally:
+        worker.close()
+    assert [request_id for request_id, _ in seen] == ["req_0", "req_1", "req_2"]
+    names = {row.name for row in written.rows if row.request_id == "req_2"}
+    assert {"latency_ms", "evasive", "distinct_1", "distinct_2", "type_token_ratio"} <= names
+    evasive = [r.value for r in written.rows if r.name == "evasive"]
+    assert evasive == [1.0, 1.0, 1.0]
+    distinct = [r.value for r in written.rows if r.name == "distinct_1"]
+    assert distinct[0] is not None
+    assert distinct[2] is not None
+    assert distinct[2] < distinct[0]
+    assert worker.stats() == {"pending": 0, "dropped": 0, "written": len(written.rows), "lost": 0}
+
+
+def test_a_full_queue_drops_and_counts() -> None:
+    release = threading.Event()
+
+    def slow(rows: Sequence[SignalRow]) -> None:
+        release.wait(10)
+
+    worker = SignalWorker(slow, queue_size=2)
+    worker.start()
+    try:
+        accepted = [worker.submit(make_input(request_id=f"req_{i}")) for i in range(10)]
+        # the worker may have taken the first before the rest came: 2 or 3 accepted
+        assert accepted.count(True) in (2, 3)
+        assert worker.dropped == accepted.count(False)
+    finally:
+        release.set()
+        worker.close()
+    assert not worker.submit(make_input())  # closed: refused, counted
+    assert worker.dropped == accepted.count(False) + 1
+
+
+def test_failed_writes_are_retried_then_given_up() -> None:
+    calls: list[int] = []
+
+    def flaky(rows: Sequence[SignalRow]) -> None:
+        calls.append(len(rows))
+        if len(calls) < 3:
+            raise OSError("database down")
+
+    worker = SignalWorker(flaky, retries=2, retry_wait_s=0.001)
+    worker.start()
+    worker.submit(make_input())
+    assert worker.flush(10)
+    assert len(calls) == 3
+    assert worker.lost == 0
+    assert worker.written == calls[-1]
+
+    def down(rows: Sequence[SignalRow]) -> None:
+        raise OSError("database down")
+
+    broken = SignalWorker(down, retries=1, retry_wait_s=0.001)
+    broken.start()
+    broken.submit(make_input())
+    assert broken.flush(10)
+    broken.close()
+    worker.close()
+    assert broken.lost > 0
+    assert broken.written == 0
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "sentiment": {"enum": ["positive", "negative"]},
+        "confidence": {"type": "number"},
+    },
+    "required": ["sentiment", "confidence"],
+}
+
+
+def _settings(settings: Settings, **observe: Any) -> Settings:
+    # the fake embedder keeps the end-to-end tests free of the model
+    fields: dict[str, Any] = {"evasive_embedder": "fake", **observe}
+    return settings.model_copy(update={"observe": ObserveSettings(**fields)})
+
+
+def test_signals_of_client_calls_are_in_the_database(settings: Settings) -> None:
+    settings = _settings(settings)
+    fake = FakeProvider(['{"sentiment": "negative", "confidence": 0.75}'])
+    received: list[SignalInput] = []
+    with Client(settings, providers={"fake": fake}) as client:
+        client.runtime.signal_listeners.append(lambda item, signals: received.append(item))
+        result = client.generate("How was it?", contract=SCHEMA)
+        assert result.output == {"sentiment": "negative", "confidence": 0.75}
+    engine = create_engine(settings.database)
+    try:
+        assert prompt_versions(engine) == [(None, None)]
+        names = signal_names(engine, None, None)
+        assert {"latency_ms", "cost_usd", "valid", "confidence", "enum:sentiment"} <= set(names)
+        assert "evasive" not in names  # a structured answer
+        (confidence,) = signal_series(engine, prompt=None, version=None, name="confidence")
+        assert confidence.value == 0.75
+        (label,) = signal_series(engine, prompt=None, version=None, name="enum:sentiment")
+        assert label.label == "negative"
+        with engine.connect() as conn:
+            row = conn.execute(select(request_signals).limit(1)).one()
+        assert row.request_id == received[0].request_id
+        assert row.model == "fake"
+    finally:
+        engine.dispose()
+
+
+def test_free_text_calls_get_an_evasive_score(settings: Settings) -> None:
+    settings = _settings(settings)
+    with Client(settings, providers={"fake": FakeProvider([REFUSAL])}) as client:
+        client.generate("Tell me a secret")
+    engine = create_engine(settings.database)
+    try:
+        (evasive,) = signal_series(engine, prompt=None, version=None, name="evasive")
+        assert evasive.value == 1.0
+    finally:
+        engine.dispose()
+
+
+def test_no_signals_when_turned_off(settings: Settings) -> None:
+    settings = _settings(settings, signals=False)
+    with Client(settings, providers={"fake": FakeProvider(["hello"])}) as client:
+        client.generate("hi")
+        assert client.runtime.signal_worker is None
+    engine = create_engine(settings.database)
+    try:
+        assert prompt_versions(engine) == []
+    finally:
+        engine.dispose()
+
+
+def test_observers_see_requests_that_are_not_logged(settings: Settings) -> None:
+    seen: list[str] = []
+
+    class Seen:
+        def observe(self, ctx: Any) -> None:
+            seen.append(ctx.request_id)
+
+    unlogged = settings.model_copy(
+        update={"calls": settings.calls.model_copy(update={"record_requests": False})}
+    )
+    with Client(unlogged, providers={"fake": FakeProvider(["hello"])}) as client:
+        client.runtime.observers.append(Seen())
+        client.generate("hi")
+        assert client.runtime.signal_worker is None  # no log, no signals
+    assert len(seen) == 1
