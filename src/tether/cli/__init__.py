@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from tether.cli import cache, costs, generate, keys, models, prompt_tests, prompts, route, serve
+from tether.cli import (
+    cache,
+    costs,
+    drift,
+    generate,
+    keys,
+    models,
+    prompt_tests,
+    prompts,
+    route,
+    serve,
+)
 
 app = typer.Typer(
     name="tether",
@@ -22,6 +33,7 @@ serve.register(app)
 costs.register(app)
 route.register(app)
 cache.register(app)
+drift.register(app)
 
 
 def main() -> None:

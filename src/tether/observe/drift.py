@@ -13,13 +13,15 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from sqlalchemy import Engine
 
 from tether.observe.alert_rules import DriftThresholds
+from tether.store.signals import signal_names, signal_series
 
 # How each statistic is compared with its threshold: p-values drift when small, the rest when
 # large.
@@ -265,6 +267,8 @@ class DriftReport:
     baseline: tuple[datetime | None, datetime | None]  # first and last point's time
     recent: tuple[datetime | None, datetime | None]
     results: list[DriftResult]
+    # each signal's two windows, for plots (not part of the JSON)
+    samples: dict[str, tuple[Sample, Sample]] = field(default_factory=dict, repr=False)
 
     @property
     def drifted(self) -> list[DriftResult]:
@@ -319,3 +323,54 @@ def numeric_bins(
         return {f"bin{int(k)}": int(v) for k, v in zip(bins, sizes, strict=True)}
 
     return counts(baseline), counts(recent)
+
+
+# -- windows read from the store ----------------------------------------------------------------
+
+
+MAX_POINTS = 50_000  # per signal and window
+
+
+def drift_report(
+    engine: Engine,
+    prompt: str,
+    version: str | None,
+    *,
+    now: datetime,
+    recent: int | timedelta,
+    baseline: int | timedelta,
+    thresholds: DriftThresholds,
+) -> DriftReport:
+    """Every stored signal of one prompt version, its recent window against the baseline
+    window just before it. A window is a time span ending at `now` (timedelta) or the latest
+    N values (int) of each signal."""
+    results: list[DriftResult] = []
+    samples: dict[str, tuple[Sample, Sample]] = {}
+    recent_times: list[datetime] = []
+    baseline_times: list[datetime] = []
+    for name in signal_names(engine, prompt, version):
+        if isinstance(recent, timedelta):
+            start = now - recent
+            new = signal_series(engine, prompt=prompt, version=version, name=name, since=start,
+                                until=now, limit=MAX_POINTS)  # fmt: skip
+        else:
+            new = signal_series(engine, prompt=prompt, version=version, name=name, until=now,
+                                limit=recent)  # fmt: skip
+            start = new[0].at if new else now
+        if isinstance(baseline, timedelta):
+            old = signal_series(engine, prompt=prompt, version=version, name=name,
+                                since=start - baseline, until=start, limit=MAX_POINTS)  # fmt: skip
+        else:
+            old = signal_series(engine, prompt=prompt, version=version, name=name, until=start,
+                                limit=baseline)  # fmt: skip
+        pair = Sample.of(old), Sample.of(new)
+        samples[name] = pair
+        results.extend(compare_signal(name, *pair, thresholds))
+        recent_times += [p.at for p in new]
+        baseline_times += [p.at for p in old]
+    return DriftReport(prompt, version, _span(baseline_times), _span(recent_times), results,
+                       samples)  # fmt: skip
+
+
+def _span(times: list[datetime]) -> tuple[datetime | None, datetime | None]:
+    return (min(times), max(times)) if times else (None, None)
