@@ -258,3 +258,36 @@ def test_rules_are_checked_when_loaded() -> None:
     with pytest.raises(ValueError, match="http"):
         AlertSettings.model_validate({"sinks": [{"kind": "webhook", "name": "w",
                                                  "url": "file:///etc/passwd"}]})  # fmt: skip
+
+
+def test_the_signal_worker_feeds_the_rules(engine: Engine) -> None:
+    from tether.observe.signal_worker import SignalWorker
+    from tether.store.signals import add_signals as store
+
+    schema = {"type": "object", "properties": {"sentiment": {"enum": ["positive", "negative"]}}}
+    rng = np.random.default_rng(4)
+    alerts = AlertEngine(engine, AlertSettings(rules=[drift_rule(window_requests=100)]))
+    worker = SignalWorker(lambda rows: store(engine, rows), listeners=[alerts])
+    worker.start()
+    try:
+        values = labels(rng, 0.8, 500) + labels(rng, 0.4, 100)
+        for i, label in enumerate(values):
+            inp = request(i)
+            worker.submit(SignalInput(**{**inp.__dict__, "output": {"sentiment": label},
+                                         "schema": schema}))  # fmt: skip
+        assert worker.flush(timeout=60)
+    finally:
+        worker.close()
+        alerts.close()
+    (alert,) = recent_alerts(engine)
+    assert alert.signal == "drift:enum:sentiment"
+    assert alert.at == request(599).at  # the end of the first shifted window
+
+
+def test_the_schedule_is_idle_without_time_window_rules(engine: Engine) -> None:
+    import asyncio
+
+    from tether.observe.alerts import drift_check_loop
+
+    # request-window rules are checked as signals arrive: nothing to schedule
+    asyncio.run(asyncio.wait_for(drift_check_loop(engine, AlertSettings(rules=[drift_rule()])), 5))

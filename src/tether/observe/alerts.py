@@ -206,7 +206,8 @@ class AlertEngine:
     ) -> None:
         self.settings = settings
         # Time-window drift rules are read from the store by run_drift_checks instead.
-        self.rules = [r for r in settings.rules if not (r.is_drift and r.window_s is not None)]
+        scheduled = scheduled_rules(settings)
+        self.rules = [r for r in settings.rules if r not in scheduled]
         self.alerter = Alerter(
             engine, sinks if sinks is not None else build_sinks(settings), background=background
         )
@@ -300,6 +301,11 @@ def _new_series(rule: AlertRule) -> _Series:
 # -- scheduled drift checks ---------------------------------------------------------------------
 
 
+def scheduled_rules(settings: AlertSettings) -> list[AlertRule]:
+    """The rules `run_drift_checks` reads from the store: drift rules over seconds."""
+    return [r for r in settings.rules if r.is_drift and r.window_s is not None]
+
+
 def run_drift_checks(
     engine: Engine,
     settings: AlertSettings,
@@ -310,7 +316,7 @@ def run_drift_checks(
     """Check every drift rule with a window in seconds: for each prompt version with signals
     in the recent window [now - window_s, now), compare it with the baseline window before
     it. Blocking (database, webhooks): call it in a worker thread. Returns the alerts raised."""
-    rules = [r for r in settings.rules if r.is_drift and r.window_s is not None]
+    rules = scheduled_rules(settings)
     if not rules:
         return []
     alerter = Alerter(engine, sinks if sinks is not None else build_sinks(settings),
@@ -357,7 +363,10 @@ def read_window(
 
 async def drift_check_loop(engine: Engine, settings: AlertSettings) -> None:
     """Run `run_drift_checks` every `check_interval_s` until cancelled (the gateway's
-    lifespan starts it as a task). A failed round is logged; the next one still runs."""
+    lifespan starts it as a task); returns at once without such rules. A failed round is
+    logged; the next one still runs."""
+    if not scheduled_rules(settings):
+        return
     while True:
         await asyncio.sleep(settings.check_interval_s)
         try:
