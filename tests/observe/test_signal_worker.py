@@ -8,10 +8,12 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from sqlalchemy import create_engine, select
 
 from tests.observe.test_signals import REFUSAL, make_input
 from tether import Client, FakeProvider, Settings
+from tether.errors import ContractViolation
 from tether.observe.config import ObserveSettings
 from tether.observe.signal_worker import SignalWorker
 from tether.observe.signals import Signal, SignalInput
@@ -190,3 +192,21 @@ def test_observers_see_requests_that_are_not_logged(settings: Settings) -> None:
         client.generate("hi")
         assert client.runtime.signal_worker is None  # no log, no signals
     assert len(seen) == 1
+
+
+def test_a_broken_contract_is_invalid_and_an_error(settings: Settings) -> None:
+    settings = _settings(settings)
+    fake = FakeProvider(["not json", "still not json", "nope"])
+    with Client(settings, providers={"fake": fake}) as client, pytest.raises(ContractViolation):
+        client.generate("How was it?", contract=SCHEMA)
+    engine = create_engine(settings.database)
+    try:
+        names = signal_names(engine, None, None)
+        assert "confidence" not in names
+        (valid,) = signal_series(engine, prompt=None, version=None, name="valid")
+        (error,) = signal_series(engine, prompt=None, version=None, name="error")
+        (repairs,) = signal_series(engine, prompt=None, version=None, name="repairs")
+        assert (valid.value, error.value) == (0.0, 1.0)
+        assert repairs.value == settings.max_repairs
+    finally:
+        engine.dispose()

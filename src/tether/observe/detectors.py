@@ -97,6 +97,8 @@ class EvasiveDetector:
 
     def score(self, text: str) -> float:
         phrases = pattern_score(text)
+        if phrases >= 1.0:
+            return 1.0  # nothing to add: spare the model
         similar = self._similarity_score(text)
         # either evidence alone can make an answer evasive; together they reinforce
         return round(1.0 - (1.0 - phrases) * (1.0 - similar), 4)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tether.costs.accounting import charged
+from tether.errors import ContractViolation
 from tether.observe.recorder import jsonable
 from tether.pipeline.context import Context
 from tether.providers.schema_profiles.refs import deref
@@ -101,9 +102,13 @@ def signal_input(ctx: Context) -> SignalInput:
 
 
 def _valid(ctx: Context) -> bool | None:
-    if ctx.contract_name is None:
-        return None
-    return ctx.error is None and bool(ctx.results)
+    # as the request log says: invalid only when an output failed its contract (a 429 or an
+    # outage judged no output)
+    if isinstance(ctx.error, ContractViolation):
+        return False
+    if ctx.error is None and ctx.contract_name is not None and ctx.results:
+        return True
+    return None
 
 
 def _text(ctx: Context) -> str | None:
