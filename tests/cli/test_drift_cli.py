@@ -19,19 +19,24 @@ NOW = datetime.now(UTC)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+def _signal(
+    request: tuple[str, datetime, str], name: str, value: float | None, label: str | None
+) -> SignalRow:
+    request_id, at, version = request
+    return SignalRow(request_id=request_id, at=at, prompt="triage", version=version,
+                     model="fake", key_id=None, name=name, value=value, label=label)  # fmt: skip
+
+
 def _rows(version: str, start: datetime, n: int, step: timedelta, positive: float,
           length: float, seed: int) -> list[SignalRow]:  # fmt: skip
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n):
-        at = start + step * i
-        base = {"request_id": f"{version}-{seed}-{i}", "at": at, "prompt": "triage",
-                "version": version, "model": "fake", "key_id": None}  # fmt: skip
+        request = (f"{version}-{seed}-{i}", start + step * i, version)
         label = "positive" if rng.random() < positive else "<b>negative</b>"
-        rows.append(SignalRow(**base, name="enum:sentiment", value=None, label=label))
-        rows.append(SignalRow(**base, name="length_chars", value=float(rng.normal(length, 20)),
-                              label=None))  # fmt: skip
-        rows.append(SignalRow(**base, name="evasive", value=0.0, label=None))
+        rows.append(_signal(request, "enum:sentiment", None, label))
+        rows.append(_signal(request, "length_chars", float(rng.normal(length, 20)), None))
+        rows.append(_signal(request, "evasive", 0.0, None))
     return rows
 
 

@@ -180,3 +180,20 @@ def test_a_rule_fires_to_the_webhook_and_stores_the_outcome(
     assert stored.value == 0.0
     assert stored.delivered == {"ops": {"ok": True, "attempts": 2, "status": 200}}
     assert len(receiver.received) == 2
+
+
+def test_the_documented_settings_load() -> None:
+    import re
+    import tomllib
+
+    from tether.observe import alert_rules
+
+    assert alert_rules.__doc__ is not None
+    example = re.search(r"```toml\n(.*?)```", alert_rules.__doc__, re.S)
+    assert example
+    settings = AlertSettings.model_validate(tomllib.loads(example.group(1))["observe"]["alerts"])
+    (rule,) = settings.rules
+    assert rule.is_drift
+    assert rule.fires_below
+    assert rule.watched == "enum:sentiment"
+    assert [s.name for s in settings.sinks] == ["ops"]
