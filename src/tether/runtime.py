@@ -142,6 +142,7 @@ class Runtime:
             listeners=self.signal_listeners,
             detector=EvasiveDetector(embedder),
             diversity_window=observe.diversity_window,
+            evasive_sample=observe.evasive_sample,
             queue_size=observe.signal_queue,
         )
         worker.start()

@@ -154,7 +154,7 @@ def test_signals_of_client_calls_are_in_the_database(settings: Settings) -> None
 
 
 def test_free_text_calls_get_an_evasive_score(settings: Settings) -> None:
-    settings = _settings(settings)
+    settings = _settings(settings, evasive_sample=1.0)
     with Client(settings, providers={"fake": FakeProvider([REFUSAL])}) as client:
         client.generate("Tell me a secret")
     engine = create_engine(settings.database)
@@ -210,3 +210,14 @@ def test_a_broken_contract_is_invalid_and_an_error(settings: Settings) -> None:
         assert repairs.value == settings.max_repairs
     finally:
         engine.dispose()
+
+
+def test_the_evasive_sample_is_chosen_by_request_id() -> None:
+    from tether.observe.signal_worker import sampled
+
+    ids = [f"req_{n:08x}" for n in range(5000)]
+    chosen = [i for i in ids if sampled(i, 0.1)]
+    assert 400 < len(chosen) < 600
+    assert chosen == [i for i in ids if sampled(i, 0.1)]  # the same ones every time
+    assert all(sampled(i, 1.0) for i in ids[:10])
+    assert not any(sampled(i, 0.0) for i in ids)

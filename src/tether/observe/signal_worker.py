@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -35,6 +36,7 @@ class SignalWorker:
         listeners: list[SignalListener] | None = None,
         detector: EvasiveDetector | None = None,
         diversity_window: int = 100,
+        evasive_sample: float = 1.0,
         queue_size: int = 10_000,
         batch_size: int = 256,
         retries: int = 3,
@@ -46,6 +48,7 @@ class SignalWorker:
         self.listeners: list[SignalListener] = listeners if listeners is not None else []
         self._detector = detector if detector is not None else EvasiveDetector()
         self._diversity = DiversityTracker(diversity_window)
+        self._evasive_sample = evasive_sample
         self._queue: deque[SignalInput] = deque()
         self._queue_size = queue_size
         self._batch_size = batch_size
@@ -145,7 +148,7 @@ class SignalWorker:
         """Every signal of one request; the diversity window moves on by this answer."""
         out = compute_signals(item)
         free = item.free_text
-        if free is not None:
+        if free is not None and sampled(item.request_id, self._evasive_sample):
             out.append(Signal("evasive", self._detector.score(free)))
         text = answer_text(item)
         if text is not None:
@@ -225,3 +228,10 @@ class SignalObserver:
         worker = self._worker()
         if worker is not None:
             worker.submit(signal_input(ctx))
+
+
+def sampled(request_id: str, rate: float) -> bool:
+    """Whether a request is in a `rate` sample: decided by its id, so reruns agree."""
+    if rate >= 1.0:
+        return True
+    return zlib.crc32(request_id.encode()) % 10_000 < rate * 10_000
