@@ -23,6 +23,7 @@ from tether.cache.cache import ResponseCache
 from tether.cache.config import CacheSettings, SemanticSettings
 from tether.cache.embedding import CacheEmbedder
 from tether.cache.entry import Answer, Entry
+from tether.cache.keys import normalize
 from tether.messages import Message
 from tether.pipeline.context import Ask, Context
 
@@ -135,14 +136,14 @@ class Ready:
 
     def __init__(self, real: CacheEmbedder, texts: list[str], vectors: NDArray[np.float32]):
         self.real = real
-        self.rows = dict(zip(texts, vectors, strict=True))
+        self.rows = {normalize(t): v for t, v in zip(texts, vectors, strict=True)}
 
     @property
     def name(self) -> str:
         return self.real.name
 
     async def vector(self, text: str) -> NDArray[np.float32]:
-        return self.rows[text]
+        return self.rows[text]  # the lookup's text, normalised as the keys normalise it
 
 
 async def measure_latency(
