@@ -43,6 +43,7 @@ class Otel:
     tracing: Tracing
     spans: InMemorySpanExporter
     reader: InMemoryMetricReader
+    tracer_provider: TracerProvider
 
     def finished(self) -> list[ReadableSpan]:
         return list(self.spans.get_finished_spans())
@@ -68,7 +69,7 @@ def otel(settings: Settings) -> Iterator[Otel]:
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
     tracing = Tracing(tracer_provider, meter_provider, models=known_models(settings))
-    yield Otel(tracing, spans, reader)
+    yield Otel(tracing, spans, reader, tracer_provider)
     tracer_provider.shutdown()
     meter_provider.shutdown()
 
@@ -191,3 +192,21 @@ def test_a_cache_hit_names_its_decision_and_reports_no_tokens(settings: Settings
     assert "gen_ai.usage.input_tokens" not in hit
     assert hit["gen_ai.provider.name"] == "cache"
     tracing.close()
+
+
+def test_on_an_event_loop_the_span_waits_for_the_next_turn(settings: Settings, otel: Otel) -> None:
+    with Client(settings, providers={"fake": FakeProvider(respond=lambda c: "ok")}) as client:
+        ctx = asyncio.run(client.runtime.pipeline.run(Context(_chat("hi"))))
+    tracer = otel.tracer_provider.get_tracer("test")
+
+    async def scenario() -> None:
+        with tracer.start_as_current_span("POST /v1/chat/completions"):
+            otel.tracing.observe(ctx)
+            assert otel.finished() == []  # nothing built while the response is on its way
+        await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    parent, request = otel.finished()  # the parent ended first
+    assert (parent.name, request.name) == ("POST /v1/chat/completions", "chat fake")
+    assert request.parent is not None
+    assert request.parent.span_id == parent.context.span_id  # the caller's span is the parent
