@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from tether.cache.cache import ResponseCache
 from tether.cache.grades import GradeStore
 from tether.costs.limits import LimitStore, open_limit_store
+from tether.observe.alerts import AlertEngine
 from tether.observe.config import NO_EMBEDDER
 from tether.observe.detectors import EvasiveDetector, shared_embedder
 from tether.observe.request_log import RequestLog
@@ -66,6 +67,7 @@ class Runtime:
         self._signals: SignalWorker | None = None
         # Listeners of every request's signals (alerts): kept by the worker when it starts.
         self.signal_listeners: list[SignalListener] = []
+        self._alerts: AlertEngine | None = None
         # What sees each finished request after its row is queued (record stage).
         self.observers: list[Observer] = []
         if settings.observe.signals:
@@ -137,6 +139,9 @@ class Runtime:
         observe = self.settings.observe
         kind = observe.evasive_embedder
         embedder = shared_embedder(kind) if kind != NO_EMBEDDER else None
+        if observe.alerts.rules and self._alerts is None:
+            self._alerts = AlertEngine(engine, observe.alerts)
+            self.signal_listeners.append(self._alerts)
         worker = SignalWorker(
             lambda rows: add_signals(engine, rows),
             listeners=self.signal_listeners,
@@ -177,6 +182,8 @@ class Runtime:
         if signals is not None:
             signals.close()
             atexit.unregister(signals.close)
+        if self._alerts is not None:
+            self._alerts.close()  # deliveries under way finish
         if self._portal is not None:
             self._portal.call(self.limits.close)
             self._portal.call(self.cache.close)

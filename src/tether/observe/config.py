@@ -15,6 +15,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tether.cache.embedders.registry import EMBEDDER_KINDS
+from tether.observe.alert_rules import AlertSettings
 
 NO_EMBEDDER = "none"
 
@@ -44,6 +45,9 @@ class ObserveSettings(_Strict):
         le=1,
         description="share of free-text answers given an evasive score (its embedder costs "
         "milliseconds per answer; a fixed sample keeps the signal's distribution comparable)",
+    )
+    alerts: AlertSettings = Field(
+        default_factory=AlertSettings, description="drift thresholds, alert rules and sinks"
     )
 
     @field_validator("evasive_embedder")

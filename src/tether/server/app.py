@@ -3,6 +3,7 @@ writer and, on shutdown (SIGTERM included), flushes every row before the process
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tether.client import Client
 from tether.errors import TetherError
+from tether.observe.alerts import drift_check_loop
 from tether.server import (
     admin_routes,
     cache_routes,
@@ -35,9 +37,11 @@ def create_app(settings: Settings | None = None, *, client: Client | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway.start()
+        drift = asyncio.create_task(drift_check_loop(gateway.engine, resolved.observe.alerts))
         try:
             yield
         finally:
+            drift.cancel()
             gateway.close()
 
     # The docs page's script and styles ship in the fastapi-offline package: /docs works
