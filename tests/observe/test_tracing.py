@@ -210,3 +210,25 @@ def test_on_an_event_loop_the_span_waits_for_the_next_turn(settings: Settings, o
     assert (parent.name, request.name) == ("POST /v1/chat/completions", "chat fake")
     assert request.parent is not None
     assert request.parent.span_id == parent.context.span_id  # the caller's span is the parent
+
+
+def test_a_sample_ratio_leaves_spans_out_but_measures_every_request(settings: Settings) -> None:
+    tracing = Tracing.build("memory", sample_ratio=0.0)
+    telemetry = tracing.telemetry
+    assert telemetry is not None
+    assert telemetry.spans is not None
+    assert telemetry.reader is not None
+    with Client(settings, providers={"fake": FakeProvider(respond=lambda c: "x")}) as c:
+        for _ in range(3):
+            _run(c, tracing, _chat("hi"))
+    assert telemetry.spans.get_finished_spans() == ()
+    data = telemetry.reader.get_metrics_data()
+    assert data is not None
+    (scope,) = data.resource_metrics[0].scope_metrics
+    durations = {m.name: m for m in scope.metrics}["gen_ai.client.operation.duration"]
+    (point,) = durations.data.data_points
+    assert isinstance(point, HistogramDataPoint)
+    assert point.count == 3
+    tracing.close()
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        Tracing.build("memory", sample_ratio=1.5)

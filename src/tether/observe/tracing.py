@@ -42,10 +42,12 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from tether.costs.accounting import charged
 from tether.errors import TetherError
+from tether.messages import Usage
 from tether.pipeline.context import Context
 
 Exporter = Literal["none", "console", "otlp", "memory"]
@@ -92,9 +94,14 @@ def build_telemetry(
     endpoint: str | None = None,
     service_name: str = "tether",
     metric_interval_s: float = 60.0,
+    sample_ratio: float = 1.0,
 ) -> Telemetry:
     """Tracer and meter providers that send to `exporter`. `endpoint`: the OTLP collector's
-    base URL (e.g. http://127.0.0.1:4318); None reads OTEL_EXPORTER_OTLP_ENDPOINT."""
+    base URL (e.g. http://127.0.0.1:4318); None reads OTEL_EXPORTER_OTLP_ENDPOINT.
+    `sample_ratio`: the share of requests traced (a span costs its encoding on export; the
+    histograms see every request), unless the caller's own span was sampled."""
+    if not 0.0 <= sample_ratio <= 1.0:
+        raise ValueError(f"sample_ratio must be between 0 and 1, not {sample_ratio}")
     if exporter == "none":
         return Telemetry()
     resource = Resource.create({"service.name": service_name, "service.version": _version()})
@@ -117,7 +124,8 @@ def build_telemetry(
         reader = _periodic(metric_exporter, metric_interval_s)
     else:
         raise ValueError(f"unknown exporter {exporter!r} (known: {', '.join(EXPORTERS)})")
-    tracer_provider = SdkTracerProvider(resource=resource)
+    sampler = ParentBased(TraceIdRatioBased(sample_ratio)) if sample_ratio < 1.0 else None
+    tracer_provider = SdkTracerProvider(resource=resource, sampler=sampler)
     # Exporting happens on the processor's thread, never on the request path (memory aside).
     processor = (
         SimpleSpanProcessor(span_exporter)
@@ -178,8 +186,11 @@ class Tracing:
         models: Collection[str] | None = None,
         endpoint: str | None = None,
         service_name: str = "tether",
+        sample_ratio: float = 1.0,
     ) -> Tracing:
-        telemetry = build_telemetry(exporter, endpoint=endpoint, service_name=service_name)
+        telemetry = build_telemetry(
+            exporter, endpoint=endpoint, service_name=service_name, sample_ratio=sample_ratio
+        )
         return cls(
             telemetry.tracer_provider,
             telemetry.meter_provider,
@@ -219,6 +230,7 @@ class Tracing:
         response_model = results[0].model if results else None
         error = ctx.error
         error_type = type(error).__name__ if error is not None else None
+        usage, cost = charged(tuple(ctx.attempts)) if ctx.attempts else (None, 0.0)
 
         common: dict[str, Any] = {"gen_ai.operation.name": operation}
         if provider:
@@ -228,59 +240,18 @@ class Tracing:
         if response_model:
             common["gen_ai.response.model"] = response_model
 
-        attributes = dict(common)
-        usage = None
-        if ctx.attempts:
-            usage, cost = charged(tuple(ctx.attempts))
-            attributes["gen_ai.usage.input_tokens"] = usage.input_tokens
-            attributes["gen_ai.usage.output_tokens"] = usage.output_tokens
-            if usage.cached_input_tokens:
-                attributes["gen_ai.usage.cache_read.input_tokens"] = usage.cached_input_tokens
-            attributes["tether.cost_usd"] = cost
-            attributes["tether.attempts"] = len(ctx.attempts)
-        params = ctx.params
-        for name in REQUEST_PARAMS:
-            value = params.get(name)
-            if value is not None:
-                attributes[f"gen_ai.request.{name}"] = value
-        if ask.n != 1:
-            attributes["gen_ai.request.choice.count"] = ask.n
-        if ask.stream:
-            attributes["gen_ai.request.stream"] = True
-        reasons = _finish_reasons(ctx)
-        if reasons:
-            attributes["gen_ai.response.finish_reasons"] = reasons
-        found = ctx.found
-        prompt = ctx.prompt_name if found is not None or ctx.compiled is not None else None
-        if prompt:
-            attributes["gen_ai.prompt.name"] = prompt
-        if found is not None:
-            attributes["gen_ai.prompt.version"] = found.version
-        attributes["tether.request_id"] = ctx.request_id
-        attributes["tether.endpoint"] = ask.endpoint
-        attributes["tether.status"] = ctx.status
-        if ctx.answered_by:
-            attributes["tether.model"] = ctx.answered_by
-        if ask.key is not None:
-            attributes["tether.key.id"] = ask.key.id
-        if ctx.cache is not None:
-            attributes["tether.cache.decision"] = ctx.cache.kind
-        if ctx.route is not None:
-            attributes["tether.route.reason"] = ctx.route.reason
-            attributes["tether.route.policy"] = ctx.route.policy
-        if error_type is not None:
-            attributes["error.type"] = error_type
-
-        name = f"{operation} {requested}" if requested else operation
         span = self._tracer.start_span(
-            name,
+            f"{operation} {requested}" if requested else operation,
             kind=SpanKind.CLIENT,
-            attributes=attributes,
             start_time=now_ns - int(elapsed_s * 1e9),
             context=parent,
         )
-        if error is not None:
-            span.set_status(Status(StatusCode.ERROR, _describe(error)))
+        if span.is_recording():  # a request the sampler left out costs no attributes
+            attributes = _span_attributes(ctx, common, usage, cost)
+            if error is not None:
+                attributes["error.type"] = error_type
+                span.set_status(Status(StatusCode.ERROR, _describe(error)))
+            span.set_attributes(attributes)
         span.end(end_time=now_ns)
 
         if requested and self._models is not None and requested not in self._models:
@@ -291,6 +262,46 @@ class Tracing:
         if error_type is not None:
             common["error.type"] = error_type
         self._duration.record(elapsed_s, common)
+
+
+def _span_attributes(
+    ctx: Context, common: dict[str, Any], usage: Usage | None, cost: float
+) -> dict[str, Any]:
+    ask = ctx.ask
+    attributes = dict(common)
+    if usage is not None:
+        attributes["gen_ai.usage.input_tokens"] = usage.input_tokens
+        attributes["gen_ai.usage.output_tokens"] = usage.output_tokens
+        if usage.cached_input_tokens:
+            attributes["gen_ai.usage.cache_read.input_tokens"] = usage.cached_input_tokens
+        attributes["tether.cost_usd"] = cost
+    params = ctx.params
+    for name in REQUEST_PARAMS:
+        value = params.get(name)
+        if value is not None:
+            attributes[f"gen_ai.request.{name}"] = value
+    if ask.n != 1:
+        attributes["gen_ai.request.choice.count"] = ask.n
+    if ask.stream:
+        attributes["gen_ai.request.stream"] = True
+    reasons = _finish_reasons(ctx)
+    if reasons:
+        attributes["gen_ai.response.finish_reasons"] = reasons
+    found = ctx.found
+    prompt = ctx.prompt_name if found is not None or ctx.compiled is not None else None
+    if prompt:
+        attributes["gen_ai.prompt.name"] = prompt
+    if found is not None:
+        attributes["gen_ai.prompt.version"] = found.version
+    # Each attribute costs encoding time on export: only what finds or explains a request.
+    attributes["tether.request_id"] = ctx.request_id
+    if ask.key is not None:
+        attributes["tether.key.id"] = ask.key.id
+    if ctx.cache is not None:
+        attributes["tether.cache.decision"] = ctx.cache.kind
+    if ctx.route is not None:
+        attributes["tether.route.reason"] = ctx.route.reason
+    return attributes
 
 
 def _finish_reasons(ctx: Context) -> tuple[str, ...]:
