@@ -108,14 +108,14 @@ def curve(scores: NDArray[np.float64], right: NDArray[np.bool_], positives: int)
 
 def at(scores: NDArray[np.float64], right: NDArray[np.bool_], positives: int,
        threshold: float | None) -> dict[str, Any]:  # fmt: skip
-    """The operating point of one threshold, with the false-hit rate's Wilson 95% upper bound."""
+    """The operating point of one threshold, with the false-hit rate's Wilson 99% upper bound."""
     hit = scores >= threshold if threshold is not None else np.zeros(len(scores), bool)
     hits, good = int(hit.sum()), int((hit & right).sum())
     return {"threshold": threshold, "hits": hits, "false_hits": hits - good,
             "precision": good / hits if hits else None, "recall": good / positives,
             "hit_rate": hits / len(scores),
             "false_hit_rate": (hits - good) / hits if hits else None,
-            "false_hit_upper_95": upper_bound(hits - good, hits)}  # fmt: skip
+            "false_hit_upper_99": upper_bound(hits - good, hits)}  # fmt: skip
 
 
 def at_recall(points: list[dict], recall: float = RECALL_AT) -> dict | None:
@@ -351,7 +351,7 @@ def accuracy_rows(results: dict[str, Any]) -> list[list[str]]:
             p80 = summary["at_recall_080"]
             if p80 is not None:
                 bound = upper_bound(p80["false_hits"], p80["hits"])
-                named.append((f"recall >= {RECALL_AT:.2f}", {**p80, "false_hit_upper_95": bound}))
+                named.append((f"recall >= {RECALL_AT:.2f}", {**p80, "false_hit_upper_99": bound}))
             for name, p in named:
                 delta = float(name.split("=")[1].rstrip("%")) / 100 if "delta" in name else None
                 false = (1 - p["precision"]) if p["precision"] is not None else None
@@ -362,7 +362,7 @@ def accuracy_rows(results: dict[str, Any]) -> list[list[str]]:
                 rows.append([setting, method, name.replace("delta", "δ"),
                              fmt(p["threshold"]), fmt(p["precision"]), fmt(p["recall"]),
                              pct(p["hit_rate"]), f"{pct(false)}{verdict}",
-                             pct(p.get("false_hit_upper_95")), split,
+                             pct(p.get("false_hit_upper_99")), split,
                              fmt(p.get("precision_identical_text_right"))])  # fmt: skip
     return rows
 
@@ -610,7 +610,7 @@ def write(args: Any, started: str, facts: dict[str, Any], sets: Sets, results: d
         NAME, args.out, payload,
         title="Semantic response cache on STS-B: tether, fixed cosine, GPTCache 0.1.44",
         header=["setting", "method", "operating point", "threshold", "precision", "recall",
-                "hit rate", "false-hit rate (vs δ)", "Wilson 95% bound",
+                "hit rate", "false-hit rate (vs δ)", "Wilson 99% bound",
                 "false hits: partner of a different pair / other entry, same text / other entry",
                 "precision, same text counted right"],
         rows=accuracy_rows(results), notes=notes,

@@ -111,7 +111,7 @@ def test_another_embedder_serves_by_meaning_only_once_the_prompt_is_calibrated(
         assert "uncalibrated" in (unsure.cache.reason or "")
         grades = [
             Grade("support", 0.9 + i / 1000, 0.99, True, "pairs", None, time.time())
-            for i in range(200)  # 200 right answers: a 95 % bound of 1.3 %, under δ = 2 %
+            for i in range(400)  # 400 right answers: a 99 % bound of 1.3 %, under δ = 2 %
         ]
         DatabaseGradeStore(client.runtime.engine).add(grades)
         client.runtime.cache.thresholds.forget()

@@ -3,9 +3,10 @@
 A graded sample is a (score, right) pair: a neighbour's score and whether its answer was right
 for the new request (a verifier call's answer compared, a miss whose neighbour's answer matched
 the fresh one, feedback, a graded pair). For a threshold t, the hits are the samples scoring
-at least t; their false-hit rate is bounded above with a one-sided Wilson interval (95%), so a
-handful of lucky samples never certify a low threshold. The threshold is the lowest t whose
-bound is at most δ; when none is, nothing may be served semantically.
+at least t; their false-hit rate is bounded above with a one-sided Wilson interval (99%), so a
+handful of lucky samples never certify a low threshold (and choosing the lowest of many
+thresholds, each tested on the same samples, does not wear the guarantee thin). The threshold
+is the lowest t whose bound is at most δ; when none is, nothing may be served semantically.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-Z_95 = 1.6448536269514722  # one-sided 95%
+Z_99 = 2.3263478740408408  # one-sided 99%
 
 
-def upper_bound(wrong: int, total: int, z: float = Z_95) -> float:
+def upper_bound(wrong: int, total: int, z: float = Z_99) -> float:
     """Wilson score upper bound of a proportion (1.0 when nothing was seen)."""
     if total == 0:
         return 1.0
