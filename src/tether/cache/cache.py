@@ -22,7 +22,7 @@ import orjson
 
 from tether.cache.backends.base import BackendStats, CacheBackend, Selector
 from tether.cache.backends.registry import open_backend
-from tether.cache.config import CacheSettings
+from tether.cache.config import CacheSettings, PromptCache
 from tether.cache.decision import CacheDecision
 from tether.cache.embedders.base import Vectors
 from tether.cache.embedding import CacheEmbedder
@@ -88,6 +88,8 @@ class ResponseCache:
         self.thresholds = Thresholds(calibration, scorer.embedder, grades,
                                      min_grades=settings.semantic.min_grades)  # fmt: skip
         self._pending: dict[str, Pending] = {}
+        self._default_policy = Policy.of(settings, None)
+        self._policies: dict[PromptCache, Policy] = {}
         self._background: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -138,7 +140,12 @@ class ResponseCache:
     def policy(self, ctx: Context) -> Policy:
         compiled = ctx.compiled
         own = compiled.spec.cache if compiled is not None else None
-        return Policy.of(self.settings, own)
+        if own is None:
+            return self._default_policy
+        found = self._policies.get(own)
+        if found is None:  # a prompt's policy is worked out once (the hot path stays short)
+            found = self._policies[own] = Policy.of(self.settings, own)
+        return found
 
     async def lookup(self, ctx: Context) -> Entry | None:
         """The entry whose answer serves `ctx` (its results are set), or None; either way
