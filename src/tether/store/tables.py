@@ -223,3 +223,40 @@ alerts = Table(
     Column("delivered", NulSafeText, nullable=False),
     Index("ix_alerts_at", "at"),
 )
+
+# Migration 8: production evaluations of logged requests (evals/production.py), one row per
+# evaluator per request; people's reviews of logged requests, and the queue of requests
+# waiting for one (a request leaves the queue once reviewed).
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("request_id", NulSafeString(40), nullable=False),
+    Column("evaluator", NulSafeText, nullable=False),
+    Column("score", Float),  # NULL: a pass/fail check with no score
+    Column("passed", Boolean),  # NULL: a score without a verdict
+    Column("reason", NulSafeText, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_evaluations_request", "request_id"),
+)
+
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("request_id", NulSafeString(40), nullable=False),
+    Column("reviewer", NulSafeText, nullable=False),
+    Column("verdict", String(20), nullable=False),  # good, bad or needs-fix
+    Column("corrected_output", NulSafeText),
+    Column("note", NulSafeText),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_reviews_request", "request_id"),
+)
+
+review_queue = Table(
+    "review_queue",
+    metadata,
+    Column("request_id", NulSafeString(40), primary_key=True),
+    Column("sampled_at", DateTime(timezone=True), nullable=False),
+    Column("reason", NulSafeText, nullable=False),  # why it was queued: failed ..., sampled
+)

@@ -35,6 +35,7 @@ from tether.store.migrations import (
     m005_request_route,
     m006_cache,
     m007_signals,
+    m008_evaluations,
 )
 
 Migration = tuple[int, str, Callable[[Connection], None]]
@@ -47,6 +48,7 @@ MIGRATIONS: list[Migration] = [
     (5, m005_request_route.NAME, m005_request_route.apply),
     (6, m006_cache.NAME, m006_cache.apply),
     (7, m007_signals.NAME, m007_signals.apply),
+    (8, m008_evaluations.NAME, m008_evaluations.apply),
 ]
 
 _metadata = MetaData()
