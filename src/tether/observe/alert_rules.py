@@ -22,14 +22,30 @@ prompt = "triage"
 statistic = "chi2_p"
 threshold = 0.001                 # p-values fire below, other statistics above
 window_requests = 200             # or window_s = 86400 (then baseline_s)
+
+[observe.alerts.calibration]      # ECE of the confidence field against feedback and canaries
+max_ece = 0.15
+min_sample = 50
+
+[observe.alerts.canary]           # the `canary` rule: pass rate of the latest canary runs
+interval_s = 900
+prompts = ["triage"]              # registered prompts whose test cases are canaries
+min_pass_rate = 1.0               # 1.0: any failure fires
+
+[[observe.alerts.canaries]]       # reference requests with their expected answers
+prompt = "triage"
+inputs = { ticket = "I was charged twice" }
+expect = [{ type = "equals", field = "category", value = "billing" }]
 ```
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tether.evals.assertions import Assertion
 
 DRIFT_PREFIX = "drift:"
 Direction = Literal["above", "below"]
@@ -166,11 +182,73 @@ def _default_sink() -> LogSink | WebhookSink:
 SinkSettings = Annotated[LogSink | WebhookSink, Field(discriminator="kind")]
 
 
+CANARY_RULE = "canary"
+CALIBRATION_RULE = "calibration"
+
+
+class CalibrationAlert(_Strict):
+    """The `calibration` rule: a prompt version's expected calibration error (ECE) of its
+    confidence field, over the requests of the last `window_s` whose truth is known."""
+
+    max_ece: float = Field(default=0.15, gt=0, le=1, description="fires above it")
+    min_sample: int = Field(default=50, ge=1, description="fewest (confidence, truth) pairs")
+    bins: int = Field(default=10, ge=1, le=100, description="equal-width confidence bins")
+    window_s: float = Field(default=7 * 86400.0, gt=0, description="requests this recent")
+    cooldown_s: float = Field(default=86400.0, ge=0, description="quiet time after firing")
+    sinks: list[str] | None = Field(default=None, description="sink names; None: every sink")
+
+    def rule(self) -> AlertRule:
+        """The rule as the alert engine delivers it (name, threshold, sinks)."""
+        return AlertRule(name=CALIBRATION_RULE, signal="ece", statistic="mean",
+                         threshold=self.max_ece, window_s=self.window_s,
+                         min_sample=self.min_sample, cooldown_s=self.cooldown_s,
+                         sinks=self.sinks)  # fmt: skip
+
+
+class CanarySchedule(_Strict):
+    """How canaries run and when they alert: the `canary` rule fires when the pass rate of a
+    prompt version's latest `window` canary runs falls below `min_pass_rate`."""
+
+    interval_s: float = Field(default=900.0, ge=10, description="the gateway runs them this often")
+    prompts: list[str] = Field(
+        default_factory=list, description="registered prompts whose test cases are canaries"
+    )
+    label: str = Field(default="production", description="the version run (else the latest)")
+    model: str | None = Field(default=None, description="the model (default: the prompt's)")
+    window: int = Field(default=20, ge=1, le=10_000, description="latest runs per version")
+    min_pass_rate: float = Field(default=1.0, gt=0, le=1, description="1.0: any failure fires")
+    cooldown_s: float = Field(default=3600.0, ge=0, description="quiet time after firing")
+    sinks: list[str] | None = Field(default=None, description="sink names; None: every sink")
+
+    def rule(self) -> AlertRule:
+        """The rule as the alert engine delivers it (name, threshold, sinks)."""
+        return AlertRule(name=CANARY_RULE, signal="canary", statistic="mean",
+                         threshold=self.min_pass_rate, direction="below",
+                         window_requests=max(self.window, 2), min_sample=1,
+                         cooldown_s=self.cooldown_s, sinks=self.sinks)  # fmt: skip
+
+
+class Canary(_Strict):
+    """A reference request with its expected answer, run through the normal pipeline;
+    `expect` takes the assertions of a spec file's test case (`assert:`)."""
+
+    prompt: str = Field(min_length=1, description="a registered prompt")
+    name: str | None = Field(default=None, min_length=1, description="default: prompt #n")
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    expect: list[Assertion] = Field(min_length=1)
+    version: str | None = Field(default=None, description="default: the schedule's label")
+
+
 class AlertSettings(_Strict):
     rules: list[AlertRule] = Field(default_factory=list)
     sinks: list[SinkSettings] = Field(default_factory=lambda: [_default_sink()])
     drift: DriftThresholds = Field(default_factory=DriftThresholds)
     check_interval_s: float = Field(default=600.0, ge=1, description="time-window drift rules")
+    calibration: CalibrationAlert | None = Field(
+        default=None, description="the calibration rule; None: not checked"
+    )
+    canary: CanarySchedule = Field(default_factory=CanarySchedule)
+    canaries: list[Canary] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _names(self) -> AlertSettings:
@@ -180,11 +258,19 @@ class AlertSettings(_Strict):
             if repeated:
                 raise ValueError(f"{what} names must differ: {', '.join(repeated)} repeated")
         known = {s.name for s in self.sinks}
-        for rule in self.rules:
+        others = [self.canary.rule(), *([self.calibration.rule()] if self.calibration else [])]
+        for rule in [*self.rules, *others]:
             unknown = [s for s in rule.sinks or [] if s not in known]
             if unknown:
                 raise ValueError(
                     f"rule {rule.name!r} names unknown sink(s) {unknown}; "
                     f"add them under [[observe.alerts.sinks]] (known: {sorted(known)})"
                 )
+        reserved = sorted({CANARY_RULE, CALIBRATION_RULE} & {r.name for r in self.rules})
+        if reserved:
+            raise ValueError(
+                f"rule name(s) {reserved} are the canary and calibration rules: rename the rule "
+                "under [[observe.alerts.rules]], or set them under [observe.alerts.canary] "
+                "and [observe.alerts.calibration]"
+            )
         return self
