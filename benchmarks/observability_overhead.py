@@ -14,8 +14,9 @@ scraped, so both signals are known to have been on.
 
 Each side's settings are a TOML table (SIDES below, or --sides FILE): turning something on or
 off is one line there. While the installed tether's [observe] settings lack a field (`metrics`,
-`traces`, `otlp_endpoint`), the gateway of that side is started through this script's --serve
-mode, which adds the same observers to the runtime and then runs `tether serve` unchanged.
+`traces`, `otlp_endpoint`, `trace_sample_ratio`), the gateway of that side is started through
+this script's --serve mode, which adds the same observers to the runtime and then runs
+`tether serve` unchanged.
 
     python benchmarks/observability_overhead.py [--rounds 20] [--per-round 100] [--wrk-seconds 5]
 
@@ -99,7 +100,7 @@ traces = "otlp"
 otlp_endpoint = "@OTLP@"
 """
 # [observe] fields the --serve bridge supplies while the settings do not know them yet.
-BRIDGED = ("metrics", "traces", "otlp_endpoint")
+BRIDGED = ("metrics", "traces", "otlp_endpoint", "trace_sample_ratio")
 SINK = r"""
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -269,7 +270,10 @@ def serve_bridged(bridged: dict[str, Any], serve_args: list[str]) -> None:
         exporter = bridged.get("traces", "none")
         if exporter != "none":
             self.tracing = Tracing.build(
-                exporter, models=known_models(settings), endpoint=bridged.get("otlp_endpoint")
+                exporter,
+                models=known_models(settings),
+                endpoint=bridged.get("otlp_endpoint"),
+                sample_ratio=bridged.get("trace_sample_ratio", 1.0),
             )
             self.observers.append(self.tracing)
 
