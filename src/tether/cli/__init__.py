@@ -13,6 +13,7 @@ from tether.cli import (
     models,
     prompt_tests,
     prompts,
+    readiness,
     route,
     serve,
 )
@@ -34,6 +35,7 @@ costs.register(app)
 route.register(app)
 cache.register(app)
 drift.register(app)
+readiness.register(app)
 
 
 def main() -> None:
