@@ -8,6 +8,8 @@ from tether.cli import (
     cache,
     costs,
     drift,
+    evaluate,
+    export,
     generate,
     keys,
     models,
@@ -35,6 +37,8 @@ costs.register(app)
 route.register(app)
 cache.register(app)
 drift.register(app)
+evaluate.register(app)
+export.register(app)
 readiness.register(app)
 
 

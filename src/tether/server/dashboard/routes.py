@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
-from tether.server.dashboard import access, alerts, charts, costs
+from tether.server.dashboard import access, alerts, charts, costs, reviews
 from tether.server.dashboard.access import admitted, denied, gateway_of
 from tether.server.dashboard.filters import parse_filters
 from tether.server.dashboard.overview import WINDOW_DAYS, Overview, overview
@@ -26,6 +26,7 @@ from tether.server.dashboard.request_log import PAGE_SIZE, list_requests, reques
 router = APIRouter(prefix="/dashboard")
 router.include_router(access.router)
 router.include_router(alerts.router)
+router.include_router(reviews.router)
 
 T = TypeVar("T")
 
