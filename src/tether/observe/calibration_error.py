@@ -10,20 +10,30 @@ request's test assertions left, 1 passed or 0 failed). A request's confidence is
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import numpy as np
 from sqlalchemy import Engine, select
 
+from tether.observe.alert_rules import CALIBRATION_RULE, AlertSettings
+from tether.observe.alert_sinks import AlertSink, build_sinks
+from tether.observe.alerts import Alerter, Key, _Cooldowns
 from tether.observe.signals import CONFIDENCE_FIELD, SchemaFields, value_at
+from tether.store.alerts import AlertRow
 from tether.store.dialect import utc_bound
+from tether.store.signals import prompt_versions
 from tether.store.tables import feedback, request_signals, requests
+
+logger = logging.getLogger("tether.alerts")
 
 CANARY_SIGNAL = "canary"  # a canary run's verdict on its request: 1 passed, 0 failed
 CONFIDENCE_SIGNAL = "confidence"
@@ -308,3 +318,79 @@ def _output_schema(engine: Engine, prompt: str, version: str | None) -> Mapping[
     except Exception:
         return None
     return contract.schema if contract is not None else None
+
+
+# -- the calibration rule ----------------------------------------------------------------------
+
+
+def check_calibration(
+    engine: Engine,
+    settings: AlertSettings,
+    now: datetime,
+    *,
+    prompt: str | None = None,
+    sinks: Mapping[str, AlertSink] | None = None,
+) -> list[AlertRow]:
+    """Fire the `calibration` rule for each registered prompt version (one `prompt`, or all)
+    whose ECE over the last [observe.alerts.calibration] window_s is above max_ece, once it
+    has min_sample pairs. Blocking (database, webhooks): call it in a worker thread. Returns
+    the alerts raised; none when the section is not set."""
+    wanted = settings.calibration
+    if wanted is None:
+        return []
+    rule = wanted.rule()
+    since = now - timedelta(seconds=wanted.window_s)
+    alerter = Alerter(engine, sinks if sinks is not None else build_sinks(settings),
+                      background=False)  # fmt: skip
+    cooldowns = _Cooldowns(engine)
+    raised: list[AlertRow] = []
+    for name, version in _with_truth(engine, since):
+        if prompt is not None and name != prompt:
+            continue
+        sample = calibration_of_prompt(engine, name, version, since)
+        if sample.size < wanted.min_sample:
+            continue
+        ece = sample.reliability(wanted.bins).ece
+        key: Key = (CALIBRATION_RULE, name, version)
+        if ece <= wanted.max_ece or cooldowns.quiet(rule, key, now):
+            continue
+        cooldowns.last[key] = now
+        text = (
+            f"confidence ECE = {ece:.3g}, above {wanted.max_ece:g}, over {sample.size} answers "
+            f"with known truth ({sample.from_feedback} feedback, {sample.from_canaries} canary)"
+        )
+        alert = AlertRow(now, CALIBRATION_RULE, name, version, "ece", ece, wanted.max_ece, text)
+        raised.append(alerter.fire(rule, alert))
+    return raised
+
+
+def _with_truth(engine: Engine, since: datetime) -> list[tuple[str, str]]:
+    """Registered prompt versions with feedback or signals since `since` (a spec file run
+    without the registry has no version and is left out)."""
+    r, f = requests.c, feedback.c
+    query = (
+        select(r.prompt, r.prompt_version)
+        .join(feedback, f.request_id == r.id)
+        .where(r.at >= utc_bound(since))
+        .distinct()
+    )
+    with engine.connect() as conn:
+        found = {(row.prompt, row.prompt_version) for row in conn.execute(query)}
+    found |= set(prompt_versions(engine, since=since))
+    return sorted((p, v) for p, v in found if p is not None and v is not None)
+
+
+async def calibration_check_loop(engine: Engine, settings: AlertSettings) -> None:
+    """Run `check_calibration` every check_interval_s until cancelled (the gateway's lifespan
+    starts it as a task); returns at once without [observe.alerts.calibration]. A failed
+    round is logged; the next one still runs."""
+    if settings.calibration is None:
+        return
+    while True:
+        await asyncio.sleep(settings.check_interval_s)
+        try:
+            await anyio.to_thread.run_sync(
+                lambda: check_calibration(engine, settings, datetime.now(UTC))
+            )
+        except Exception:
+            logger.exception("alerts: the scheduled calibration check failed")
