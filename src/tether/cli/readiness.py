@@ -109,6 +109,9 @@ def readiness(
         "prompts"
     ),
     judge_model: Annotated[str | None, typer.Option(help="model for judge assertions")] = None,
+    warm_up: Annotated[
+        bool, typer.Option(help="one untimed, uncounted call before the timed run")
+    ] = True,
     config: ConfigOption = None,
 ) -> None:
     """Readiness report of a prompt: HTML and Markdown in --out-dir; exit 1 when not ready."""
@@ -123,7 +126,8 @@ def readiness(
             report = run_readiness(
                 client, compiled, ClientServices(client, judge_model=judge_model),
                 dataset=cases, edges=extra, model=model, concurrency=concurrency,
-                folder=checks, thresholds=thresholds, on_request=lambda _: bar.advance(task),
+                folder=checks, thresholds=thresholds, warm_up=warm_up,
+                on_request=lambda _: bar.advance(task),
             )  # fmt: skip
         html_path, md_path = _write(out_dir, report)
     _print(report, html_path, md_path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
@@ -175,14 +176,14 @@ class Readiness:
         if accuracy is None:
             reasons.append("accuracy not measured: no test cases (add `tests:` or --dataset)")
         elif accuracy < t.min_accuracy:
-            reasons.append(f"accuracy {accuracy:.1%} < {t.min_accuracy:.1%}")
+            reasons.append(f"accuracy {accuracy:.1%} below {t.min_accuracy:.1%}")
         if conformity is None:
             reasons.append("no request reached a model")
         elif conformity < t.min_conformity:
-            reasons.append(f"conformity {conformity:.1%} < {t.min_conformity:.1%}")
+            reasons.append(f"conformity {conformity:.1%} below {t.min_conformity:.1%}")
         p95 = self.latency_ms(95)
         if t.max_p95_ms is not None and self.answered and p95 > t.max_p95_ms:
-            reasons.append(f"p95 latency {p95:.0f} ms > {t.max_p95_ms:g} ms")
+            reasons.append(f"p95 latency {p95:.0f} ms above {t.max_p95_ms:g} ms")
         followed = self.outcomes[INJECTED]
         if followed > t.max_injections:
             reasons.append(f"{followed} injection(s) followed (at most {t.max_injections})")
@@ -226,8 +227,11 @@ def run_readiness(
     folder: Path | None = None,
     thresholds: Thresholds = Thresholds(),
     on_request: Callable[[Request], None] | None = None,
+    warm_up: bool = True,
 ) -> Readiness:
-    """Every case and edge case, `concurrency` at a time; the report's numbers."""
+    """Every case and edge case, `concurrency` at a time; the report's numbers. `warm_up`: one
+    untimed, uncounted call first, so that no request is timed with the client's or the
+    model's one-time start (the event loop, the database, a local model's weights)."""
     jobs: list[Job] = [(TEST, case, None) for case in compiled.spec.tests]
     jobs += [(DATASET, case, None) for case in dataset]
     jobs += [(EDGE, TestCase(name=e.name, inputs=e.inputs), e) for e in edges]
@@ -257,6 +261,9 @@ def run_readiness(
             on_request(request)
         return request
 
+    if warm_up and jobs:
+        with suppress(TetherError):  # the request meets the same error and reports it
+            client.run_compiled(compiled, jobs[0][1].inputs, model=model)
     started = perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         requests = tuple(pool.map(one, jobs))
