@@ -6,6 +6,8 @@ import typer
 
 from tether.cli import (
     cache,
+    calibration,
+    canary,
     costs,
     drift,
     evaluate,
@@ -37,6 +39,8 @@ costs.register(app)
 route.register(app)
 cache.register(app)
 drift.register(app)
+canary.register(app)
+calibration.register(app)
 evaluate.register(app)
 export.register(app)
 readiness.register(app)
