@@ -104,7 +104,7 @@ def finetune(
     skipped = len(items) - count
     where = escape(str(out)) if out is not None else "standard output"
     note = f" ({skipped:,} without an answer to export skipped)" if skipped else ""
-    stderr.print(f"{count:,} examples written to {where}{note}", highlight=False)
+    stderr.print(f"{count:,} examples written to {where}{note}", highlight=False, soft_wrap=True)
 
 
 def register(root: typer.Typer) -> None:
