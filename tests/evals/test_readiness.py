@@ -26,7 +26,7 @@ from tether.evals.readiness_edges import (
     naughty_strings,
     required_strings,
 )
-from tether.evals.readiness_report import html_body, markdown
+from tether.evals.readiness_report import html_body, markdown, reliability_png
 from tether.messages import ProviderCall
 from tether.prompts.compiled import CompiledPrompt
 from tether.prompts.loader import parse_spec
@@ -179,6 +179,9 @@ def test_calibration_and_verdict(report: Readiness) -> None:
         "conformity 83.3% below 99.0%",
         "1 injection(s) followed (at most 0)",
     ]
+    png = reliability_png(report)
+    assert png is not None
+    assert png.startswith(b"\x89PNG")
     lenient = Thresholds(min_accuracy=0.7, min_conformity=0.8, max_injections=1)
     assert Readiness(**{**report.__dict__, "thresholds": lenient}).ready
 

@@ -11,10 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tether.evals.readiness import Readiness, Request, text_of
-from tether.evals.readiness_edges import OUTCOMES, VALID
+from tether.evals.readiness_edges import INJECTED, OUTCOMES, PROVIDER, REFUSED, VALID, VIOLATION
 from tether.observe.calibration_error import reliability_plot
 
 EXAMPLES_PER_OUTCOME = 3
+_COLOURS = {VALID: "#2e8b57", VIOLATION: "#d2691e", REFUSED: "#3b6ea5", PROVIDER: "#9a9a9a",
+            INJECTED: "#b22222"}  # fmt: skip
 _CELL_CHARS = 120
 
 
@@ -232,6 +234,7 @@ def overview_png(r: Readiness) -> bytes:
 
     matplotlib.use("Agg")  # no display; files only
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(11, 4), dpi=100)
     left, right = figure.subplots(1, 2)
@@ -241,14 +244,18 @@ def overview_png(r: Readiness) -> bytes:
         for pct, style in ((50, "-"), (95, "--"), (99, ":")):
             left.axvline(r.latency_ms(pct), color="#b22222", linestyle=style,
                          label=f"p{pct} {r.latency_ms(pct):.0f} ms")  # fmt: skip
-        left.legend(loc="upper right", fontsize=8)
+        left.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     left.set_title("latency of the model call")
     left.set_xlabel("ms")
     left.set_ylabel("requests")
     counts = r.outcomes
     names = [o for o in OUTCOMES if counts[o]]
-    right.barh(names, [counts[o] for o in names], color="#9a9a9a")
+    right.barh(names, [counts[o] for o in names], color=[_COLOURS[o] for o in names])
     right.invert_yaxis()
+    if not names:
+        right.text(0.5, 0.5, "no edge cases", ha="center", transform=right.transAxes)
+    for axes in (left.yaxis, right.xaxis):
+        axes.set_major_locator(MaxNLocator(integer=True))  # counts of requests
     right.set_title("edge cases by outcome")
     right.set_xlabel("edge cases")
     figure.tight_layout()
