@@ -119,7 +119,8 @@ def readiness(
     with reported_errors(), open_client(config) as client:
         compiled, checks = _resolve(client, prompt, version, spec, folder)
         cases = read_dataset(dataset, compiled) if dataset is not None else []
-        extra = edge_cases(compiled, naughty_strings(blns_file), blns) if edges else []
+        base = cases[0].inputs if cases and not compiled.spec.tests else None
+        extra = edge_cases(compiled, naughty_strings(blns_file), blns, base=base) if edges else []
         total = len(compiled.spec.tests) + len(cases) + len(extra)
         with progress_bar(stderr) as bar:
             task = bar.add_task(escape(compiled.spec.name), total=total)

@@ -127,7 +127,8 @@ class Readiness:
 
     @property
     def throughput(self) -> float:
-        return len(self.requests) / self.wall_s if self.wall_s > 0 else 0.0
+        """Requests that reached a model, per second of the run (refusals take no time)."""
+        return len(self.answered) / self.wall_s if self.wall_s > 0 else 0.0
 
     @property
     def total_cost_usd(self) -> float:

@@ -105,11 +105,16 @@ def required_strings(schema: Mapping[str, Any]) -> list[str]:
 
 
 def edge_cases(
-    compiled: CompiledPrompt, naughty: Sequence[str], count: int = DEFAULT_NAUGHTY
+    compiled: CompiledPrompt,
+    naughty: Sequence[str],
+    count: int = DEFAULT_NAUGHTY,
+    *,
+    base: Mapping[str, Any] | None = None,
 ) -> list[EdgeCase]:
-    """Each required string input in turn; the other inputs keep a test case's values."""
+    """Each required string input in turn; the other inputs keep `base`'s values (default: the
+    first test case's, else the first example's)."""
     fields = required_strings(compiled.spec.inputs)
-    base = dict(sample_inputs(compiled))
+    base = dict(sample_inputs(compiled) if base is None else base)
     for name in fields:
         base.setdefault(name, "example")
     picked = _spread(naughty, count)

@@ -151,8 +151,8 @@ def _sections(r: Readiness) -> list[Section]:
     return [
         ("Run", "", [_summary(r)]),
         ("Latency, throughput and cost",
-         f"Latency of the model call over the {len(r.answered)} requests that reached a model; "
-         f"throughput at concurrency {r.concurrency}.", [_performance(r)]),
+         f"Latency of the call over the {len(r.answered)} requests that reached a model; "
+         f"throughput: those per second at concurrency {r.concurrency}.", [_performance(r)]),
         ("Conformity", conformity, [_conformity(r), _failures(r)]),
         ("Accuracy", accuracy, [_cases(r)]),
         ("Calibration", _calibration_note(r), [_calibration_rows(r)]),
