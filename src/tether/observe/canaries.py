@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio.from_thread
 import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -91,10 +92,21 @@ class _CanaryClient(Client):
                   inputs=inputs or {}, model=model, cache="off")  # fmt: skip
         ctx = Context(ask)
         self.last_request = ctx.request_id
+        if _in_worker_thread():  # the gateway's schedule: run on its event loop, like requests
+            return anyio.from_thread.run(self.runtime.pipeline.run, ctx).result
         return self.runtime.run_sync(ctx).result
 
     def close(self) -> None:
         """The runtime belongs to the caller."""
+
+
+def _in_worker_thread() -> bool:
+    """Whether this thread was started by anyio.to_thread from an event loop."""
+    try:
+        anyio.from_thread.check_cancelled()
+    except RuntimeError:  # NoEventLoopError: plain synchronous code
+        return False
+    return True
 
 
 def _runtime(client_or_runtime: Client | Runtime) -> Runtime:
