@@ -170,7 +170,7 @@ def evaluate_request(
 def evaluate_logged(
     engine: Engine,
     client: Client,
-    evaluations: Sequence[EvaluationSettings],
+    evaluations: Sequence[EvaluationSettings] | Settings,
     *,
     since: datetime | None = None,
     limit: int = DEFAULT_LIMIT,
@@ -179,7 +179,10 @@ def evaluate_logged(
     on_request: Callable[[RequestEvaluation], None] | None = None,
 ) -> list[PromptSummary]:
     """Evaluate the sampled, not yet evaluated requests of each configured prompt (only
-    `prompt` when given), store the rows and queue failures and a sample for review."""
+    `prompt` when given), store the rows and queue failures and a sample for review.
+    `evaluations`: the entries, or settings holding them."""
+    if not isinstance(evaluations, Sequence):
+        evaluations = evaluations_of(evaluations)
     chosen = [e for e in evaluations if prompt is None or e.prompt == prompt]
     if prompt is not None and not chosen:
         raise TetherError(
