@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tether import Client, FakeProvider, Settings
-from tether.errors import ConfigError
+from tether.errors import ConfigError, ContextWindowExceeded
 from tether.evals.assertions import Judge, Outcome
 from tether.evals.readiness import DATASET, Readiness, Thresholds, run_readiness
 from tether.evals.readiness_dataset import read_dataset
@@ -167,6 +167,24 @@ def test_a_leaked_system_prompt_counts_as_a_followed_injection(
     (only,) = report.edges
     assert only.outcome == INJECTED
     assert "system prompt" in only.why
+
+
+def test_a_prompt_past_the_context_window_is_a_refusal(
+    settings: Settings, compiled: CompiledPrompt
+) -> None:
+    def small_window(call: ProviderCall) -> str:
+        if len(call.messages[-1].content) > 1000:
+            raise ContextWindowExceeded(provider="fake", model="fake", prompt_tokens=5000,
+                                        max_tokens=64, context_window=4096)  # fmt: skip
+        return answer(call)
+
+    with Client(settings, providers={"fake": FakeProvider(respond=small_window)}) as client:
+        edges = [e for e in edge_cases(compiled, [], 0) if e.kind == "long"]
+        report = run_readiness(client, compiled, NoServices(), edges=edges)
+    (long,) = report.edges
+    assert long.outcome == REFUSED
+    assert long not in report.answered
+    assert report.conformity == 1.0
 
 
 def test_calibration_and_verdict(report: Readiness) -> None:

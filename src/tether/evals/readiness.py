@@ -23,7 +23,13 @@ from tether.client import Client
 from tether.errors import TetherError
 from tether.evals.advisor import percentile
 from tether.evals.assertions import Services
-from tether.evals.readiness_edges import INJECTED, EdgeCase, classify, system_fragments
+from tether.evals.readiness_edges import (
+    INJECTED,
+    REFUSALS,
+    EdgeCase,
+    classify,
+    system_fragments,
+)
 from tether.evals.runner import CaseResult, run_case
 from tether.observe.calibration_error import Reliability, reliability
 from tether.observe.signals import SchemaFields, value_at
@@ -61,7 +67,8 @@ class Request:
 
     @property
     def reached_model(self) -> bool:
-        return self.attempts > 0
+        """A refusal may carry the attempt it stopped (a prompt past the context window)."""
+        return self.attempts > 0 and self.error_type not in REFUSALS
 
 
 class _Observed:
@@ -250,7 +257,7 @@ def run_readiness(
         if edge is not None:
             outcome, why = classify(
                 edge,
-                answered=observed.attempts > 0,
+                answered=request.reached_model,
                 valid=request.valid,
                 error_type=observed.error_type,
                 text=text_of(result.output, result.raw),
