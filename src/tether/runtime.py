@@ -23,8 +23,10 @@ from tether.costs.limits import LimitStore, open_limit_store
 from tether.observe.alerts import AlertEngine
 from tether.observe.config import NO_EMBEDDER
 from tether.observe.detectors import EvasiveDetector, shared_embedder
+from tether.observe.metrics import Metrics, known_models
 from tether.observe.request_log import RequestLog
 from tether.observe.signal_worker import SignalListener, SignalObserver, SignalWorker
+from tether.observe.tracing import Tracing
 from tether.pipeline.build import build_pipeline
 from tether.pipeline.chain import Pipeline
 from tether.pipeline.context import Context
@@ -70,8 +72,18 @@ class Runtime:
         self._alerts: AlertEngine | None = None
         # What sees each finished request after its row is queued (record stage).
         self.observers: list[Observer] = []
-        if settings.observe.signals:
+        observe = settings.observe
+        if observe.signals:
             self.observers.append(SignalObserver(lambda: self._signals))
+        self.metrics: Metrics | None = Metrics.for_settings(settings) if observe.metrics else None
+        if self.metrics is not None:
+            self.observers.append(self.metrics)
+        self.tracing: Tracing | None = None
+        if observe.traces != "none":
+            self.tracing = Tracing.build(observe.traces, models=known_models(settings),
+                                         endpoint=observe.otlp_endpoint,
+                                         sample_ratio=observe.trace_sample_ratio)  # fmt: skip
+            self.observers.append(self.tracing)
         self._portal: BlockingPortal | None = None
         self._portal_exit = ExitStack()
         self.cache: ResponseCache = ResponseCache.from_settings(
@@ -184,6 +196,8 @@ class Runtime:
             atexit.unregister(signals.close)
         if self._alerts is not None:
             self._alerts.close()  # deliveries under way finish
+        if self.tracing is not None:
+            self.tracing.close()
         if self._portal is not None:
             self._portal.call(self.limits.close)
             self._portal.call(self.cache.close)

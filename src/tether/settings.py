@@ -27,6 +27,7 @@ from pydantic import (
 from tether.cache.config import CacheSettings
 from tether.costs.limits.config import LimitSettings, PromptBudgets
 from tether.errors import ConfigError
+from tether.evals.production import EvaluationSettings
 from tether.observe.config import ObserveSettings
 from tether.routing.config import RouterSettings
 
@@ -264,6 +265,9 @@ class Settings(_Strict):
         default_factory=list, description="money budgets per prompt, whatever the key"
     )
     calls: CallSettings = CallSettings()
+    evaluations: list[EvaluationSettings] = Field(
+        default_factory=list, description="checks on a sample of each prompt's logged requests"
+    )
     cache: CacheSettings = Field(
         default_factory=CacheSettings, description="the response cache (exact and semantic)"
     )

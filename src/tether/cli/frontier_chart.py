@@ -5,24 +5,16 @@ from __future__ import annotations
 
 import html
 import io
-import math
 from pathlib import Path
 
 from tether.cli.cost_chart import chart_paths
 from tether.cli.report_page import report_page
+from tether.costs.money import usd
 from tether.evals.advisor import Advice, ModelScore
 
 _FRONTIER = "#3b6ea5"
 _OTHER = "#9a9a9a"
 _CHOSEN = "#2e8b57"
-
-
-def usd(value: float) -> str:
-    """Three significant digits without exponent: local models cost millionths of a dollar."""
-    if value == 0:
-        return "$0"
-    decimals = max(2, 2 - math.floor(math.log10(abs(value))))
-    return f"${value:,.{decimals}f}"
 
 
 def frontier_png(advice: Advice, title: str) -> bytes:

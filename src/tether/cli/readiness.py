@@ -23,6 +23,7 @@ from tether.cli.common import (
 from tether.cli.prompt_tests import target_specs
 from tether.cli.report_page import report_page
 from tether.client import Client
+from tether.costs.money import usd
 from tether.errors import ConfigError, PromptNotFound
 from tether.evals.readiness import Readiness, Thresholds, run_readiness
 from tether.evals.readiness_dataset import read_dataset
@@ -33,7 +34,6 @@ from tether.evals.readiness_report import (
     markdown,
     overview_png,
     reliability_png,
-    usd,
 )
 from tether.evals.services import ClientServices
 from tether.prompts.compiled import CompiledPrompt

@@ -23,9 +23,10 @@ from tether.cli.common import (
     stderr,
     stdout,
 )
-from tether.cli.frontier_chart import usd, write_frontier
+from tether.cli.frontier_chart import write_frontier
 from tether.cli.prompt_tests import target_specs
 from tether.client import Client
+from tether.costs.money import usd
 from tether.errors import ConfigError
 from tether.evals.advisor import (
     DEFAULT_THRESHOLD,

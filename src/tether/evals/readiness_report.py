@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import html
 import io
-import math
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from tether.costs.money import usd
 from tether.evals.readiness import Readiness, Request, text_of
 from tether.evals.readiness_edges import INJECTED, OUTCOMES, PROVIDER, REFUSED, VALID, VIOLATION
 from tether.observe.calibration_error import reliability_plot
@@ -18,14 +18,6 @@ EXAMPLES_PER_OUTCOME = 3
 _COLOURS = {VALID: "#2e8b57", VIOLATION: "#d2691e", REFUSED: "#3b6ea5", PROVIDER: "#9a9a9a",
             INJECTED: "#b22222"}  # fmt: skip
 _CELL_CHARS = 120
-
-
-def usd(value: float) -> str:
-    """Three significant digits: local models cost millionths of a dollar."""
-    if value == 0:
-        return "$0"
-    decimals = max(2, 2 - math.floor(math.log10(abs(value))))
-    return f"${value:,.{decimals}f}"
 
 
 def _pct(value: float | None) -> str:

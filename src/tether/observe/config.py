@@ -12,6 +12,8 @@ evasive_sample = 0.1       # share of free-text answers scored (chosen by reques
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tether.cache.embedders.registry import EMBEDDER_KINDS
@@ -45,6 +47,17 @@ class ObserveSettings(_Strict):
         le=1,
         description="share of free-text answers given an evasive score (its embedder costs "
         "milliseconds per answer; a fixed sample keeps the signal's distribution comparable)",
+    )
+    metrics: bool = Field(default=True, description="Prometheus metrics at /metrics (admin token)")
+    traces: Literal["none", "console", "otlp", "memory"] = Field(
+        default="none", description="where request spans and GenAI metrics go"
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP collector base URL; default: OTEL_EXPORTER_OTLP_ENDPOINT",
+    )
+    trace_sample_ratio: float = Field(
+        default=1.0, ge=0.0, le=1.0, description="share of requests traced"
     )
     alerts: AlertSettings = Field(
         default_factory=AlertSettings, description="drift thresholds, alert rules and sinks"

@@ -14,6 +14,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tether.client import Client
 from tether.errors import TetherError
 from tether.observe.alerts import drift_check_loop
+from tether.observe.calibration_error import calibration_check_loop
+from tether.observe.canaries import canary_loop
 from tether.server import (
     admin_routes,
     cache_routes,
@@ -37,11 +39,18 @@ def create_app(settings: Settings | None = None, *, client: Client | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway.start()
-        drift = asyncio.create_task(drift_check_loop(gateway.engine, resolved.observe.alerts))
+        alerts = resolved.observe.alerts
+        # Scheduled checks: each returns at once when nothing is configured for it.
+        checks = [
+            asyncio.create_task(drift_check_loop(gateway.engine, alerts)),
+            asyncio.create_task(canary_loop(gateway.client, alerts)),
+            asyncio.create_task(calibration_check_loop(gateway.engine, alerts)),
+        ]
         try:
             yield
         finally:
-            drift.cancel()
+            for check in checks:
+                check.cancel()
             gateway.close()
 
     # The docs page's script and styles ship in the fastapi-offline package: /docs works

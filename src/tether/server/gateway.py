@@ -29,7 +29,7 @@ class Gateway:
         self.engine = self.runtime.engine
         self.keys = KeyStore(self.engine)
         self.log = self.runtime.open_log()
-        self._record = Record(self.runtime)
+        self._record = Record(self.runtime, self.runtime.observers)
 
     def start(self) -> None:
         self.keys.start()  # keys are checked from memory: no request waits on the database
