@@ -8,7 +8,7 @@ A prompt or version of None means the stored NULL (calls without a registered pr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Engine, insert, select
@@ -39,11 +39,17 @@ class SignalPoint:
     label: str | None
 
 
+_ROW_FIELDS = tuple(f.name for f in fields(SignalRow))
+
+
 def add_signals(engine: Engine, rows: Sequence[SignalRow]) -> None:
     if not rows:
         return
+    # A shallow dict per row: dataclasses.asdict deep-copies every value, which cost most
+    # of the write.
+    payload = [{name: getattr(row, name) for name in _ROW_FIELDS} for row in rows]
     with engine.begin() as conn:
-        conn.execute(insert(request_signals), [asdict(row) for row in rows])
+        conn.execute(insert(request_signals), payload)
 
 
 def signal_series(
