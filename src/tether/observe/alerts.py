@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -367,11 +367,19 @@ async def drift_check_loop(engine: Engine, settings: AlertSettings) -> None:
     logged; the next one still runs."""
     if not scheduled_rules(settings):
         return
+    await every(
+        settings.check_interval_s,
+        lambda: run_drift_checks(engine, settings, datetime.now(UTC)),
+        "drift check",
+    )
+
+
+async def every(interval_s: float, work: Callable[[], object], what: str) -> None:
+    """Run blocking `work` in a thread every `interval_s` until cancelled; a failed round is
+    logged and the next one still runs."""
     while True:
-        await asyncio.sleep(settings.check_interval_s)
+        await asyncio.sleep(interval_s)
         try:
-            await anyio.to_thread.run_sync(
-                lambda: run_drift_checks(engine, settings, datetime.now(UTC))
-            )
+            await anyio.to_thread.run_sync(work)
         except Exception:
-            logger.exception("alerts: the scheduled drift check failed")
+            logger.exception("alerts: the scheduled %s failed", what)

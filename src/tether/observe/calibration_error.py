@@ -10,7 +10,6 @@ request's test assertions left, 1 passed or 0 failed). A request's confidence is
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -20,13 +19,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
 import numpy as np
 from sqlalchemy import Engine, select
 
 from tether.observe.alert_rules import CALIBRATION_RULE, AlertSettings
 from tether.observe.alert_sinks import AlertSink, build_sinks
-from tether.observe.alerts import Alerter, Key, _Cooldowns
+from tether.observe.alerts import Alerter, Key, _Cooldowns, every
 from tether.observe.signals import CONFIDENCE_FIELD, SchemaFields, value_at
 from tether.store.alerts import AlertRow
 from tether.store.dialect import utc_bound
@@ -386,11 +384,8 @@ async def calibration_check_loop(engine: Engine, settings: AlertSettings) -> Non
     round is logged; the next one still runs."""
     if settings.calibration is None:
         return
-    while True:
-        await asyncio.sleep(settings.check_interval_s)
-        try:
-            await anyio.to_thread.run_sync(
-                lambda: check_calibration(engine, settings, datetime.now(UTC))
-            )
-        except Exception:
-            logger.exception("alerts: the scheduled calibration check failed")
+    await every(
+        settings.check_interval_s,
+        lambda: check_calibration(engine, settings, datetime.now(UTC)),
+        "calibration check",
+    )

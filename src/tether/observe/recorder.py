@@ -44,7 +44,7 @@ def request_record(ctx: Context) -> RequestRecord:
         output=_output_json(ctx) if result is not None and ctx.contract_name else None,
         contract=ctx.contract_name,
         # invalid only when an output failed its contract: a 429 judged no output
-        valid=_valid(ctx),
+        valid=output_valid(ctx),
         attempts=_attempts_json(attempts) if attempts else None,
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
@@ -90,7 +90,9 @@ def _response(ctx: Context, attempts: tuple[Attempt, ...]) -> str | None:
     return (attempts[-1].raw or None) if attempts else None
 
 
-def _valid(ctx: Context) -> bool | None:
+def output_valid(ctx: Context) -> bool | None:
+    """Invalid only when an output failed its contract (a 429 or an outage judged no
+    output); None when there was no contract to meet."""
     if isinstance(ctx.error, ContractViolation):
         return False
     if ctx.error is None and ctx.contract_name is not None and ctx.results:

@@ -17,8 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tether.costs.accounting import charged
-from tether.errors import ContractViolation
-from tether.observe.recorder import jsonable
+from tether.observe.recorder import jsonable, output_valid
 from tether.pipeline.context import Context
 from tether.providers.schema_profiles.refs import deref
 
@@ -93,22 +92,12 @@ def signal_input(ctx: Context) -> SignalInput:
         output_tokens=usage.output_tokens,
         cost_usd=cost,
         status=ctx.status,
-        valid=_valid(ctx),
+        valid=output_valid(ctx),
         repairs=max(len(attempts) - 1, 0),
         output=output,
         text=_text(ctx),
         schema=ctx.contract.schema if ctx.contract is not None else None,
     )
-
-
-def _valid(ctx: Context) -> bool | None:
-    # as the request log says: invalid only when an output failed its contract (a 429 or an
-    # outage judged no output)
-    if isinstance(ctx.error, ContractViolation):
-        return False
-    if ctx.error is None and ctx.contract_name is not None and ctx.results:
-        return True
-    return None
 
 
 def _text(ctx: Context) -> str | None:
