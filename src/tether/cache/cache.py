@@ -172,9 +172,9 @@ class ResponseCache:
             return None
         found = self._lookup_of(ctx, policy)
         pending = Pending(found, policy)
-        self._pending[ctx.request_id] = pending
         if ctx.ask.cache == "refresh":
             ctx.cache = CacheDecision("bypass", reason="the caller asked for a fresh answer")
+            self._pending[ctx.request_id] = pending
             return None
         decision = CacheDecision("miss")
         ctx.cache = decision
@@ -184,8 +184,9 @@ class ResponseCache:
             if _serve(ctx, entry):
                 decision.kind, decision.entry = "exact", entry.key
                 _savings(ctx, decision, entry)
-                return entry
+                return entry  # nothing pending: the request ends without a cache write
             decision.reason = "the cached answer no longer meets the contract"
+        self._pending[ctx.request_id] = pending  # the fresh answer is filed when it comes
         if found.text is None:
             return None
         return await self._semantic(ctx, pending, decision, now)
@@ -236,6 +237,7 @@ class ResponseCache:
             if _serve(ctx, best.entry):
                 decision.kind, decision.entry, decision.vetoed_by = "semantic", best.entry.key, None
                 _savings(ctx, decision, best.entry)
+                del self._pending[ctx.request_id]
                 return best.entry
             decision.reason = "the neighbour's answer does not meet the contract"
             return None
