@@ -230,7 +230,7 @@ def test_the_loop_runs_on_its_interval_and_idles_without_canaries(
         if len(rounds) > 2:
             raise asyncio.CancelledError
 
-    monkeypatch.setattr(canaries_module.asyncio, "sleep", sleep)
+    monkeypatch.setattr(canaries_module, "pause", sleep)
     model.broken = True
     alerts = alert_settings(canary={"prompts": ["triage"], "interval_s": 60},
                             sinks=[webhook(receiver)])  # fmt: skip
