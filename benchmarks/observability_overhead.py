@@ -86,6 +86,7 @@ SIDES = """
 # measured beside them, to tell the parts apart.
 [off.observe]
 signals = false
+metrics = false
 
 [telemetry.observe]
 signals = false
