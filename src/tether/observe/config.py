@@ -6,7 +6,7 @@ signals = true             # per-request signals, stored for drift and alerts
 diversity_window = 100     # answers per prompt version that lexical diversity is measured over
 signal_queue = 10000       # requests waiting for the signal worker; beyond it they are dropped
 evasive_embedder = "minilm"  # embedder comparing answers with generic ones; "none": patterns only
-evasive_sample = 0.1       # share of free-text answers scored (chosen by request id)
+evasive_sample = 0.02      # share of free-text answers scored (chosen by request id)
 ```
 """
 
@@ -42,7 +42,7 @@ class ObserveSettings(_Strict):
     )
 
     evasive_sample: float = Field(
-        default=0.1,
+        default=0.02,
         ge=0,
         le=1,
         description="share of free-text answers given an evasive score (its embedder costs "
