@@ -57,10 +57,9 @@ async def fill(
 ) -> list[str]:  # fmt: skip
     """File one entry per text (answer: its index); the exact keys, in order."""
     now = time.time()
-    policy = cache.policy(context(""))
     keys: list[str] = []
     for index, text in enumerate(texts):
-        found = cache._lookup_of(context(text), policy)
+        found = cache.filed_under(context(text))
         entry = Entry(
             key=found.key,
             namespace=found.namespace,

@@ -29,7 +29,15 @@ from tether.cache.embedding import CacheEmbedder
 from tether.cache.entailment import EntailmentCheck
 from tether.cache.entry import Answer, Entry
 from tether.cache.grades import Grade, GradeStore
-from tether.cache.keys import LOCAL_SCOPE, SHARED_SCOPE, Lookup, Policy, cacheable, lookup
+from tether.cache.keys import (
+    LOCAL_SCOPE,
+    SHARED_SCOPE,
+    Lookup,
+    Policy,
+    by_meaning,
+    cacheable,
+    lookup,
+)
 from tether.cache.semantic.guards import veto
 from tether.cache.semantic.scorer import Scorer, bundled, load
 from tether.cache.thresholds import Thresholds
@@ -125,6 +133,14 @@ class ResponseCache:
                 backend = self._backend
         return backend
 
+    async def opened(self) -> CacheBackend:
+        """The backend, opened in a thread the first time: opening reads the local file (up
+        to max_entries entries) or builds a Redis client, never on the event loop."""
+        backend = self._backend
+        if backend is None:
+            backend = await asyncio.to_thread(lambda: self.backend)
+        return backend
+
     @property
     def embedder(self) -> CacheEmbedder:
         embedder = self._embedder
@@ -174,18 +190,20 @@ class ResponseCache:
         pending = Pending(found, policy)
         if ctx.ask.cache == "refresh":
             ctx.cache = CacheDecision("bypass", reason="the caller asked for a fresh answer")
+            pending.lookup = self._by_meaning(ctx, found, policy)
             self._pending[ctx.request_id] = pending
             return None
         decision = CacheDecision("miss")
         ctx.cache = decision
         now = time.time()
-        entry = await self.backend.get(found.key, now)
+        entry = await (await self.opened()).get(found.key, now)
         if entry is not None:
             if _serve(ctx, entry):
                 decision.kind, decision.entry = "exact", entry.key
                 _savings(ctx, decision, entry)
                 return entry  # nothing pending: the request ends without a cache write
             decision.reason = "the cached answer no longer meets the contract"
+        pending.lookup = found = self._by_meaning(ctx, found, policy)
         self._pending[ctx.request_id] = pending  # the fresh answer is filed when it comes
         if found.text is None:
             return None
@@ -204,7 +222,7 @@ class ResponseCache:
         pending.vector = vector
         calibration = await self.thresholds.get(ctx.prompt_name, policy.delta, embedder.name)
         decision.threshold = calibration.threshold
-        neighbours = await self.backend.search(
+        neighbours = await (await self.opened()).search(
             found.namespace, vector, self.settings.semantic.neighbours, now
         )
         best: Neighbour | None = None
@@ -296,7 +314,7 @@ class ResponseCache:
             tags=policy.tags,
             vector=vector,
         )
-        await self.backend.put(entry)
+        await (await self.opened()).put(entry)
 
     async def _grade(
         self, ctx: Context, neighbour: Neighbour, answer: Answer, verify: bool
@@ -345,10 +363,10 @@ class ResponseCache:
     # -- administration -----------------------------------------------------------------------
 
     async def invalidate(self, selector: Selector) -> int:
-        return await self.backend.invalidate(selector, time.time())
+        return await (await self.opened()).invalidate(selector, time.time())
 
     async def stats(self) -> BackendStats:
-        return await self.backend.stats(time.time())
+        return await (await self.opened()).stats(time.time())
 
     async def close(self) -> None:
         if self._background:
@@ -384,9 +402,17 @@ class ResponseCache:
             tools=ctx.ask.tools,
             params=ctx.params,
             n=ctx.ask.n,
-            policy=policy,
-            semantic=policy.mode == "semantic",
         )
+
+    def filed_under(self, ctx: Context) -> Lookup:
+        """Where `ctx`'s answer is (or would be) filed: its exact key, namespace and text."""
+        policy = self.policy(ctx)
+        return self._by_meaning(ctx, self._lookup_of(ctx, policy), policy)
+
+    def _by_meaning(self, ctx: Context, found: Lookup, policy: Policy) -> Lookup:
+        if policy.mode != "semantic":
+            return found
+        return by_meaning(found, ctx.messages, ctx.ask.inputs, policy.compare, ctx.ask.tools)
 
 
 def _uncacheable(ctx: Context) -> str | None:

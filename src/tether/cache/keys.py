@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -61,6 +61,7 @@ class Lookup:
     namespace: str  # entries whose texts may be compared with this one
     text: str | None  # the text compared semantically; None: exact lookups only
     scope: str  # the tenant: "key:<id>", "local" (library and CLI) or "shared"
+    head: tuple[Any, ...] = field(default=(), compare=False)  # the key's material but text
 
 
 def normalize(text: str) -> str:
@@ -100,21 +101,29 @@ def lookup(
     tools: ToolSpec | None,
     params: Mapping[str, Any],
     n: int,
-    policy: Policy,
-    semantic: bool,
 ) -> Lookup:
-    """The request's exact key and, when `semantic`, its namespace and text."""
+    """The request's exact key (its namespace and text come with `by_meaning`, only when an
+    exact lookup missed)."""
     answer_params = {k: v for k, v in params.items() if k not in _TRANSPORT_PARAMS}
-    head = [scope, prompt, version, model, contract, _tools(tools), answer_params, n]
+    head = (scope, prompt, version, model, contract, _tools(tools), answer_params, n)
     rendered = [_message(m) for m in messages]
     key = _digest([head, rendered])
-    text: str | None = None
-    namespace = key
-    if semantic:
-        text, rest = _semantic_part(messages, inputs, policy.compare, tools)
-        if text is not None:
-            namespace = _digest([head, rest])
-    return Lookup(key=key, namespace=namespace, text=text, scope=scope)
+    return Lookup(key=key, namespace=key, text=None, scope=scope, head=head)
+
+
+def by_meaning(
+    found: Lookup,
+    messages: Sequence[Message],
+    inputs: Mapping[str, Any],
+    compare: tuple[str, ...] | None,
+    tools: ToolSpec | None,
+) -> Lookup:
+    """`found` with the text compared by meaning and its namespace (unchanged when nothing
+    may be compared)."""
+    text, rest = _semantic_part(messages, inputs, compare, tools)
+    if text is None:
+        return found
+    return replace(found, text=text, namespace=_digest([found.head, rest]))
 
 
 def _semantic_part(

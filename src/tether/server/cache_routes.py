@@ -11,7 +11,6 @@ with the local backend this is the only replica.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from tether.cache.backends.base import Selector
-from tether.cache.cache import ResponseCache
 from tether.errors import InvalidRequest
 from tether.server.api_docs import body_doc
 from tether.server.auth import AdminAuth
@@ -65,14 +63,6 @@ def _admin(request: Request) -> Gateway:
     return gateway
 
 
-async def _opened(gateway: Gateway) -> ResponseCache:
-    """The gateway's cache with its backend open: opening reads the local file (or connects
-    to Redis), so the first time happens in a thread."""
-    cache = gateway.runtime.cache
-    await asyncio.to_thread(lambda: cache.backend)
-    return cache
-
-
 def _json(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type=JSON)
 
@@ -85,11 +75,11 @@ async def cache_stats(
     `since` (7d, 24h or an ISO time; default 7 days), lookups, hits, savings and vetoes."""
     gateway = _admin(request)
     start = _since(since)
-    cache = await _opened(gateway)
-    entries = await cache.stats()
+    cache = gateway.runtime.cache
+    entries = await cache.stats()  # opens the backend off the event loop the first time
     engine = gateway.engine
     summary = await in_thread(lambda: cache_summary(engine, start, prompt), what=LOG)
-    backend = {"name": cache.backend.name, **asdict(entries)}
+    backend = {"name": (await cache.opened()).name, **asdict(entries)}
     if prompt is not None:  # the size stays the whole cache's
         count = entries.by_prompt.get(prompt, 0)
         backend.update(entries=count, by_prompt={prompt: count} if count else {})
@@ -101,8 +91,7 @@ async def invalidate_cache(request: Request) -> Response:
     gateway = _admin(request)
     body = await read_json(request, gateway.settings.server.max_body_bytes)
     selector = _selector(body)
-    cache = await _opened(gateway)
-    dropped = await cache.invalidate(selector)
+    dropped = await gateway.runtime.cache.invalidate(selector)
     return _json({"dropped": dropped, "selector": selector.describe()})
 
 

@@ -85,7 +85,9 @@ class LocalBackend:
         self, namespace: str, vector: Vectors, k: int, now: float
     ) -> list[tuple[Entry, float]]:
         found: list[tuple[Entry, float]] = []
-        for key, similarity in self._index.search(namespace, vector, k):
+        # The graph search is CPU work (about half a millisecond at 100k entries): a thread.
+        nearest = await asyncio.to_thread(self._index.search, namespace, vector, k)
+        for key, similarity in nearest:
             with self._lock:
                 entry = self._entries.get(key)
                 if entry is None:
