@@ -3,22 +3,17 @@ parsed back with prometheus_client's own parser."""
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime
-from typing import Any
-
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import TypeAdapter
 
+from tests.asks import api_key, chat, observed
 from tether import Client, FakeProvider, Settings
 from tether.cache.config import CacheSettings
-from tether.messages import Message
 from tether.observe.metrics import OTHER, Metrics
-from tether.pipeline.context import Ask, Context
+from tether.pipeline.context import Ask
 from tether.prompts.loader import parse_spec
 from tether.routing.config import RouterSettings
-from tether.server.keys import ApiKey
 
 SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
 SPEC = """
@@ -28,25 +23,6 @@ model: fake
 messages:
   - {role: user, content: "Say hello to {{ who }}"}
 """
-
-
-def _key(ident: str) -> ApiKey:
-    return ApiKey(ident, ident, "tk-", (), (), None, None, None, datetime.now(UTC), None)
-
-
-def _run(client: Client, metrics: Metrics, ask: Ask) -> Context:
-    """The pipeline for `ask`, observed as the record stage does, failed or not."""
-    ctx = Context(ask)
-    try:
-        asyncio.run(client.runtime.pipeline.run(ctx))
-    except Exception:
-        assert ctx.error is not None
-    metrics.observe(ctx)
-    return ctx
-
-
-def _chat(text: str, **fields: Any) -> Ask:
-    return Ask("chat.completions", messages=(Message("user", text),), **fields)
 
 
 def _scrape(metrics: Metrics) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -68,8 +44,8 @@ def test_requests_tokens_cost_and_durations_are_counted(settings: Settings) -> N
     metrics = Metrics.for_settings(settings)
     with Client(settings, providers={"fake": FakeProvider(respond=lambda c: "two words")}) as c:
         for _ in range(3):
-            _run(c, metrics, _chat("one two three", key=_key("key_a")))
-        _run(c, metrics, _chat("hi"))
+            observed(c, metrics, chat("one two three", key=api_key("key_a")))
+        observed(c, metrics, chat("hi"))
     scrape = _scrape(metrics)
     (labels, count), *others = [s for s in scrape["tether_requests_total"] if s[0]["key"]]
     assert not others
@@ -97,9 +73,11 @@ def test_contracts_repairs_and_errors(settings: Settings) -> None:
     metrics = Metrics.for_settings(settings)
     fake = FakeProvider(["not json", '{"ok": true}', "no", "still no", "never"])
     with Client(settings, providers={"fake": fake}) as client:
-        repaired = _run(client, metrics, _chat("a", contract=client.contract(SCHEMA)))
-        failed = _run(client, metrics, _chat("b", contract=client.contract(SCHEMA), max_repairs=1))
-        missing = _run(client, metrics, _chat("c", model="no-such-model"))
+        repaired = observed(client, metrics, chat("a", contract=client.contract(SCHEMA)))
+        failed = observed(
+            client, metrics, chat("b", contract=client.contract(SCHEMA), max_repairs=1)
+        )
+        missing = observed(client, metrics, chat("c", model="no-such-model"))
     assert repaired.error is None
     assert len(repaired.attempts) == 2
     assert failed.error is not None
@@ -121,8 +99,8 @@ def test_registered_prompts_carry_name_and_version(settings: Settings) -> None:
     with Client(settings, providers={"fake": FakeProvider(respond=lambda c: "hello")}) as c:
         loaded = parse_spec(SPEC, source_name="greet.yaml")
         c.registry.push(loaded.spec, source=loaded.source, author="test", message="")
-        _run(c, metrics, Ask("prompts.run", prompt="greet", inputs={"who": "Ada"}))
-        _run(c, metrics, Ask("prompts.run", prompt="made-up", inputs={}))
+        observed(c, metrics, Ask("prompts.run", prompt="greet", inputs={"who": "Ada"}))
+        observed(c, metrics, Ask("prompts.run", prompt="made-up", inputs={}))
     assert _value(metrics, "tether_requests_total", prompt="greet", version="1.2.0") == 1
     prompts = {s[0]["prompt"] for s in _scrape(metrics)["tether_requests_total"]}
     assert prompts == {"greet", ""}  # the unknown name is not a label value
@@ -132,9 +110,9 @@ def test_cache_decisions_and_what_hits_saved(settings: Settings) -> None:
     cached = settings.model_copy(update={"cache": CacheSettings(mode="exact")})
     metrics = Metrics.for_settings(cached)
     with Client(cached, providers={"fake": FakeProvider(respond=lambda c: "an answer")}) as c:
-        first = _run(c, metrics, _chat("what is up"))
-        _run(c, metrics, _chat("what is up"))
-        _run(c, metrics, _chat("what is up", cache="off"))
+        first = observed(c, metrics, chat("what is up"))
+        observed(c, metrics, chat("what is up"))
+        observed(c, metrics, chat("what is up", cache="off"))
     assert _value(metrics, "tether_cache_decisions_total", kind="miss") == 1
     assert _value(metrics, "tether_cache_decisions_total", kind="exact") == 1
     saved = _value(metrics, "tether_cache_saved_usd_total")
@@ -149,8 +127,8 @@ def test_route_decisions(settings: Settings) -> None:
     routed = settings.model_copy(update={"routers": {"triage": router}})
     metrics = Metrics.for_settings(routed)
     with Client(routed, providers={"fake": FakeProvider(respond=lambda c: "ok")}) as client:
-        _run(client, metrics, _chat("hello there", model="router:triage"))
-        _run(client, metrics, _chat("something else", model="router:triage"))
+        observed(client, metrics, chat("hello there", model="router:triage"))
+        observed(client, metrics, chat("something else", model="router:triage"))
     assert _value(metrics, "tether_route_decisions_total", router="triage", model="rule") == 1
     assert _value(metrics, "tether_route_decisions_total", router="triage", model="fake") == 1
     assert _value(metrics, "tether_requests_total", model="fake") == 1
@@ -160,9 +138,9 @@ def test_route_decisions(settings: Settings) -> None:
 def test_each_instance_keeps_its_own_counts(settings: Settings) -> None:
     one, two = Metrics.for_settings(settings), Metrics.for_settings(settings)
     with Client(settings, providers={"fake": FakeProvider(respond=lambda c: "x")}) as client:
-        _run(client, one, _chat("a"))
-        _run(client, one, _chat("b"))
-        _run(client, two, _chat("c"))
+        observed(client, one, chat("a"))
+        observed(client, one, chat("b"))
+        observed(client, two, chat("c"))
     assert _value(one, "tether_requests_total") == 2
     assert _value(two, "tether_requests_total") == 1
     assert one.content_type.startswith("text/plain")

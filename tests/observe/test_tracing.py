@@ -7,8 +7,6 @@ import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -18,14 +16,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from tests.asks import api_key, chat, observed
 from tether import Client, FakeProvider, Settings
 from tether.cache.config import CacheSettings
-from tether.messages import Message
 from tether.observe.metrics import known_models
 from tether.observe.tracing import Tracing
 from tether.pipeline.context import Ask, Context
 from tether.prompts.loader import parse_spec
-from tether.server.keys import ApiKey
 
 SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
 SPEC = """
@@ -74,30 +71,14 @@ def otel(settings: Settings) -> Iterator[Otel]:
     meter_provider.shutdown()
 
 
-def _key(ident: str) -> ApiKey:
-    return ApiKey(ident, ident, "tk-", (), (), None, None, None, datetime.now(UTC), None)
-
-
-def _run(client: Client, tracing: Tracing, ask: Ask) -> Context:
-    ctx = Context(ask)
-    try:
-        asyncio.run(client.runtime.pipeline.run(ctx))
-    except Exception:
-        assert ctx.error is not None
-    tracing.observe(ctx)
-    return ctx
-
-
-def _chat(text: str, **fields: Any) -> Ask:
-    return Ask("chat.completions", messages=(Message("user", text),), **fields)
-
-
 def test_a_chat_request_is_one_span_in_the_genai_conventions(
     settings: Settings, otel: Otel
 ) -> None:
     before = time.time_ns()
     with Client(settings, providers={"fake": FakeProvider(respond=lambda c: "two words")}) as c:
-        ctx = _run(c, otel.tracing, _chat("one two three", key=_key("key_a"), params={"seed": 7}))
+        ctx = observed(
+            c, otel.tracing, chat("one two three", key=api_key("key_a"), params={"seed": 7})
+        )
     (span,) = otel.finished()
     assert span.name == "chat fake"
     assert span.kind is SpanKind.CLIENT
@@ -125,7 +106,7 @@ def test_prompt_name_version_and_sampling_settings(settings: Settings, otel: Ote
     with Client(settings, providers={"fake": FakeProvider(respond=lambda c: "hello")}) as c:
         loaded = parse_spec(SPEC, source_name="greet.yaml")
         c.registry.push(loaded.spec, source=loaded.source, author="test", message="")
-        _run(c, otel.tracing, Ask("prompts.run", prompt="greet", inputs={"who": "Ada"}))
+        observed(c, otel.tracing, Ask("prompts.run", prompt="greet", inputs={"who": "Ada"}))
     (span,) = otel.finished()
     attributes = dict(span.attributes or {})
     assert attributes["gen_ai.prompt.name"] == "greet"
@@ -136,8 +117,8 @@ def test_prompt_name_version_and_sampling_settings(settings: Settings, otel: Ote
 
 def test_a_failure_sets_error_type_and_the_span_status(settings: Settings, otel: Otel) -> None:
     with Client(settings, providers={"fake": FakeProvider(["no", "still no"])}) as client:
-        ctx = _run(client, otel.tracing, _chat("x", contract=client.contract(SCHEMA)))
-        _run(client, otel.tracing, _chat("y", model="not-configured"))
+        ctx = observed(client, otel.tracing, chat("x", contract=client.contract(SCHEMA)))
+        observed(client, otel.tracing, chat("y", model="not-configured"))
     failed, unknown = otel.finished()
     assert ctx.error is not None
     error_type = type(ctx.error).__name__
@@ -159,7 +140,7 @@ def test_a_failure_sets_error_type_and_the_span_status(settings: Settings, otel:
 def test_token_usage_and_duration_histograms(settings: Settings, otel: Otel) -> None:
     with Client(settings, providers={"fake": FakeProvider(respond=lambda c: "a b")}) as c:
         for _ in range(3):
-            _run(c, otel.tracing, _chat("one two three four"))
+            observed(c, otel.tracing, chat("one two three four"))
     tokens = otel.points("gen_ai.client.token.usage")
     by_type = {p.attributes["gen_ai.token.type"]: p for p in tokens if p.attributes}
     assert by_type["input"].count == 3
@@ -184,8 +165,8 @@ def test_a_cache_hit_names_its_decision_and_reports_no_tokens(settings: Settings
     assert telemetry is not None
     assert telemetry.spans is not None
     with Client(cached, providers={"fake": FakeProvider(respond=lambda c: "x")}) as c:
-        _run(c, tracing, _chat("same question"))
-        _run(c, tracing, _chat("same question"))
+        observed(c, tracing, chat("same question"))
+        observed(c, tracing, chat("same question"))
     miss, hit = (dict(s.attributes or {}) for s in telemetry.spans.get_finished_spans())
     assert (miss["tether.cache.decision"], hit["tether.cache.decision"]) == ("miss", "exact")
     assert "gen_ai.usage.input_tokens" in miss
@@ -196,7 +177,7 @@ def test_a_cache_hit_names_its_decision_and_reports_no_tokens(settings: Settings
 
 def test_on_an_event_loop_the_span_waits_for_the_next_turn(settings: Settings, otel: Otel) -> None:
     with Client(settings, providers={"fake": FakeProvider(respond=lambda c: "ok")}) as client:
-        ctx = asyncio.run(client.runtime.pipeline.run(Context(_chat("hi"))))
+        ctx = asyncio.run(client.runtime.pipeline.run(Context(chat("hi"))))
     tracer = otel.tracer_provider.get_tracer("test")
 
     async def scenario() -> None:
@@ -220,7 +201,7 @@ def test_a_sample_ratio_leaves_spans_out_but_measures_every_request(settings: Se
     assert telemetry.reader is not None
     with Client(settings, providers={"fake": FakeProvider(respond=lambda c: "x")}) as c:
         for _ in range(3):
-            _run(c, tracing, _chat("hi"))
+            observed(c, tracing, chat("hi"))
     assert telemetry.spans.get_finished_spans() == ()
     data = telemetry.reader.get_metrics_data()
     assert data is not None

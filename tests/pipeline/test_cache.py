@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, select
 
+from tests.asks import api_key
 from tether import Client, FakeProvider, Settings
 from tether.cache.backends.base import Selector
 from tether.cache.config import CacheSettings, SemanticSettings
@@ -84,7 +85,7 @@ def test_an_exact_repeat_is_served_without_a_call(
     assert json.loads(rows[0].cache_detail)["stored"] is True
 
 
-def test_parameters_and_models_are_part_of_the_key(
+def test_parameters_and_models_are_part_of_theapi_key(
     cached_client: Client, counting: Counting
 ) -> None:
     cached_client.generate("hi", temperature=0.0)
@@ -105,12 +106,6 @@ def test_refresh_replaces_and_off_leaves_the_cache_alone(
         cached_client.generate("hi", cache="sometimes")
 
 
-def _key(ident: str) -> ApiKey:
-    from datetime import UTC, datetime
-
-    return ApiKey(ident, ident, "tk-", (), (), None, None, None, datetime.now(UTC), None)
-
-
 def test_tenants_never_share_answers(cached_client: Client, counting: Counting) -> None:
     pipeline = cached_client.runtime.pipeline
 
@@ -119,7 +114,7 @@ def test_tenants_never_share_answers(cached_client: Client, counting: Counting) 
 
     async def scenario() -> list[str]:
         out = []
-        for key in (_key("key_a"), _key("key_b"), _key("key_a"), None, None):
+        for key in (api_key("key_a"), api_key("key_b"), api_key("key_a"), None, None):
             ctx = await ask(key)
             out.append(ctx.results[0].raw)
         return out

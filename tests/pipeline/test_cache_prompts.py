@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import UTC, datetime
 from typing import Any
 
+from tests.asks import api_key
 from tether import Client, FakeProvider, ModelSettings, Settings
 from tether.cache.config import CacheSettings, SemanticSettings
 from tether.cache.grades import Grade
@@ -30,10 +30,6 @@ messages:
   - {{role: system, content: "Answer in {{{{ language }}}}."}}
   - {{role: user, content: "{{{{ question }}}}"}}
 """
-
-
-def _key(ident: str) -> ApiKey:
-    return ApiKey(ident, ident, "tk-", (), (), None, None, None, datetime.now(UTC), None)
 
 
 def _run(client: Client, cache: str, inputs: dict[str, str], key: ApiKey | None = None) -> Context:
@@ -65,11 +61,11 @@ def test_compare_names_the_text_and_the_other_variables_must_match(settings: Set
     assert french.results[0].raw == "answer 2"
 
 
-def test_a_shared_prompt_cache_serves_every_key(settings: Settings) -> None:
+def test_a_shared_prompt_cache_serves_everyapi_key(settings: Settings) -> None:
     question = {"question": "What are your opening hours?", "language": "English"}
     with Client(settings, providers={"fake": _counting()}) as client:
-        own = [_run(client, "{mode: exact}", question, _key(k)) for k in ("a", "b")]
-        shared = [_run(client, "{mode: exact, shared: true}", question, _key(k)) for k in "ab"]
+        own = [_run(client, "{mode: exact}", question, api_key(k)) for k in ("a", "b")]
+        shared = [_run(client, "{mode: exact, shared: true}", question, api_key(k)) for k in "ab"]
     assert [_kind(c) for c in own] == ["miss", "miss"]
     assert [_kind(c) for c in shared] == ["miss", "exact"]
 
