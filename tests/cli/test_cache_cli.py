@@ -251,3 +251,36 @@ def test_fit_scorer_writes_a_scorer_that_reads_back(
     refused = run(config, "fit-scorer", str(few), "--out", str(tmp_path / "few.json"))
     assert refused.exit_code == 1
     assert "at least 40" in refused.output
+
+
+def test_the_cli_calls_hit_the_cache_and_take_the_same_cache_use(tmp_path: Path) -> None:
+    from tests.pipeline.upstreams import Reply, RuleUpstream
+
+    upstream = RuleUpstream({"answers": lambda body: Reply(content="General Kenobi.")})
+    config = tmp_path / "cached.toml"
+    config.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n'
+        'default_model = "answers"\n'
+        "[models.answers]\n"
+        'provider = "openai"\n'
+        f'base_url = "{upstream.base_url}"\n'
+        "max_retries = 0\n"
+        "[cache]\n"
+        'mode = "exact"\n'
+    )
+
+    def generate(*args: str) -> str:
+        result = CliRunner().invoke(app, ["generate", "hello there", "--meta", *args,
+                                          "-c", str(config)])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        return str(result.output)
+
+    try:
+        assert "cache/" not in generate()  # called, then filed
+        assert "cache/" in generate()  # served from the cache
+        assert "cache/" not in generate("--cache", "refresh")  # a fresh answer, filed again
+        assert "cache/" not in generate("--cache", "off")
+        assert "cache/" in generate()
+        assert upstream.calls("answers") == 3
+    finally:
+        upstream.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -55,3 +56,19 @@ def open_client(config: Path | None) -> Client:
     client = Client(Settings.load(config))
     client.entry = "cli"  # its calls are logged as the CLI's
     return client
+
+
+class CacheUse(StrEnum):
+    """What a single call allows the response cache, as the library's `cache=` and HTTP's
+    Cache-Control say it: use it, ask for a fresh answer (which replaces the cached one), or
+    keep the call out of it."""
+
+    use = "use"
+    refresh = "refresh"
+    off = "off"
+
+
+CacheOption = Annotated[
+    CacheUse,
+    typer.Option("--cache", help="use the cache, refresh it (a fresh answer, filed) or stay off"),
+]

@@ -9,7 +9,14 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from tether.cli.common import ConfigOption, open_client, reported_errors, stderr
+from tether.cli.common import (
+    CacheOption,
+    CacheUse,
+    ConfigOption,
+    open_client,
+    reported_errors,
+    stderr,
+)
 from tether.contracts.contract import Contract
 from tether.messages import Message
 
@@ -25,6 +32,7 @@ def generate(
     temperature: Annotated[float, typer.Option(min=0.0)] = 0.0,
     max_repairs: Annotated[int | None, typer.Option(min=0, help="repair attempts")] = None,
     meta: Annotated[bool, typer.Option(help="print tokens, cost, latency to stderr")] = False,
+    cache: CacheOption = CacheUse.use,
     config: ConfigOption = None,
 ) -> None:
     """Call a model; with --schema print the validated JSON, else the text."""
@@ -41,6 +49,7 @@ def generate(
                 max_tokens=max_tokens,
                 temperature=temperature,
                 max_repairs=max_repairs,
+                cache=cache.value,
             )
         output: Any = result.output
         if contract is not None:

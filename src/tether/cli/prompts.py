@@ -12,7 +12,15 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
-from tether.cli.common import ConfigOption, open_client, reported_errors, stderr, stdout
+from tether.cli.common import (
+    CacheOption,
+    CacheUse,
+    ConfigOption,
+    open_client,
+    reported_errors,
+    stderr,
+    stdout,
+)
 from tether.client import Client
 from tether.errors import InvalidRequest
 from tether.observe.recorder import jsonable
@@ -228,6 +236,7 @@ def run(
     version: Annotated[str | None, typer.Option(help="version to run instead of a label")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="model or router:NAME")] = None,
     meta: Annotated[bool, typer.Option(help="print tokens, cost, route to stderr")] = False,
+    cache: CacheOption = CacheUse.use,
     config: ConfigOption = None,
 ) -> None:
     """Run a prompt once (through the same pipeline as the library and the gateway) and print
@@ -238,9 +247,11 @@ def run(
             if Path(prompt).is_file():
                 modules = client.settings.prompt_model_modules
                 compiled = load_spec(prompt, model_modules=modules).compiled
-                result = client.run_compiled(compiled, values, model=model)
+                result = client.run_compiled(compiled, values, model=model, cache=cache.value)
             else:
-                result = client.run(prompt, values, label=label, version=version, model=model)
+                result = client.run(
+                    prompt, values, label=label, version=version, model=model, cache=cache.value
+                )
         stdout.print_json(json.dumps(jsonable(result.output)))
         if meta:
             usage = result.usage
