@@ -116,7 +116,7 @@ class _Series:
 
 
 @dataclass
-class _Cooldowns:
+class Cooldowns:
     """When each rule last fired per prompt version; asks the store after a restart."""
 
     engine: Engine | None
@@ -211,7 +211,7 @@ class AlertEngine:
         self.alerter = Alerter(
             engine, sinks if sinks is not None else build_sinks(settings), background=background
         )
-        self._cooldowns = _Cooldowns(engine)
+        self._cooldowns = Cooldowns(engine)
         self._series: dict[Key, _Series] = {}
 
     @property
@@ -321,7 +321,7 @@ def run_drift_checks(
         return []
     alerter = Alerter(engine, sinks if sinks is not None else build_sinks(settings),
                       background=False)  # fmt: skip
-    cooldowns = _Cooldowns(engine)
+    cooldowns = Cooldowns(engine)
     raised: list[AlertRow] = []
     for rule in rules:
         assert rule.window_s is not None

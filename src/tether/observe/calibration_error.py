@@ -24,7 +24,7 @@ from sqlalchemy import Engine, select
 
 from tether.observe.alert_rules import CALIBRATION_RULE, AlertSettings
 from tether.observe.alert_sinks import AlertSink, build_sinks
-from tether.observe.alerts import Alerter, Key, _Cooldowns, every
+from tether.observe.alerts import Alerter, Key, Cooldowns, every
 from tether.observe.signals import CONFIDENCE_FIELD, SchemaFields, value_at
 from tether.store.alerts import AlertRow
 from tether.store.dialect import utc_bound
@@ -340,7 +340,7 @@ def check_calibration(
     since = now - timedelta(seconds=wanted.window_s)
     alerter = Alerter(engine, sinks if sinks is not None else build_sinks(settings),
                       background=False)  # fmt: skip
-    cooldowns = _Cooldowns(engine)
+    cooldowns = Cooldowns(engine)
     raised: list[AlertRow] = []
     for name, version in _with_truth(engine, since):
         if prompt is not None and name != prompt:

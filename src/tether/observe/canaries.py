@@ -31,7 +31,7 @@ from tether.evals.runner import CaseResult, run_case
 from tether.evals.services import ClientServices
 from tether.observe.alert_rules import CANARY_RULE, AlertSettings, Canary, CanarySchedule
 from tether.observe.alert_sinks import AlertSink, build_sinks
-from tether.observe.alerts import Alerter, Key, _Cooldowns
+from tether.observe.alerts import Alerter, Key, Cooldowns
 from tether.observe.calibration_error import CANARY_SIGNAL
 from tether.pipeline.context import Ask, Context
 from tether.prompts.compiled import CompiledPrompt
@@ -239,7 +239,7 @@ class CanaryMonitor:
         engine = runtime.engine
         self.alerter = Alerter(engine, sinks if sinks is not None else build_sinks(settings),
                                background=False)  # fmt: skip
-        self._cooldowns = _Cooldowns(engine)
+        self._cooldowns = Cooldowns(engine)
         self._seen: dict[tuple[str, str], deque[bool]] = {}
 
     def check(self, results: Sequence[CanaryResult], now: datetime | None = None) -> list[AlertRow]:
