@@ -24,7 +24,7 @@ from sqlalchemy import Engine, select
 
 from tether.observe.alert_rules import CALIBRATION_RULE, AlertSettings
 from tether.observe.alert_sinks import AlertSink, build_sinks
-from tether.observe.alerts import Alerter, Key, Cooldowns, every
+from tether.observe.alerts import Alerter, Cooldowns, Key, every
 from tether.observe.signals import CONFIDENCE_FIELD, SchemaFields, value_at
 from tether.store.alerts import AlertRow
 from tether.store.dialect import utc_bound

@@ -31,7 +31,7 @@ from tether.evals.runner import CaseResult, run_case
 from tether.evals.services import ClientServices
 from tether.observe.alert_rules import CANARY_RULE, AlertSettings, Canary, CanarySchedule
 from tether.observe.alert_sinks import AlertSink, build_sinks
-from tether.observe.alerts import Alerter, Key, Cooldowns
+from tether.observe.alerts import Alerter, Cooldowns, Key
 from tether.observe.calibration_error import CANARY_SIGNAL
 from tether.pipeline.context import Ask, Context
 from tether.prompts.compiled import CompiledPrompt
