@@ -1,6 +1,7 @@
 """`tether drift PROMPT`: each stored signal of a prompt version, its recent window against the
 baseline window before it (PSI and chi-square for labels, KS for numbers, mean changes for
-rates); a table, and with --out a chart of both windows per signal as PNG and HTML."""
+rates), and its logged inputs (a permutation test on their mean embedding); a table, and with
+--out a chart of both windows per signal as PNG and HTML."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from tether.cache.embedders.base import Embedder
 from tether.cli.common import ConfigOption, reported_errors, stdout
 from tether.cli.report_page import report_page
 from tether.errors import TetherError
 from tether.observe.alert_rules import AlertSettings, DriftThresholds
+from tether.observe.config import NO_EMBEDDER
+from tether.observe.detectors import shared_embedder
 from tether.observe.drift import DriftReport, DriftResult, Sample, drift_report, is_categorical
 from tether.settings import Settings
 from tether.store.engine import open_database
@@ -32,6 +36,13 @@ def thresholds_of(settings: Settings) -> DriftThresholds:
     observe = getattr(settings, "observe", None)
     alerts = getattr(observe, "alerts", None)
     return alerts.drift if isinstance(alerts, AlertSettings) else DriftThresholds()
+
+
+def embedder_of(settings: Settings) -> Embedder | None:
+    """The signal worker's embedder ([observe] evasive_embedder), for the inputs' drift: the
+    same model the gateway loads; None when the settings turn it off."""
+    kind = settings.observe.evasive_embedder
+    return shared_embedder(kind) if kind != NO_EMBEDDER else None
 
 
 def version_key(version: str | None) -> tuple[Any, ...]:
@@ -96,7 +107,7 @@ def drift(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Compare a prompt version's recent signals with its baseline: which ones drifted."""
+    """Compare a prompt version's recent signals and inputs with its baseline: what drifted."""
     if (baseline is None) != (recent is None):
         raise typer.BadParameter("give both --baseline and --recent (requests), or neither")
     if baseline_days <= 0 or recent_hours <= 0:
@@ -112,12 +123,12 @@ def drift(
         try:
             chosen = version if version is not None else latest_version(engine, prompt)
             report = drift_report(engine, prompt, chosen, now=now, recent=recent_window,
-                                  baseline=baseline_window,
-                                  thresholds=thresholds_of(settings))  # fmt: skip
+                                  baseline=baseline_window, thresholds=thresholds_of(settings),
+                                  embedder=embedder_of(settings))  # fmt: skip
         finally:
             engine.dispose()
     if not report.results:
-        stdout.print(f"no signals stored for {escape(prompt)} {escape(chosen or '')}")
+        stdout.print(f"no signals or inputs stored for {escape(prompt)} {escape(chosen or '')}")
         raise typer.Exit(1)
     stdout.print(_table(report))
     drifted = sorted({r.signal for r in report.drifted})

@@ -4,7 +4,8 @@ Pure functions on numbers and labels (numpy only): PSI and a chi-square test for
 signals (`enum:*` labels), the two-sample Kolmogorov-Smirnov test for numeric ones, mean
 deltas for rates such as `evasive` and `distinct_2`, and a permutation test on the mean of the
 inputs' embeddings. `compare_signal` picks the tests that fit a signal; `DriftReport` holds the
-results of one comparison.
+results of one comparison; `drift_report` reads both windows from the store (signals, and the
+inputs logged in the request log, embedded by the caller's embedder).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sqlalchemy import Engine
 
+from tether.cache.embedders.base import Embedder
 from tether.observe.alert_rules import DriftThresholds
+from tether.store.requests_inputs import LoggedInput, logged_inputs, nth_latest_at
 from tether.store.signals import signal_names, signal_series
 
 # How each statistic is compared with its threshold: p-values drift when small, the rest when
@@ -145,6 +148,9 @@ def kolmogorov_sf(lam: float) -> float:
     return min(1.0, max(0.0, 2.0 * total))
 
 
+_SPLITS_PER_BATCH = 256  # permutations per matrix product: 256 x (rows) floats at a time
+
+
 def embedding_drift(
     baseline: ArrayLike, recent: ArrayLike, *, permutations: int = 500, seed: int = 0
 ) -> tuple[float, float]:
@@ -162,13 +168,15 @@ def embedding_drift(
     n, total = a.shape[0], pooled.shape[0]
     pooled_sum = pooled.sum(axis=0)
     rng = np.random.default_rng(seed)
+    first = np.zeros(total)
+    first[:n] = 1.0
     at_least = 0
-    for _ in range(permutations):
-        chosen = rng.choice(total, size=n, replace=False)
-        first_sum = pooled[chosen].sum(axis=0)
-        gap = first_sum / n - (pooled_sum - first_sum) / (total - n)
-        if float(np.linalg.norm(gap)) >= observed - 1e-12:
-            at_least += 1
+    # A batch of splits as 0/1 rows: one matrix product sums every split's first group.
+    for done in range(0, permutations, _SPLITS_PER_BATCH):
+        size = min(_SPLITS_PER_BATCH, permutations - done)
+        sums = rng.permuted(np.tile(first, (size, 1)), axis=1) @ pooled
+        gaps = sums / n - (pooled_sum - sums) / (total - n)
+        at_least += int(np.count_nonzero(np.linalg.norm(gaps, axis=1) >= observed - 1e-12))
     return observed, (at_least + 1) / (permutations + 1)
 
 
@@ -231,7 +239,7 @@ def compare_signal(
     and never drift."""
     n_b, n_r = baseline.size, recent.size
     few = min(n_b, n_r) < thresholds.min_sample
-    note = f"fewer than {thresholds.min_sample} samples in a window" if few else ""
+    note = few_note(thresholds) if few else ""
 
     def result(statistic: str, value: float, threshold: float) -> DriftResult:
         if few:
@@ -287,6 +295,9 @@ class DriftReport:
         }
 
 
+INPUT_SIGNAL = "input_embedding"
+
+
 def embedding_result(
     baseline: NDArray[np.float64] | Sequence[Sequence[float]],
     recent: NDArray[np.float64] | Sequence[Sequence[float]],
@@ -297,14 +308,46 @@ def embedding_result(
     """The inputs' embedding drift as one result (the permutation p-value)."""
     n_b, n_r = len(baseline), len(recent)
     if min(n_b, n_r) < thresholds.min_sample:
-        note = f"fewer than {thresholds.min_sample} samples in a window"
-        return DriftResult("input_embedding", "embedding_p", None, thresholds.p_value, False,
-                           n_b, n_r, note)  # fmt: skip
-    distance, p = embedding_drift(baseline, recent, permutations=thresholds.permutations, seed=seed)
+        return untested_inputs(n_b, n_r, thresholds, few_note(thresholds))
+    permutations = permutations_for(thresholds)
+    distance, p = embedding_drift(baseline, recent, permutations=permutations, seed=seed)
     note = f"mean distance {distance:.4f}"
     drifted = p < thresholds.p_value
-    return DriftResult("input_embedding", "embedding_p", p, thresholds.p_value, drifted, n_b, n_r,
+    return DriftResult(INPUT_SIGNAL, "embedding_p", p, thresholds.p_value, drifted, n_b, n_r,
                        note)  # fmt: skip
+
+
+def permutations_for(thresholds: DriftThresholds) -> int:
+    """Enough permutations for a p-value below the threshold to be possible: p is at least
+    1/(permutations+1), so 500 could never pass the default 0.001."""
+    return max(thresholds.permutations, math.ceil(5 / thresholds.p_value))
+
+
+def untested_inputs(n_b: int, n_r: int, thresholds: DriftThresholds, note: str) -> DriftResult:
+    """The inputs' result when no test ran: never drift, `note` says why."""
+    return DriftResult(INPUT_SIGNAL, "embedding_p", None, thresholds.p_value, False, n_b, n_r,
+                       note)  # fmt: skip
+
+
+def few_note(thresholds: DriftThresholds) -> str:
+    return f"fewer than {thresholds.min_sample} samples in a window"
+
+
+def input_drift(
+    baseline: Sequence[str],
+    recent: Sequence[str],
+    embedder: Embedder | None,
+    thresholds: DriftThresholds,
+) -> DriftResult:
+    """Embed both windows' input texts and test their means. Nothing is embedded when either
+    window is below the minimum sample (the model need not even load)."""
+    n_b, n_r = len(baseline), len(recent)
+    if embedder is None:
+        return untested_inputs(n_b, n_r, thresholds, 'no embedder (evasive_embedder = "none")')
+    if min(n_b, n_r) < thresholds.min_sample:
+        return untested_inputs(n_b, n_r, thresholds, few_note(thresholds))
+    vectors = np.asarray(embedder.embed([*baseline, *recent]), dtype=np.float64)
+    return embedding_result(vectors[:n_b], vectors[n_b:], thresholds)
 
 
 def numeric_bins(
@@ -329,6 +372,11 @@ def numeric_bins(
 
 
 MAX_POINTS = 50_000  # per signal and window
+# Inputs embedded per window, the newest: a permutation test on 500 a side detects a shift
+# well, and embedding every logged input of a busy week would take minutes.
+MAX_INPUTS = 500
+
+WindowSize = int | timedelta  # a time span, or a number of requests
 
 
 def drift_report(
@@ -337,13 +385,15 @@ def drift_report(
     version: str | None,
     *,
     now: datetime,
-    recent: int | timedelta,
-    baseline: int | timedelta,
+    recent: WindowSize,
+    baseline: WindowSize,
     thresholds: DriftThresholds,
+    embedder: Embedder | None = None,
 ) -> DriftReport:
-    """Every stored signal of one prompt version, its recent window against the baseline
-    window just before it. A window is a time span ending at `now` (timedelta) or the latest
-    N values (int) of each signal."""
+    """Every stored signal of one prompt version, and its logged inputs, the recent window
+    against the baseline window just before it. A window is a time span ending at `now`
+    (timedelta) or the latest N values (int) of each signal, or N requests' inputs.
+    Blocking (database, embedding): run it off the event loop."""
     results: list[DriftResult] = []
     samples: dict[str, tuple[Sample, Sample]] = {}
     recent_times: list[datetime] = []
@@ -368,8 +418,44 @@ def drift_report(
         results.extend(compare_signal(name, *pair, thresholds))
         recent_times += [p.at for p in new]
         baseline_times += [p.at for p in old]
+    old_inputs, new_inputs = input_windows(engine, prompt, version, now=now, recent=recent,
+                                           baseline=baseline)  # fmt: skip
+    if old_inputs or new_inputs:  # none logged (the request log off): nothing to say
+        results.append(input_drift([i.text for i in old_inputs], [i.text for i in new_inputs],
+                                   embedder, thresholds))  # fmt: skip
+    recent_times += [i.at for i in new_inputs]
+    baseline_times += [i.at for i in old_inputs]
     return DriftReport(prompt, version, _span(baseline_times), _span(recent_times), results,
                        samples)  # fmt: skip
+
+
+def input_windows(
+    engine: Engine,
+    prompt: str,
+    version: str | None,
+    *,
+    now: datetime,
+    recent: WindowSize,
+    baseline: WindowSize,
+) -> tuple[list[LoggedInput], list[LoggedInput]]:
+    """The logged inputs of the baseline and recent windows (the newest MAX_INPUTS of each),
+    by the signals' window rules: a request window starts at its N-th newest request."""
+    if isinstance(recent, timedelta):
+        start: datetime | None = now - recent
+    else:
+        start = nth_latest_at(engine, prompt=prompt, version=version, until=now, n=recent)
+    new = logged_inputs(engine, prompt=prompt, version=version, since=start, until=now,
+                        limit=_cap(recent))  # fmt: skip
+    if start is None:  # fewer requests than the recent window: all of them are recent
+        return [], new
+    since = start - baseline if isinstance(baseline, timedelta) else None
+    old = logged_inputs(engine, prompt=prompt, version=version, since=since, until=start,
+                        limit=_cap(baseline))  # fmt: skip
+    return old, new
+
+
+def _cap(window: WindowSize) -> int:
+    return MAX_INPUTS if isinstance(window, timedelta) else min(window, MAX_INPUTS)
 
 
 def _span(times: list[datetime]) -> tuple[datetime | None, datetime | None]:
