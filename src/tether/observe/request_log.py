@@ -28,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from tether.observe.spool import Spool
 from tether.store.dialect import insert_ignoring_duplicates, is_postgresql
 from tether.store.failures import is_bad_value, short_reason
-from tether.store.tables import requests
+from tether.store.tables import request_signals, requests
 
 log = logging.getLogger("tether.request_log")
 
@@ -146,7 +146,8 @@ class RequestLog:
     # -- writer thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
-        last_retention = 0.0
+        # None: at once. Not 0.0: the monotonic clock may start at boot, an hour not yet gone.
+        last_retention: float | None = None
         while not self._stop.is_set():
             self._wake.wait(self._interval)
             self._wake.clear()
@@ -154,9 +155,10 @@ class RequestLog:
                 self._write_queue()
                 if self.database_ok or self.spool.rows:
                     self._replay_spool()
-                if self._retention and time.monotonic() - last_retention > 3600:
+                due = last_retention is None or time.monotonic() - last_retention > 3600
+                if self._retention and due:
                     last_retention = time.monotonic()
-                    self._apply_retention()
+                    self.apply_retention()
             except Exception:
                 # A bug here must not end the thread: every later row would pile up in memory.
                 log.exception("request log: writer error")
@@ -234,8 +236,12 @@ class RequestLog:
                     return
             self.spool.done(spooled, [])
 
-    def _apply_retention(self) -> None:
-        assert self._retention is not None
+    def apply_retention(self) -> None:
+        """Delete requests and their signals older than the retention period (the writer does
+        it hourly; nothing without one): signals would outlive their requests, and grow
+        without end."""
+        if not self._retention:
+            return
         cutoff = datetime.now(UTC) - timedelta(days=self._retention)
         try:
             with self._engine.begin() as conn:
@@ -243,5 +249,6 @@ class RequestLog:
                     # A large backlog may take longer than a request's statement timeout.
                     conn.execute(text("SET LOCAL statement_timeout = 0"))
                 conn.execute(delete(requests).where(requests.c.at < cutoff))
+                conn.execute(delete(request_signals).where(request_signals.c.at < cutoff))
         except SQLAlchemyError as exc:
             self._database_down(exc)
