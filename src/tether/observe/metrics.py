@@ -12,15 +12,20 @@ Label values stay bounded, whatever callers send:
               the model of each attempt, fallbacks included)
     key       the virtual key's id (never its secret), else ""
     status    the HTTP status the request ended with; error_type its exception's class
+
+`worker_exposition` adds the background writers' counters (signal worker, request log), read
+from their `stats()` at scrape time.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING, Generic, TypeVar
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from tether.costs.accounting import charged
 from tether.errors import ContractViolation
@@ -219,3 +224,61 @@ def _valid(ctx: Context) -> bool | None:
     if ctx.error is None and ctx.results:
         return True
     return None
+
+
+# -- the background writers' counters ----------------------------------------------------------
+
+
+class HasStats(Protocol):
+    def stats(self) -> Mapping[str, int]: ...
+
+
+Kind = Literal["gauge", "counter"]
+# (stats() key, metric name, kind, help): counters get `_total` in the exposition.
+SIGNAL_WORKER_METRICS: tuple[tuple[str, str, Kind, str], ...] = (
+    ("pending", "tether_signal_queue_pending", "gauge",
+     "Finished requests waiting for the signal worker."),
+    ("written", "tether_signals_written", "counter", "Signal rows stored."),
+    ("dropped", "tether_signals_dropped", "counter",
+     "Requests given no signals because the signal queue was full."),
+    ("lost", "tether_signals_lost", "counter",
+     "Signal rows dropped after their write failed every retry."),
+)  # fmt: skip
+REQUEST_LOG_METRICS: tuple[tuple[str, str, Kind, str], ...] = (
+    ("pending", "tether_request_log_pending", "gauge", "Request rows waiting for the writer."),
+    ("spooled", "tether_request_log_spooled", "gauge",
+     "Request rows in the on-disk spool, waiting for the database."),
+    ("quarantined", "tether_request_log_quarantined", "counter",
+     "Request rows the database refused for good (moved to the dead-letter file)."),
+    ("dropped", "tether_request_log_dropped", "counter",
+     "Request rows lost because the spool was full or could not be written."),
+)  # fmt: skip
+
+
+class WorkerCollector(Collector):
+    """The signal worker's and the request log's counters, read when scraped (None: that
+    writer is not running, and its metrics are left out)."""
+
+    def __init__(self, signal_worker: HasStats | None, request_log: HasStats | None) -> None:
+        self._sources = ((signal_worker, SIGNAL_WORKER_METRICS),
+                         (request_log, REQUEST_LOG_METRICS))  # fmt: skip
+
+    def collect(self) -> Iterator[Metric]:
+        for source, specs in self._sources:
+            if source is None:
+                continue
+            stats = source.stats()
+            for key, name, kind, doc in specs:
+                value = float(stats.get(key, 0))
+                if kind == "gauge":
+                    yield GaugeMetricFamily(name, doc, value=value)
+                else:
+                    yield CounterMetricFamily(name, doc, value=value)
+
+
+def worker_exposition(signal_worker: HasStats | None, request_log: HasStats | None) -> bytes:
+    """The writers' counters in the Prometheus text format, to append to `Metrics.render()`
+    (a registry of their own: the runtime's metrics need not know its writers)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(WorkerCollector(signal_worker, request_log))
+    return generate_latest(registry)
