@@ -3,26 +3,62 @@ number of retries). A sink never raises: it returns what happened, which is stor
 alert. Blocking: sinks run in worker threads, never on the event loop.
 
 Neither the webhook's URL (it may carry a token) nor its bearer token is ever logged or stored;
-a failure is described by its status code or the exception's type.
+a failure is described by its status code or the exception's type. The HTTP library logs each
+request's URL (httpx2 at INFO, httpcore2 at DEBUG): its records are dropped while a webhook is
+being delivered, and a sink's traceback is logged with both secrets redacted.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import httpx2
 
 from tether.observe.alert_rules import AlertSettings, LogSink, WebhookSink
+from tether.redact import redact
 from tether.store.alerts import AlertRow
 
 logger = logging.getLogger("tether.alerts")
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 _RETRIED_STATUS = frozenset({408, 425, 429})  # plus every 5xx
+# The loggers that write a request's URL or host: a filter on a logger sees only its own
+# records, so each one is named.
+HTTP_LOGGERS = ("httpx2", "httpcore2.connection", "httpcore2.http11", "httpcore2.http2",
+                "httpcore2.proxy", "httpcore2.socks")  # fmt: skip
+
+
+class _QuietWhileDelivering(logging.Filter):
+    """Drops the HTTP library's records in a thread that is delivering a webhook; other
+    requests (providers, the caller's own) are logged as before."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._local = threading.local()
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        depth = getattr(self._local, "depth", 0)
+        self._local.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._local.depth = depth
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self._local, "depth", 0)
+
+
+_quiet = _QuietWhileDelivering()
+for _name in HTTP_LOGGERS:
+    logging.getLogger(_name).addFilter(_quiet)
 
 
 @dataclass(frozen=True)
@@ -40,6 +76,24 @@ class AlertSink(Protocol):
     name: str
 
     def send(self, alert: AlertRow) -> Delivery: ...
+
+
+def url_secrets(url: str) -> list[str]:
+    """The forms a webhook URL may take in a message: as configured, as the HTTP library
+    writes it, and its path with the query (where a token usually sits)."""
+    found = [url]
+    try:
+        parsed = httpx2.URL(url)
+    except Exception:  # an unparsable URL only appears as configured
+        return found
+    found.append(str(parsed))
+    target = parsed.raw_path.decode("ascii", "replace")
+    if target not in ("", "/"):
+        found.append(target)
+    if parsed.userinfo:
+        found.append(parsed.userinfo.decode("ascii", "replace"))
+    # Longest first: a shorter form inside a longer one must not leave the rest behind.
+    return sorted(set(found), key=len, reverse=True)
 
 
 def payload(alert: AlertRow) -> dict[str, Any]:
@@ -77,6 +131,13 @@ class WebhookAlertSink:
         self._client = client
         self._sleep = sleep
 
+    @property
+    def secrets(self) -> list[str]:
+        """What no log line may show: the URL's forms and the bearer token."""
+        variable = self._settings.token_env
+        token = self._environ.get(variable, "") if variable else ""
+        return [*url_secrets(self._settings.url), *([token] if token else [])]
+
     def _headers(self) -> tuple[dict[str, str], str | None]:
         headers = {"content-type": "application/json", "user-agent": "tether-alerts"}
         variable = self._settings.token_env
@@ -92,6 +153,10 @@ class WebhookAlertSink:
         headers, problem = self._headers()
         if problem is not None:
             return Delivery(ok=False, attempts=0, error=problem)
+        with _quiet.active():
+            return self._post(alert, headers)
+
+    def _post(self, alert: AlertRow, headers: dict[str, str]) -> Delivery:
         settings = self._settings
         client = self._client or httpx2.Client(timeout=settings.timeout_s, follow_redirects=False)
         status: int | None = None
@@ -108,7 +173,8 @@ class WebhookAlertSink:
                         headers=headers,
                         timeout=settings.timeout_s,
                     )
-                except httpx2.HTTPError as exc:
+                except (httpx2.HTTPError, httpx2.InvalidURL) as exc:
+                    # The type only: the library's message may quote the URL.
                     status, error = None, type(exc).__name__
                     continue
                 status = response.status_code
@@ -147,6 +213,7 @@ def deliver(
         try:
             outcomes[name] = sink.send(alert).to_json()
         except Exception as exc:  # a sink's bug must not stop the others or the caller
-            logger.exception("alert %s: sink %s raised", alert.rule, name)
+            trace = redact("".join(traceback.format_exception(exc)), getattr(sink, "secrets", ()))
+            logger.error("alert %s: sink %s raised\n%s", alert.rule, name, trace)
             outcomes[name] = Delivery(ok=False, attempts=1, error=type(exc).__name__).to_json()
     return outcomes
