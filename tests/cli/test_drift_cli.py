@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from tether.cli import app
 from tether.cli.drift import version_key
 from tether.store.engine import open_database
-from tether.store.signals import SignalRow, add_signals
+from tether.store.signals import SignalRow, add_signal_rows
 
 NOW = datetime.now(UTC)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -48,14 +48,14 @@ def config(tmp_path: Path) -> Path:
     engine = open_database(url)
     try:
         # 1.2.0: a week of 80/20 answers, then a day of 40/60 and longer answers
-        add_signals(engine, _rows("1.2.0", NOW - timedelta(days=7, hours=23), 400,
+        add_signal_rows(engine, _rows("1.2.0", NOW - timedelta(days=7, hours=23), 400,
                                   timedelta(minutes=24), 0.8, 300.0, 1))  # fmt: skip
-        add_signals(engine, _rows("1.2.0", NOW - timedelta(hours=20), 200, timedelta(minutes=5),
+        add_signal_rows(engine, _rows("1.2.0", NOW - timedelta(hours=20), 200, timedelta(minutes=5),
                                   0.4, 340.0, 2))  # fmt: skip
         # 1.10.0 (the latest): nothing changed
-        add_signals(engine, _rows("1.10.0", NOW - timedelta(days=6), 300, timedelta(minutes=20),
+        add_signal_rows(engine, _rows("1.10.0", NOW - timedelta(days=6), 300, timedelta(minutes=20),
                                   0.8, 300.0, 3))  # fmt: skip
-        add_signals(engine, _rows("1.10.0", NOW - timedelta(hours=20), 150, timedelta(minutes=7),
+        add_signal_rows(engine, _rows("1.10.0", NOW - timedelta(hours=20), 150, timedelta(minutes=7),
                                   0.8, 300.0, 4))  # fmt: skip
     finally:
         engine.dispose()

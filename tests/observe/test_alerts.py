@@ -20,7 +20,8 @@ from sqlalchemy import Engine
 from tether.observe.alert_rules import AlertRule, AlertSettings, WebhookSink
 from tether.observe.alert_sinks import WebhookAlertSink, build_sinks, deliver
 from tether.observe.alerts import AlertEngine
-from tether.observe.signals import Signal, SignalInput
+from tether.observe.signals import SignalInput
+from tether.store.signals import Signal
 from tether.store.alerts import AlertRow, recent_alerts
 from tether.store.engine import open_database
 from tether.store.migrations import migrate

@@ -26,11 +26,12 @@ from tether.observe.drift import (
     numeric_bins,
     psi,
 )
-from tether.observe.signals import Signal, SignalInput
+from tether.observe.signals import SignalInput
+from tether.store.signals import Signal
 from tether.store.alerts import recent_alerts
 from tether.store.engine import open_database
 from tether.store.migrations import migrate
-from tether.store.signals import SignalRow, add_signals
+from tether.store.signals import SignalRow, add_signal_rows
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 WINDOW = 200
@@ -232,7 +233,7 @@ def test_scheduled_drift_checks_read_the_store(engine: Engine) -> None:
         rows.append(_row(i, at, label))
     for i, label in enumerate(labels(rng, 0.4, 200)):  # the last day
         rows.append(_row(1000 + i, now - timedelta(hours=23) + timedelta(minutes=6 * i), label))
-    add_signals(engine, rows)
+    add_signal_rows(engine, rows)
     rule = drift_rule(window_requests=None, window_s=86400, baseline_s=6 * 86400,
                       cooldown_s=86400)  # fmt: skip
     settings = AlertSettings(rules=[rule])

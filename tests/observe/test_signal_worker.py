@@ -1,9 +1,11 @@
-"""The signal worker: rows written in batches, listeners called, a full queue dropping (and
+"""The signal worker: one row per request written in batches, listeners called, a full queue dropping (and
 counting) rather than blocking, failed writes retried and then given up; and signals found in
 the database after a real client call."""
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -16,21 +18,32 @@ from tether import Client, FakeProvider, Settings
 from tether.errors import ContractViolation
 from tether.observe.config import ObserveSettings
 from tether.observe.signal_worker import SignalWorker
-from tether.observe.signals import Signal, SignalInput
-from tether.store.signals import SignalRow, prompt_versions, signal_names, signal_series
+from tether.observe.signals import SignalInput
+from tether.store.signals import (
+    Signal,
+    SignalRow,
+    SignalSet,
+    prompt_versions,
+    signal_names,
+    signal_series,
+)
 from tether.store.tables import request_signals
 
 
 class Rows:
     def __init__(self) -> None:
-        self.batches: list[list[SignalRow]] = []
+        self.batches: list[list[SignalSet]] = []
 
-    def __call__(self, rows: Sequence[SignalRow]) -> None:
-        self.batches.append(list(rows))
+    def __call__(self, sets: Sequence[SignalSet]) -> None:
+        self.batches.append(list(sets))
+
+    @property
+    def sets(self) -> list[SignalSet]:
+        return [found for batch in self.batches for found in batch]
 
     @property
     def rows(self) -> list[SignalRow]:
-        return [row for batch in self.batches for row in batch]
+        return [SignalRow(*found[:6], *signal) for found in self.sets for signal in found.signals]
 
 
 def test_the_worker_writes_rows_and_calls_listeners() -> None:
@@ -59,13 +72,62 @@ def test_the_worker_writes_rows_and_calls_listeners() -> None:
     assert distinct[0] is not None
     assert distinct[2] is not None
     assert distinct[2] < distinct[0]
-    assert worker.stats() == {"pending": 0, "dropped": 0, "written": len(written.rows), "lost": 0}
+    assert worker.stats() == {"pending": 0, "dropped": 0, "written": 3, "lost": 0}
+    assert [found.request_id for found in written.sets] == ["req_0", "req_1", "req_2"]
+
+
+def test_requests_gather_into_one_batch_until_the_interval_ends() -> None:
+    written = Rows()
+    worker = SignalWorker(written, flush_interval_s=30)
+    worker.start()
+    try:
+        for i in range(5):
+            worker.submit(make_input(request_id=f"req_{i}"))
+        assert not written.batches  # still gathering: nothing computed or written yet
+        assert worker.flush(10)  # flush cuts the wait short
+        assert [len(batch) for batch in written.batches] == [5]
+    finally:
+        worker.close()
+
+
+def test_a_full_batch_is_written_without_waiting() -> None:
+    written = Rows()
+    worker = SignalWorker(written, flush_interval_s=30, batch_size=4)
+    worker.start()
+    try:
+        for i in range(4):
+            worker.submit(make_input(request_id=f"req_{i}"))
+        for _ in range(200):
+            if written.batches:
+                break
+            threading.Event().wait(0.05)
+        assert [len(batch) for batch in written.batches] == [4]
+    finally:
+        worker.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is Linux's")
+def test_the_worker_thread_runs_at_the_lowest_priority() -> None:
+    nice: list[int] = []
+
+    def note(sets: Sequence[SignalSet]) -> None:
+        nice.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    worker = SignalWorker(note, flush_interval_s=0)
+    worker.start()
+    try:
+        worker.submit(make_input())
+        assert worker.flush(10)
+    finally:
+        worker.close()
+    assert nice == [19]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 19  # this thread kept its
 
 
 def test_a_full_queue_drops_and_counts() -> None:
     release = threading.Event()
 
-    def slow(rows: Sequence[SignalRow]) -> None:
+    def slow(sets: Sequence[SignalSet]) -> None:
         release.wait(10)
 
     worker = SignalWorker(slow, queue_size=2)
@@ -85,8 +147,8 @@ def test_a_full_queue_drops_and_counts() -> None:
 def test_failed_writes_are_retried_then_given_up() -> None:
     calls: list[int] = []
 
-    def flaky(rows: Sequence[SignalRow]) -> None:
-        calls.append(len(rows))
+    def flaky(sets: Sequence[SignalSet]) -> None:
+        calls.append(len(sets))
         if len(calls) < 3:
             raise OSError("database down")
 
@@ -98,7 +160,7 @@ def test_failed_writes_are_retried_then_given_up() -> None:
     assert worker.lost == 0
     assert worker.written == calls[-1]
 
-    def down(rows: Sequence[SignalRow]) -> None:
+    def down(sets: Sequence[SignalSet]) -> None:
         raise OSError("database down")
 
     broken = SignalWorker(down, retries=1, retry_wait_s=0.001)

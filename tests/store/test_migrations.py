@@ -112,3 +112,47 @@ def test_open_database_applies_each_migration_once(database_url: str) -> None:
             assert sorted(numbers) == [m[0] for m in MIGRATIONS]
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_signals_stored_one_row_per_signal_become_one_row_per_request(
+    kind: str, tmp_path: Path
+) -> None:
+    at = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+    old = [
+        ("req_a", "latency_ms", 12.5, None),
+        ("req_a", "enum:sentiment", None, "positive"),
+        ("req_a", "confidence", 0.75, None),
+        ("req_b", "latency_ms", 3.0, None),
+    ]
+    with empty_engine(kind, tmp_path, "signals") as engine:
+        migrate(engine, upto=8)
+        with engine.begin() as conn:
+            for request_id, name, value, label in old:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO request_signals (request_id, at, prompt, version, model, "
+                        "key_id, name, value, label) VALUES (:r, :at, 'qa', '1.0.0', 'fake', "
+                        "NULL, :n, :v, :l)"
+                    ),
+                    {"r": request_id, "at": at, "n": name, "v": value, "l": label},
+                )
+        assert migrate(engine) == [9]
+        from tether.store.signals import signal_names, signal_series
+
+        assert signal_names(engine, "qa", "1.0.0") == ["confidence", "enum:sentiment", "latency_ms"]
+        latency = signal_series(engine, prompt="qa", version="1.0.0", name="latency_ms")
+        assert sorted(p.value for p in latency) == [3.0, 12.5]
+        (label,) = signal_series(engine, prompt="qa", version="1.0.0", name="enum:sentiment")
+        assert label.label == "positive"
+        with engine.connect() as conn:
+            count = conn.execute(sa.text("SELECT count(*) FROM request_signals")).scalar_one()
+            assert count == 2
+        with engine.begin() as conn:  # new rows take ids after the carried ones
+            conn.execute(
+                sa.text(
+                    "INSERT INTO request_signals (request_id, at, names, numbers) "
+                    "VALUES ('req_c', :at, '[]', '{}')"
+                ),
+                {"at": at},
+            )

@@ -1,5 +1,6 @@
-"""Signals as stored: one series per prompt version and name, oldest first, NULL prompts
-matched as such; the pairs and names that have signals."""
+"""Signals as stored: one row per request, read as one series per prompt version and name,
+oldest first, NULL prompts matched as such; the pairs and names that have signals; hostile
+names and labels kept as they were."""
 
 from __future__ import annotations
 
@@ -7,16 +8,21 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from tether.store import open_database
 from tether.store.signals import (
+    Signal,
     SignalRow,
+    SignalSet,
+    add_signal_rows,
     add_signals,
     prompt_versions,
     signal_names,
     signal_series,
+    signal_values,
 )
+from tether.store.tables import request_signals
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -45,8 +51,8 @@ def _row(i: int, name: str = "latency_ms", prompt: str | None = "qa", **kw: obje
 
 
 def test_a_series_is_oldest_first_within_its_bounds(engine: Engine) -> None:
-    add_signals(engine, [_row(i) for i in (3, 1, 2, 0)] + [_row(9, name="cost_usd")])
-    add_signals(engine, [_row(5, version="v2"), _row(6, prompt=None)])
+    add_signal_rows(engine, [_row(i) for i in (3, 1, 2, 0)] + [_row(9, name="cost_usd")])
+    add_signal_rows(engine, [_row(5, version="v2"), _row(6, prompt=None)])
 
     points = signal_series(engine, prompt="qa", version="v1", name="latency_ms")
     assert [p.value for p in points] == [0.0, 1.0, 2.0, 3.0]
@@ -70,7 +76,7 @@ def test_a_series_is_oldest_first_within_its_bounds(engine: Engine) -> None:
 
 
 def test_labels_names_and_pairs(engine: Engine) -> None:
-    add_signals(
+    add_signal_rows(
         engine,
         [
             _row(0, name="enum:sentiment", value=None, label="pos"),
@@ -90,3 +96,33 @@ def test_labels_names_and_pairs(engine: Engine) -> None:
 def test_nothing_to_add_writes_nothing(engine: Engine) -> None:
     add_signals(engine, [])
     assert prompt_versions(engine) == []
+
+
+def test_a_request_is_one_row_and_hostile_names_round_trip(engine: Engine) -> None:
+    odd = ['enum:a "quoted" key', "enum:with space", "enum:nul\x00here", 'enum:["x"]', "enum:é"]
+    signals = [Signal("latency_ms", 12.5), Signal("confidence", None)]
+    signals += [Signal(name, label=f"{name}\x00 label") for name in odd]
+    add_signals(engine, [SignalSet("req_1", T0, "qa", "v1", "fake", "k1", signals)])
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(request_signals)).scalar_one() == 1
+    assert signal_names(engine, "qa", "v1") == sorted(["latency_ms", "confidence", *odd])
+    for name in odd:
+        (point,) = signal_series(engine, prompt="qa", version="v1", name=name)
+        assert point.label == f"{name}\x00 label"
+    (null,) = signal_series(engine, prompt="qa", version="v1", name="confidence")
+    assert null.value is None
+    assert signal_series(engine, prompt="qa", version="v1", name="enum:a") == []  # no prefix match
+
+
+def test_signal_values_narrow_by_prompt_and_request(engine: Engine) -> None:
+    add_signal_rows(engine, [_row(i, name="canary", value=float(i % 2)) for i in range(4)])
+    add_signal_rows(engine, [_row(9, name="canary", prompt="other", value=1.0)])
+    assert signal_values(engine, "canary", prompt="qa") == [
+        ("req_0", 0.0), ("req_1", 1.0), ("req_2", 0.0), ("req_3", 1.0)
+    ]  # fmt: skip
+    assert signal_values(engine, "canary", request_ids=["req_3", "req_9"]) == [
+        ("req_3", 1.0), ("req_9", 1.0)
+    ]  # fmt: skip
+    assert signal_values(engine, "canary", since=T0 + timedelta(minutes=3)) == [
+        ("req_3", 1.0), ("req_9", 1.0)
+    ]  # fmt: skip

@@ -33,7 +33,8 @@ from tether.store.alerts import AlertRow, add_alert, last_alert_at, set_delivere
 from tether.store.signals import prompt_versions, signal_series
 
 if TYPE_CHECKING:
-    from tether.observe.signals import Signal, SignalInput
+    from tether.observe.signals import SignalInput
+    from tether.store.signals import Signal
 
 logger = logging.getLogger("tether.alerts")
 MAX_POINTS = 50_000  # per window read from the store by a scheduled check

@@ -28,8 +28,8 @@ from tether.observe.alerts import Alerter, Cooldowns, Key, every
 from tether.observe.signals import CONFIDENCE_FIELD, SchemaFields, value_at
 from tether.store.alerts import AlertRow
 from tether.store.dialect import utc_bound
-from tether.store.signals import prompt_versions
-from tether.store.tables import feedback, request_signals, requests
+from tether.store.signals import prompt_versions, signal_values
+from tether.store.tables import feedback, requests
 
 logger = logging.getLogger("tether.alerts")
 
@@ -230,31 +230,16 @@ def _feedback_verdicts(
 def _canary_verdicts(
     engine: Engine, prompt: str, version: str | None, since: datetime | None
 ) -> Iterable[tuple[str, bool]]:
-    c = request_signals.c
-    query = select(c.request_id, c.value).where(
-        c.prompt == prompt, c.name == CANARY_SIGNAL, c.value.is_not(None)
-    )
-    if version is not None:
-        query = query.where(c.version == version)
-    start = utc_bound(since)
-    if start is not None:
-        query = query.where(c.at >= start)
-    with engine.connect() as conn:
-        rows = list(conn.execute(query.order_by(c.at, c.id)))
-    return [(row.request_id, float(row.value) >= 0.5) for row in rows]
+    found = signal_values(engine, CANARY_SIGNAL, prompt=prompt, version=version, since=since)
+    return [(request_id, value >= 0.5) for request_id, value in found]
 
 
 def _confidences(engine: Engine, prompt: str, ids: Sequence[str]) -> dict[str, float]:
     """Each request's confidence: its stored signal, else read from its logged output."""
     found: dict[str, float] = {}
-    c = request_signals.c
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
-        query = select(c.request_id, c.value).where(
-            c.request_id.in_(chunk), c.name == CONFIDENCE_SIGNAL, c.value.is_not(None)
-        )
-        with engine.connect() as conn:
-            found.update({row.request_id: float(row.value) for row in conn.execute(query)})
+        found.update(signal_values(engine, CONFIDENCE_SIGNAL, request_ids=chunk))
     missing = [i for i in ids if i not in found]
     paths: dict[str | None, ConfidencePath | None] = {}
     r = requests.c

@@ -40,7 +40,7 @@ from tether.prompts.spec import TestCase
 from tether.result import Result
 from tether.runtime import Runtime
 from tether.store.alerts import AlertRow
-from tether.store.signals import SignalRow, add_signals, signal_series
+from tether.store.signals import SignalRow, add_signal_rows, signal_series
 
 logger = logging.getLogger("tether.alerts")
 CANARY_ENDPOINT = "canary.run"
@@ -216,7 +216,7 @@ def _store_verdicts(runtime: Runtime, results: Sequence[CanaryResult]) -> None:
         if r.request_id is not None
     ]
     try:
-        add_signals(runtime.engine, rows)
+        add_signal_rows(runtime.engine, rows)
     except SQLAlchemyError:
         logger.exception("canaries: could not store the verdicts")
 

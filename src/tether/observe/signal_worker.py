@@ -3,27 +3,34 @@
 The record stage's `SignalObserver` hands each finished request to `submit`, which only
 appends to a bounded queue (a full queue drops the request and counts it: signals never slow
 or fail a request). A daemon thread computes the signals (compute_signals, the evasive score,
-lexical diversity per prompt version), calls the registered listeners, and writes the rows in
-batches. A failed write is retried a few times, then the batch is dropped and counted.
+lexical diversity per prompt version), calls the registered listeners, and writes one row per
+request, in batches. A failed write is retried a few times, then the batch is dropped and counted.
+
+The thread works in bursts: it lets requests gather for `flush_interval_s` (or until a batch
+is full), then computes and writes them in one transaction, so the requests in between share
+the CPU with nobody. On Linux it also runs at the lowest CPU priority: on a busy machine the
+event loop comes first, and signals wait (or, once the queue is full, are dropped and counted).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 
 from tether.observe.detectors import DiversityTracker, EvasiveDetector
-from tether.observe.signals import Signal, SignalInput, compute_signals, signal_input
+from tether.observe.signals import SignalInput, compute_signals, signal_input
 from tether.pipeline.context import Context
-from tether.store.signals import SignalRow
+from tether.store.signals import Signal, SignalSet
 
 log = logging.getLogger("tether.signals")
 
 SignalListener = Callable[[SignalInput, list[Signal]], None]
-SignalWriter = Callable[[Sequence[SignalRow]], None]
+SignalWriter = Callable[[Sequence[SignalSet]], None]
 
 
 class SignalWorker:
@@ -38,12 +45,16 @@ class SignalWorker:
         diversity_window: int = 100,
         evasive_sample: float = 1.0,
         queue_size: int = 10_000,
-        batch_size: int = 256,
+        batch_size: int = 1024,
+        flush_interval_s: float = 0.5,
         retries: int = 3,
         retry_wait_s: float = 0.5,
     ) -> None:
-        if queue_size < 1 or batch_size < 1 or retries < 0:
-            raise ValueError("queue_size and batch_size must be at least 1, retries at least 0")
+        if queue_size < 1 or batch_size < 1 or retries < 0 or flush_interval_s < 0:
+            raise ValueError(
+                "queue_size and batch_size must be at least 1, retries and flush_interval_s "
+                "at least 0"
+            )
         self._write = write
         self.listeners: list[SignalListener] = listeners if listeners is not None else []
         self._detector = detector if detector is not None else EvasiveDetector()
@@ -52,14 +63,16 @@ class SignalWorker:
         self._queue: deque[SignalInput] = deque()
         self._queue_size = queue_size
         self._batch_size = batch_size
+        self._interval = flush_interval_s
+        self._hurry = False  # flush() or close(): write what is queued now
         self._retries = retries
         self._retry_wait_s = retry_wait_s
         self._cv = threading.Condition()
         self._busy = False
         self._stopping = threading.Event()
         self.dropped = 0  # requests refused because the queue was full
-        self.written = 0  # rows stored
-        self.lost = 0  # rows dropped after their write failed every retry
+        self.written = 0  # requests whose signals are stored
+        self.lost = 0  # requests whose signals were dropped after their write failed every retry
         self._thread = threading.Thread(target=self._run, name="tether-signals", daemon=True)
 
     def add_listener(self, listener: SignalListener) -> None:
@@ -76,7 +89,8 @@ class SignalWorker:
                 self.dropped += 1
                 return False
             self._queue.append(item)
-            self._cv.notify()
+            if len(self._queue) in (1, self._batch_size):  # the worker waits for these two
+                self._cv.notify()
         return True
 
     @property
@@ -94,6 +108,8 @@ class SignalWorker:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything queued so far is written (or given up); False on timeout."""
         with self._cv:
+            self._hurry = True
+            self._cv.notify_all()
             return self._cv.wait_for(lambda: not self._queue and not self._busy, timeout)
 
     def close(self, timeout: float = 30.0) -> None:
@@ -109,13 +125,14 @@ class SignalWorker:
     # -- the thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
+        lowest_priority()
         while True:
             batch = self._take()
             if batch is None:
                 return
             try:
-                rows = [row for item in batch for row in self._process(item)]
-                self._store(rows)
+                sets = [found for item in batch if (found := self._process(item)) is not None]
+                self._store(sets)
             finally:
                 with self._cv:
                     self._busy = False
@@ -126,23 +143,30 @@ class SignalWorker:
             self._cv.wait_for(lambda: bool(self._queue) or self._stopping.is_set())
             if not self._queue:
                 return None
+            self._cv.wait_for(self._batch_ready, self._interval)
+            self._hurry = False
             count = min(len(self._queue), self._batch_size)
             batch = [self._queue.popleft() for _ in range(count)]
             self._busy = True
             return batch
 
-    def _process(self, item: SignalInput) -> list[SignalRow]:
+    def _batch_ready(self) -> bool:
+        return len(self._queue) >= self._batch_size or self._hurry or self._stopping.is_set()
+
+    def _process(self, item: SignalInput) -> SignalSet | None:
         try:
             signals = self.signals(item)
         except Exception:
             log.exception("signal worker: cannot compute the signals of %s", item.request_id)
-            return []
+            return None
         for listener in tuple(self.listeners):
             try:
                 listener(item, signals)
             except Exception:
                 log.exception("signal listener %r failed on %s", listener, item.request_id)
-        return [_row(item, signal) for signal in signals]
+        return SignalSet(
+            item.request_id, item.at, item.prompt, item.version, item.model, item.key_id, signals
+        )
 
     def signals(self, item: SignalInput) -> list[Signal]:
         """Every signal of one request; the diversity window moves on by this answer."""
@@ -162,24 +186,26 @@ class SignalWorker:
                     out.append(Signal(name, round(value, 6)))
         return out
 
-    def _store(self, rows: list[SignalRow]) -> None:
-        if not rows:
+    def _store(self, sets: list[SignalSet]) -> None:
+        if not sets:
             return
         for attempt in range(self._retries + 1):
             try:
-                self._write(rows)
+                self._write(sets)
             except Exception as exc:
                 if attempt == self._retries:
-                    self.lost += len(rows)
+                    self.lost += len(sets)
                     log.error(
-                        "signal worker: %d rows dropped, the write failed: %s", len(rows), exc
+                        "signal worker: the signals of %d requests dropped, the write failed: %s",
+                        len(sets),
+                        exc,
                     )
                     return
                 log.warning("signal worker: write failed (%s); retrying", exc)
                 # a closing worker still retries, without waiting
                 self._stopping.wait(self._retry_wait_s * 2**attempt)
             else:
-                self.written += len(rows)
+                self.written += len(sets)
                 return
 
 
@@ -203,20 +229,6 @@ def _strings(value: object) -> list[str]:
     return []
 
 
-def _row(item: SignalInput, signal: Signal) -> SignalRow:
-    return SignalRow(
-        request_id=item.request_id,
-        at=item.at,
-        prompt=item.prompt,
-        version=item.version,
-        model=item.model,
-        key_id=item.key_id,
-        name=signal.name,
-        value=signal.value,
-        label=signal.label,
-    )
-
-
 class SignalObserver:
     """The record stage's observer that feeds the signal worker. `worker` returns the worker,
     or None while there is none (requests not logged, signals off)."""
@@ -228,6 +240,17 @@ class SignalObserver:
         worker = self._worker()
         if worker is not None:
             worker.submit(signal_input(ctx))
+
+
+def lowest_priority() -> None:
+    """Give the calling thread the lowest CPU priority (Linux: a thread's nice value is its
+    own); elsewhere, or where the system refuses, it keeps the process's."""
+    if sys.platform != "linux":
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except OSError as exc:
+        log.debug("signal worker: cannot lower its priority: %s", exc)
 
 
 def sampled(request_id: str, rate: float) -> bool:

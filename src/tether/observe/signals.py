@@ -20,6 +20,7 @@ from tether.costs.accounting import charged
 from tether.observe.recorder import jsonable, output_valid
 from tether.pipeline.context import Context
 from tether.providers.schema_profiles.refs import deref
+from tether.store.signals import Signal
 
 # A schema field holding the model's own confidence: `"x-tether-confidence": true` (in Pydantic,
 # `Field(json_schema_extra={"x-tether-confidence": True})`); else a top-level `confidence`.
@@ -31,13 +32,6 @@ _MAX_DEPTH = 8  # nested objects followed; deeper fields (and recursive schemas)
 _MISSING = object()
 
 Path = tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Signal:
-    name: str
-    value: float | None = None
-    label: str | None = None
 
 
 @dataclass(frozen=True)

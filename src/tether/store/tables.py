@@ -189,9 +189,9 @@ cache_grades = Table(
     Index("ix_cache_grades_prompt", "prompt", "created_at"),
 )
 
-# Migration 7: per-request signals (observe/signals.py), one row per signal, read as a series
-# per prompt version and signal name; and the alerts raised on them (delivered: JSON of sink
-# -> outcome).
+# Migration 7: per-request signals (observe/signals.py) and the alerts raised on them
+# (delivered: JSON of sink -> outcome). Migration 9: one signals row per request, not per
+# signal (store/signals.py), read as a series per prompt version and signal name.
 request_signals = Table(
     "request_signals",
     metadata,
@@ -202,10 +202,11 @@ request_signals = Table(
     Column("version", NulSafeText),
     Column("model", NulSafeText),  # the model that answered
     Column("key_id", NulSafeText),
-    Column("name", NulSafeText, nullable=False),
-    Column("value", Float),
-    Column("label", NulSafeText),  # a categorical signal's value (enum fields)
-    Index("ix_request_signals_series", "prompt", "version", "name", "at"),
+    Column("names", NulSafeText, nullable=False),  # JSON list: the signals this row holds
+    Column("numbers", NulSafeText, nullable=False),  # JSON object: name -> number
+    Column("labels", NulSafeText),  # JSON object: name -> label (enum fields); NULL: none
+    Index("ix_request_signals_window", "prompt", "version", "at"),
+    Index("ix_request_signals_request", "request_id"),
 )
 
 alerts = Table(

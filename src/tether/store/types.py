@@ -30,7 +30,7 @@ def unescape_nul(value: str) -> str:
     return _ESCAPED.sub(lambda m: ESCAPE if m[1] == ESCAPE else "\x00", value)
 
 
-class _NulSafe(TypeDecorator[str]):
+class NulSafe(TypeDecorator[str]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if isinstance(value, str) and dialect.name == "postgresql":
             return escape_nul(value)
@@ -42,11 +42,11 @@ class _NulSafe(TypeDecorator[str]):
         return value
 
 
-class NulSafeText(_NulSafe):
+class NulSafeText(NulSafe):
     impl = Text
     cache_ok = True  # read from each class itself, never inherited
 
 
-class NulSafeString(_NulSafe):
+class NulSafeString(NulSafe):
     impl = String
     cache_ok = True

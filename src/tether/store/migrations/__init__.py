@@ -36,6 +36,7 @@ from tether.store.migrations import (
     m006_cache,
     m007_signals,
     m008_evaluations,
+    m009_signal_rows,
 )
 
 Migration = tuple[int, str, Callable[[Connection], None]]
@@ -49,6 +50,7 @@ MIGRATIONS: list[Migration] = [
     (6, m006_cache.NAME, m006_cache.apply),
     (7, m007_signals.NAME, m007_signals.apply),
     (8, m008_evaluations.NAME, m008_evaluations.apply),
+    (9, m009_signal_rows.NAME, m009_signal_rows.apply),
 ]
 
 _metadata = MetaData()
