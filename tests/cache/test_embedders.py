@@ -71,7 +71,7 @@ def test_registry_creates_each_kind() -> None:
     assert isinstance(create_embedder("fake"), FakeEmbedder)
     minilm = create_embedder("minilm")
     assert isinstance(minilm, MiniLMEmbedder)
-    assert (minilm.name, minilm.dimensions) == ("all-MiniLM-L6-v2-onnx-int8", 384)
+    assert (minilm.name, minilm.dimensions) == ("all-MiniLM-L6-v2-onnx-int8-fused", 384)
     for kind in EMBEDDER_KINDS:
         assert isinstance(create_embedder(kind), Embedder)
 

@@ -148,8 +148,12 @@ def test_a_missing_model_file_is_named(tmp_path: Path) -> None:
 def test_a_corrupt_model_file_is_refused(tmp_path: Path) -> None:
     corrupt = tmp_path / "model.onnx"
     corrupt.write_bytes(b"not an onnx graph" * 100)
-    with pytest.raises(ModelFileError, match="onnxruntime cannot load the model"):
+    with pytest.raises(ModelFileError, match="cannot build the fused graph") as caught:
         MiniLMEmbedder(model_path=corrupt).embed(["hello"])
+    assert caught.value.path == str(corrupt)
+    assert "graph='packaged'" in caught.value.fix
+    with pytest.raises(ModelFileError, match="onnxruntime cannot load the model"):
+        MiniLMEmbedder(model_path=corrupt, graph="packaged").embed(["hello"])
 
 
 def test_a_corrupt_tokenizer_file_is_refused(tmp_path: Path) -> None:
