@@ -50,10 +50,17 @@ from tether.evals.assertions import Assertion
 DRIFT_PREFIX = "drift:"
 Direction = Literal["above", "below"]
 LevelStatistic = Literal["mean", "rate", "p95"]
-DriftStatistic = Literal["psi", "ks_p", "chi2_p"]
+DriftStatistic = Literal["psi", "ks_p", "chi2_p", "embedding_p"]
 LEVEL_STATISTICS: tuple[str, ...] = ("mean", "rate", "p95")
-DRIFT_STATISTICS: tuple[str, ...] = ("psi", "ks_p", "chi2_p")
-P_VALUES: tuple[str, ...] = ("ks_p", "chi2_p")
+DRIFT_STATISTICS: tuple[str, ...] = ("psi", "ks_p", "chi2_p", "embedding_p")
+P_VALUES: tuple[str, ...] = ("ks_p", "chi2_p", "embedding_p")
+# The logged inputs compared by their mean embedding: not a stored signal, read from the
+# request log (drift.INPUT_SIGNAL names the same result).
+INPUT_EMBEDDING = "input_embedding"
+INPUT_DRIFT = DRIFT_PREFIX + INPUT_EMBEDDING
+INPUT_STATISTIC = "embedding_p"
+# The permutation test runs about 5 / threshold splits: below this it would take minutes.
+MIN_EMBEDDING_P = 1e-5
 
 
 class _Strict(BaseModel):
@@ -83,7 +90,9 @@ class DriftThresholds(_Strict):
 class AlertRule(_Strict):
     """One condition on one signal. A plain signal is checked by `mean`, `rate` (share of
     nonzero values, or of `label` when set) or `p95` over the window; `drift:<signal>`
-    compares the window with the baseline window before it by `psi`, `ks_p` or `chi2_p`."""
+    compares the window with the baseline window before it by `psi`, `ks_p` or `chi2_p`;
+    `drift:input_embedding` compares the logged inputs of both windows by `embedding_p` (a
+    permutation test on their mean embedding, over seconds only)."""
 
     name: str = Field(min_length=1, max_length=100)
     signal: str = Field(min_length=1, max_length=200)
@@ -112,6 +121,11 @@ class AlertRule(_Strict):
         return self.signal.removeprefix(DRIFT_PREFIX)
 
     @property
+    def watches_inputs(self) -> bool:
+        """Input drift: the logged inputs' embeddings, not a stored signal."""
+        return self.signal == INPUT_DRIFT
+
+    @property
     def fires_below(self) -> bool:
         if self.direction is not None:
             return self.direction == "below"
@@ -133,9 +147,13 @@ class AlertRule(_Strict):
         where = f"rule {self.name!r}"
         if (self.window_requests is None) == (self.window_s is None):
             raise ValueError(f"{where}: set exactly one of window_requests or window_s")
+        if self.watches_inputs or self.statistic == INPUT_STATISTIC:
+            self._input_drift(where)  # first: the general messages below would mislead
         if self.is_drift and self.statistic not in DRIFT_STATISTICS:
+            others = " or ".join(s for s in DRIFT_STATISTICS if s != INPUT_STATISTIC)
             raise ValueError(
-                f"{where}: a drift: signal takes statistic {' or '.join(DRIFT_STATISTICS)}"
+                f"{where}: a drift: signal takes statistic {others} "
+                f"({INPUT_STATISTIC} with '{INPUT_DRIFT}')"
             )
         if not self.is_drift and self.statistic not in LEVEL_STATISTICS:
             raise ValueError(
@@ -146,6 +164,31 @@ class AlertRule(_Strict):
         if self.label is not None and self.statistic != "rate":
             raise ValueError(f"{where}: label is only read with statistic = 'rate'")
         return self
+
+    def _input_drift(self, where: str) -> None:
+        if not self.watches_inputs:
+            others = " or ".join(s for s in DRIFT_STATISTICS if s != INPUT_STATISTIC)
+            raise ValueError(
+                f"{where}: statistic {INPUT_STATISTIC} compares logged inputs: set signal = "
+                f"'{INPUT_DRIFT}' (a drift: signal takes {others})"
+            )
+        if self.statistic != INPUT_STATISTIC:
+            raise ValueError(
+                f"{where}: signal '{INPUT_DRIFT}' is tested by statistic = '{INPUT_STATISTIC}' "
+                "(a p-value: threshold = 0.001 fires below it)"
+            )
+        # The inputs are read from the request log on the drift schedule; the signal worker,
+        # which counts requests, never sees them.
+        if self.window_requests is not None or self.baseline_requests is not None:
+            raise ValueError(
+                f"{where}: '{INPUT_DRIFT}' is checked on the schedule over time windows: set "
+                "window_s (and baseline_s) instead of window_requests and baseline_requests"
+            )
+        if not MIN_EMBEDDING_P <= self.threshold < 1:
+            raise ValueError(
+                f"{where}: threshold is the p-value below which the rule fires: set it between "
+                f"{MIN_EMBEDDING_P:g} and 1 (e.g. 0.001)"
+            )
 
 
 class LogSink(_Strict):

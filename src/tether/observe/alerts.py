@@ -7,7 +7,8 @@ request's signals. Rules with a window in requests are checked there: a level ru
 p95) after every request once the window holds `min_sample` values; a drift rule once per full
 recent window, against the baseline window of values that left it (disjoint windows, so each
 test's false-alarm rate is its threshold). Drift rules with a window in seconds are checked by
-`run_drift_checks`, which the gateway runs every `check_interval_s` in a worker thread.
+`run_drift_checks`, which the gateway runs every `check_interval_s` in a worker thread; so is
+input drift (`drift:input_embedding`), which embeds both windows' logged inputs.
 """
 
 from __future__ import annotations
@@ -23,16 +24,29 @@ from typing import TYPE_CHECKING
 
 import anyio.to_thread
 import numpy as np
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from tether.observe.alert_rules import AlertRule, AlertSettings
 from tether.observe.alert_sinks import AlertSink, build_sinks, deliver
-from tether.observe.drift import chi2_homogeneity, ks_2samp, numeric_bins, psi
+from tether.observe.config import NO_EMBEDDER
+from tether.observe.detectors import shared_embedder
+from tether.observe.drift import (
+    chi2_homogeneity,
+    embedding_drift,
+    input_windows,
+    ks_2samp,
+    numeric_bins,
+    permutations_for,
+    psi,
+)
 from tether.store.alerts import AlertRow, add_alert, last_alert_at, set_delivered
+from tether.store.dialect import utc_bound
 from tether.store.signals import prompt_versions, signal_series
+from tether.store.tables import requests
 
 if TYPE_CHECKING:
+    from tether.cache.embedders.base import Embedder
     from tether.observe.signals import SignalInput
     from tether.store.signals import Signal
 
@@ -97,13 +111,15 @@ def crossed(rule: AlertRule, value: float) -> bool:
     return value < rule.threshold if rule.fires_below else value > rule.threshold
 
 
-def message(rule: AlertRule, value: float, recent: int, baseline: int | None = None) -> str:
+def message(
+    rule: AlertRule, value: float, recent: int, baseline: int | None = None, *, unit: str = "values"
+) -> str:
     side = "below" if rule.fires_below else "above"
     against = f" against a baseline of {baseline}" if baseline is not None else ""
     label = f" ({rule.label})" if rule.label is not None else ""
     return (
         f"{rule.watched}{label} {rule.statistic} = {value:.4g}, {side} {rule.threshold:g}, "
-        f"over {recent} recent values{against}"
+        f"over {recent} recent {unit}{against}"
     )
 
 
@@ -313,10 +329,15 @@ def run_drift_checks(
     now: datetime,
     *,
     sinks: Mapping[str, AlertSink] | None = None,
+    embedder: Embedder | None = None,
 ) -> list[AlertRow]:
     """Check every drift rule with a window in seconds: for each prompt version with signals
-    in the recent window [now - window_s, now), compare it with the baseline window before
-    it. Blocking (database, webhooks): call it in a worker thread. Returns the alerts raised."""
+    (or, for input drift, logged inputs) in the recent window [now - window_s, now), compare
+    it with the baseline window before it. Input drift rules need `embedder`; without one they
+    are skipped. Blocking (database, embedding, webhooks): call it in a worker thread. Returns
+    the alerts raised."""
+    if embedder is None:
+        settings = without_input_rules(settings)
     rules = scheduled_rules(settings)
     if not rules:
         return []
@@ -328,10 +349,23 @@ def run_drift_checks(
         assert rule.window_s is not None
         start = now - timedelta(seconds=rule.window_s)
         first = start - timedelta(seconds=rule.baseline_seconds)
-        for prompt, version in prompt_versions(engine, since=start):
+        pairs = prompt_versions(engine, since=start)
+        if rule.watches_inputs:  # the request log may be on with signals off
+            pairs = sorted(set(pairs) | set(logged_versions(engine, since=start)), key=_order)
+        for prompt, version in pairs:
             if prompt is None or (rule.prompt is not None and prompt != rule.prompt):
                 continue
             key: Key = (rule.name, prompt, version)
+            if rule.watches_inputs:
+                assert embedder is not None
+                try:
+                    found = check_inputs(engine, rule, key, now, embedder, settings, cooldowns)
+                except Exception:  # a failing model must not silence the other rules
+                    logger.exception("alerts: input drift rule %s failed", rule.name)
+                    continue
+                if found is not None:
+                    raised.append(alerter.fire(rule, found))
+                continue
 
             recent = read_window(engine, prompt, version, rule.watched, start, now)
             baseline = read_window(engine, prompt, version, rule.watched, first, start)
@@ -348,6 +382,74 @@ def run_drift_checks(
     return raised
 
 
+def check_inputs(
+    engine: Engine,
+    rule: AlertRule,
+    key: Key,
+    now: datetime,
+    embedder: Embedder,
+    settings: AlertSettings,
+    cooldowns: Cooldowns,
+) -> AlertRow | None:
+    """An input drift rule over one prompt version: both windows' logged inputs (the newest
+    500 of each), embedded and tested by their mean; the alert to fire, or None."""
+    assert rule.window_s is not None
+    _, prompt, version = key
+    assert prompt is not None
+    old, new = input_windows(engine, prompt, version, now=now,
+                             recent=timedelta(seconds=rule.window_s),
+                             baseline=timedelta(seconds=rule.baseline_seconds))  # fmt: skip
+    # Before embedding, the costly part: too few inputs, or a rule still in its cooldown.
+    if min(len(old), len(new)) < rule.min_sample or cooldowns.quiet(rule, key, now):
+        return None
+    vectors = np.asarray(embedder.embed([i.text for i in [*old, *new]]), dtype=np.float64)
+    # Enough permutations that a p-value below the rule's threshold is possible at all.
+    permutations = permutations_for(settings.drift.model_copy(update={"p_value": rule.threshold}))
+    distance, value = embedding_drift(vectors[: len(old)], vectors[len(old) :],
+                                      permutations=permutations)  # fmt: skip
+    if not crossed(rule, value):
+        return None
+    cooldowns.last[key] = now
+    text = (
+        f"{message(rule, value, len(new), len(old), unit='inputs')}; "
+        f"mean embedding distance {distance:.4f}"
+    )
+    return AlertRow(now, rule.name, prompt, version, rule.signal, value, rule.threshold, text)
+
+
+def logged_versions(engine: Engine, since: datetime) -> list[tuple[str | None, str | None]]:
+    """The (prompt, version) pairs with requests logged at or after `since`."""
+    c = requests.c
+    query = select(c.prompt, c.prompt_version).where(c.at >= utc_bound(since)).distinct()
+    with engine.connect() as conn:
+        return [(r.prompt, r.prompt_version) for r in conn.execute(query)]
+
+
+def _order(pair: tuple[str | None, str | None]) -> tuple[bool, str, bool, str]:
+    prompt, version = pair
+    return prompt is not None, prompt or "", version is not None, version or ""
+
+
+def without_input_rules(settings: AlertSettings) -> AlertSettings:
+    """The settings less their input drift rules, with one log line when there were any:
+    what runs without an embedder."""
+    skipped = [r.name for r in settings.rules if r.watches_inputs]
+    if not skipped:
+        return settings
+    logger.warning('alerts: input drift rule(s) %s skipped: no embedder ([observe] '
+                   'evasive_embedder = "none")', ", ".join(skipped))  # fmt: skip
+    rules = [r for r in settings.rules if not r.watches_inputs]
+    return settings.model_copy(update={"rules": rules})
+
+
+def input_embedder(settings: AlertSettings, kind: str) -> Embedder | None:
+    """The embedder input drift rules need: the signal worker's own (`kind`, [observe]
+    evasive_embedder), shared; None without such rules or with the embedder off."""
+    if kind == NO_EMBEDDER or not any(r.watches_inputs for r in scheduled_rules(settings)):
+        return None
+    return shared_embedder(kind)
+
+
 def read_window(
     engine: Engine,
     prompt: str | None,
@@ -362,15 +464,19 @@ def read_window(
     return Window.of([Point(p.at, p.value, p.label) for p in points])
 
 
-async def drift_check_loop(engine: Engine, settings: AlertSettings) -> None:
+async def drift_check_loop(
+    engine: Engine, settings: AlertSettings, *, embedder: Embedder | None = None
+) -> None:
     """Run `run_drift_checks` every `check_interval_s` until cancelled (the gateway's
     lifespan starts it as a task); returns at once without such rules. A failed round is
-    logged; the next one still runs."""
+    logged; the next one still runs. `embedder` embeds the inputs of input drift rules."""
+    if embedder is None:
+        settings = without_input_rules(settings)  # said once here, not every round
     if not scheduled_rules(settings):
         return
     await every(
         settings.check_interval_s,
-        lambda: run_drift_checks(engine, settings, datetime.now(UTC)),
+        lambda: run_drift_checks(engine, settings, datetime.now(UTC), embedder=embedder),
         "drift check",
     )
 

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tether.client import Client
 from tether.errors import TetherError
-from tether.observe.alerts import drift_check_loop
+from tether.observe.alerts import drift_check_loop, input_embedder
 from tether.observe.calibration_error import calibration_check_loop
 from tether.observe.canaries import canary_loop
 from tether.server import (
@@ -41,8 +41,9 @@ def create_app(settings: Settings | None = None, *, client: Client | None = None
         gateway.start()
         alerts = resolved.observe.alerts
         # Scheduled checks: each returns at once when nothing is configured for it.
+        embedder = input_embedder(alerts, resolved.observe.evasive_embedder)  # input drift
         checks = [
-            asyncio.create_task(drift_check_loop(gateway.engine, alerts)),
+            asyncio.create_task(drift_check_loop(gateway.engine, alerts, embedder=embedder)),
             asyncio.create_task(canary_loop(gateway.client, alerts)),
             asyncio.create_task(calibration_check_loop(gateway.engine, alerts)),
         ]
