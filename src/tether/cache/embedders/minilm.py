@@ -245,14 +245,6 @@ class MiniLMEmbedder:
 
     def _fused(self, model: bytes, where: str) -> bytes:
         try:
-            import_module("onnx")
-        except ImportError:
-            raise _error(
-                "the onnx library is not installed (the fused graph is built with it)",
-                path=where,
-                fix="pip install onnx",
-            ) from None
-        try:
             return minilm_graph.build(model)
         except minilm_graph.GraphError as exc:
             raise _error(

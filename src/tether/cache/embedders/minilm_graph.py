@@ -23,8 +23,9 @@ huge activations in fixed channels (about 25 where every other value stays under
 would set the one scale of the whole run: `Kernels.up_outliers` and `Kernels.down_outliers`
 name those input channels (found by running the float32 graph over STS-B train sentences), and
 they go through a small float32 product of their own. The graph is built in memory when the
-embedder loads (a fraction of a second; importing onnx takes longer); nothing is written or
-downloaded.
+embedder loads (about a quarter of a second), reading and writing the ONNX protobuf format
+directly (the onnx package would take over a second just to import); nothing is written to disk
+or downloaded.
 
 The built graph takes `input_ids` and `attention_mask` (int32, batch x sequence, padding on the
 right) and returns `last_hidden_state` (float32, batch x sequence x 384), as the packaged graph
@@ -36,14 +37,13 @@ in a batch differs slightly from its vector alone: the embedder runs one text at
 from __future__ import annotations
 
 import re
+import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-
-if TYPE_CHECKING:
-    from onnx import GraphProto, NodeProto
 
 LAYERS = 6
 HIDDEN = 384
@@ -56,7 +56,6 @@ OUTPUT = "last_hidden_state"
 Kernel = Literal["s8", "u8", "float"]
 
 _MS = "com.microsoft"
-_TYPES = {"float32": 1, "uint8": 2, "int8": 3, "int64": 7}
 _STANDARD = frozenset({"Split", "MatMul", "Add", "Mul", "Gather"})
 _EMBEDDINGS = "inner.embeddings."
 _LAYER = "inner.encoder.layer.{}."
@@ -107,29 +106,191 @@ class _Linear:
     bias: NDArray[np.float32]  # (out,)
 
 
-def _parse(model: bytes) -> GraphProto:
-    import onnx
+# -- ONNX protobuf, read and written directly ---------------------------------------------------
+# The onnx package would do both, but importing it costs over a second (its ml_dtypes import);
+# the few messages and fields used here are read and written with the protobuf wire format.
+# Field numbers are those of onnx.proto: ModelProto, GraphProto, NodeProto, TensorProto, ...
 
-    try:
-        return onnx.load_model_from_string(model).graph
-    except Exception as exc:  # protobuf's DecodeError and onnx's own errors share no base class
-        raise GraphError(f"not an ONNX model: {exc}") from None
+_DTYPES: dict[int, type[np.generic]] = {
+    1: np.float32,
+    2: np.uint8,
+    3: np.int8,
+    6: np.int32,
+    7: np.int64,
+    9: np.bool_,
+    11: np.float64,
+}
+_CODES = {np.dtype(dtype).name: code for code, dtype in _DTYPES.items()}
+_Field = tuple[int, int | memoryview]
+
+
+def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise GraphError("not an ONNX model: a truncated or malformed protobuf varint")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, pos
+
+
+def _fields(buf: memoryview) -> list[_Field]:
+    """(field number, value) of a message: varints as int, length-delimited fields as views."""
+    fields: list[_Field] = []
+    pos = 0
+    while pos < len(buf):
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        value: int | memoryview
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+        elif wire == 2:
+            size, pos = _varint(buf, pos)
+            if pos + size > len(buf):
+                raise GraphError("not an ONNX model: a protobuf field runs past the end")
+            value, pos = buf[pos : pos + size], pos + size
+        elif wire in (1, 5):
+            width = 8 if wire == 1 else 4
+            value, pos = int.from_bytes(buf[pos : pos + width], "little"), pos + width
+        else:
+            raise GraphError(f"not an ONNX model: protobuf wire type {wire}")
+        fields.append((number, value))
+    return fields
+
+
+def _text(value: int | memoryview) -> str:
+    if isinstance(value, int):
+        raise GraphError("not an ONNX model: a number where a name belongs")
+    return bytes(value).decode("utf-8", errors="replace")
+
+
+def _message(value: int | memoryview) -> memoryview:
+    if isinstance(value, int):
+        raise GraphError("not an ONNX model: a number where a message belongs")
+    return value
+
+
+@dataclass(frozen=True)
+class _Node:
+    op_type: str
+    input: list[str]
+    output: list[str]
+
+
+def _node(buf: memoryview) -> _Node:
+    fields = _fields(buf)
+    names: dict[int, list[str]] = {1: [], 2: [], 4: []}
+    for number, value in fields:
+        if number in names:
+            names[number].append(_text(value))
+    return _Node(op_type="".join(names[4]), input=names[1], output=names[2])
+
+
+def _tensor(buf: memoryview) -> tuple[str, NDArray[np.generic] | None]:
+    """A TensorProto's name and array (None for a type or storage not read here)."""
+    name, code, raw, dims = "", 0, None, []
+    for number, value in _fields(buf):
+        if number == 1 and isinstance(value, int):
+            dims.append(value)
+        elif number == 1:  # packed dims
+            packed, pos = _message(value), 0
+            while pos < len(packed):
+                dim, pos = _varint(packed, pos)
+                dims.append(dim)
+        elif number == 2 and isinstance(value, int):
+            code = value
+        elif number == 8:
+            name = _text(value)
+        elif number == 9:
+            raw = _message(value)
+    dtype = _DTYPES.get(code)
+    if raw is None or dtype is None:
+        return name, None
+    array = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<"))
+    if array.size != int(np.prod(dims)):
+        raise GraphError(f"tensor {name} holds {array.size} values for its shape {dims}")
+    return name, array.reshape(dims)
+
+
+def _parse(model: bytes) -> tuple[list[_Node], dict[str, NDArray[np.generic]]]:
+    """The nodes and initializers of an ONNX model's graph."""
+    graphs = [v for n, v in _fields(memoryview(model)) if n == 7]
+    if len(graphs) != 1:
+        raise GraphError("not an ONNX model: no graph")
+    nodes: list[_Node] = []
+    tensors: dict[str, NDArray[np.generic]] = {}
+    for number, value in _fields(_message(graphs[0])):
+        if number == 1:
+            nodes.append(_node(_message(value)))
+        elif number == 5:
+            name, array = _tensor(_message(value))
+            if array is not None:
+                tensors[name] = array
+    return nodes, tensors
+
+
+def _key(number: int, wire: int) -> bytes:
+    return _varint_bytes(number << 3 | wire)
+
+
+def _varint_bytes(value: int) -> bytes:
+    value &= (1 << 64) - 1  # negative int64s as ten-byte two's complement, as protobuf does
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _int(number: int, value: int) -> bytes:
+    return _key(number, 0) + _varint_bytes(value)
+
+
+def _bytes(number: int, payload: bytes) -> bytes:
+    return _key(number, 2) + _varint_bytes(len(payload)) + payload
+
+
+def _str(number: int, text: str) -> bytes:
+    return _bytes(number, text.encode("utf-8"))
+
+
+def _attribute(name: str, value: int | float) -> bytes:
+    if isinstance(value, float):  # AttributeProto: f = 2, type FLOAT = 1
+        return _str(1, name) + _key(2, 5) + struct.pack("<f", value) + _int(20, 1)
+    return _str(1, name) + _int(3, value) + _int(20, 2)  # i = 3, type INT = 2
+
+
+def _value_info(name: str, code: int, dims: Sequence[str | int] | None) -> bytes:
+    """A ValueInfoProto of a tensor (of unknown shape when `dims` is None)."""
+    tensor_type = _int(1, code)
+    if dims is not None:
+        shape = b"".join(
+            _bytes(1, _str(2, dim) if isinstance(dim, str) else _int(1, dim)) for dim in dims
+        )
+        tensor_type += _bytes(2, shape)
+    return _str(1, name) + _bytes(2, _bytes(1, tensor_type))
 
 
 def _linears(
-    graph: GraphProto, tensors: dict[str, NDArray[np.generic]]
+    nodes: list[_Node], tensors: dict[str, NDArray[np.generic]]
 ) -> list[dict[str, _Linear]]:
     """Each layer's six matrices: a MatMul whose weight is Mul(Cast(int8 initializer), scale),
     followed by an Add of a bias whose name says which layer and which matrix it is."""
-    producers = {name: node for node in graph.node for name in node.output}
-    consumers: dict[str, list[NodeProto]] = {}
-    for node in graph.node:
+    producers = {name: node for node in nodes for name in node.output}
+    consumers: dict[str, list[_Node]] = {}
+    for node in nodes:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
     layers: list[dict[str, _Linear]] = [{} for _ in range(LAYERS)]
-    for node in graph.node:
-        mul = producers.get(node.input[1]) if node.op_type == "MatMul" else None
-        cast = producers.get(mul.input[0]) if mul is not None and mul.op_type == "Mul" else None
+    for node in nodes:
+        matmul = node.op_type == "MatMul" and len(node.input) == 2 and len(node.output) == 1
+        mul = producers.get(node.input[1]) if matmul else None
+        mul_ok = mul is not None and mul.op_type == "Mul" and len(mul.input) == 2
+        cast = producers.get(mul.input[0]) if mul is not None and mul_ok else None
         if cast is None or cast.op_type != "Cast" or cast.input[0] not in tensors:
             continue
         following = consumers.get(node.output[0], [])
@@ -154,7 +315,7 @@ def _linears(
         layers[layer][role] = _Linear(
             weight=weight.view(np.int8),
             scale=scale.reshape(-1).astype(np.float32),
-            bias=tensors[found[0].group(0)].astype(np.float32),
+            bias=_Tensors(tensors)[found[0].group(0)],
         )
     for index, roles in enumerate(layers):
         missing = [role for role in _SHAPES if role not in roles]
@@ -180,38 +341,57 @@ class _Tensors:
 
 
 class _Graph:
-    def __init__(self) -> None:
-        from onnx import ModelProto, helper
+    """A GraphProto's fields, serialized as they are added."""
 
-        # built in place: make_graph / make_model would copy the 47 MB of embeddings twice
-        self.model = ModelProto(ir_version=8, producer_name="tether")
-        self.model.opset_import.extend([helper.make_opsetid("", 17), helper.make_opsetid(_MS, 1)])
-        self.proto = self.model.graph
-        self.proto.name = "all-MiniLM-L6-v2-fused"
+    def __init__(self) -> None:
+        self.nodes: list[bytes] = []
+        self.initializers: list[bytes] = []
         self._count = 0
 
     def const(self, name: str, array: NDArray[np.generic]) -> str:
-        tensor = self.proto.initializer.add()
-        tensor.name = name
-        tensor.data_type = _TYPES[array.dtype.name]
-        tensor.dims.extend(array.shape)
-        tensor.raw_data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+        raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+        dims = b"".join(_int(1, dim) for dim in array.shape)
+        tensor = dims + _int(2, _CODES[array.dtype.name]) + _str(8, name) + _bytes(9, raw)
+        self.initializers.append(_bytes(5, tensor))
         return name
 
-    def node(self, op: str, inputs: list[str], outputs: int | str = 1, **attrs: Any) -> list[str]:
-        from onnx import helper
-
+    def node(
+        self, op: str, inputs: list[str], outputs: int | str = 1, **attrs: int | float
+    ) -> list[str]:
         self._count += 1
         names = (
             [outputs]
             if isinstance(outputs, str)
             else [f"t{self._count}_{i}" for i in range(outputs)]
         )
-        domain = "" if op in _STANDARD else _MS
-        self.proto.node.append(
-            helper.make_node(op, inputs, names, name=f"{op}{self._count}", domain=domain, **attrs)
+        proto = b"".join(
+            [
+                *(_str(1, name) for name in inputs),
+                *(_str(2, name) for name in names),
+                _str(3, f"{op}{self._count}"),
+                _str(4, op),
+                *(_bytes(5, _attribute(key, value)) for key, value in attrs.items()),
+                _str(7, "" if op in _STANDARD else _MS),
+            ]
         )
+        self.nodes.append(_bytes(1, proto))
         return names
+
+    def serialize(self, expose: Sequence[str]) -> bytes:
+        """The ModelProto: IR version 8, opsets ai.onnx 17 and com.microsoft 1."""
+        dims: list[str | int] = ["batch", "sequence"]
+        graph = [
+            *self.nodes,
+            _str(2, "all-MiniLM-L6-v2-fused"),
+            *self.initializers,
+            *(_bytes(11, _value_info(name, _CODES["int32"], dims)) for name in INPUTS),
+            _bytes(12, _value_info(OUTPUT, _CODES["float32"], [*dims, HIDDEN])),
+            *(_bytes(12, _value_info(name, _CODES["float32"], None)) for name in expose),
+        ]
+        size = sum(len(part) for part in graph)
+        header = _int(1, 8) + _str(2, "tether")
+        opsets = _bytes(8, _str(1, "") + _int(2, 17)) + _bytes(8, _str(1, _MS) + _int(2, 1))
+        return b"".join([header, _key(7, 2), _varint_bytes(size), *graph, opsets])
 
     def linear(
         self,
@@ -253,17 +433,14 @@ class _Graph:
         return self.node("Add", [y, self.node("MatMul", [columns, rows])[0]])[0]
 
 
-def build(model: bytes, kernels: Kernels | None = None) -> bytes:
+def build(model: bytes, kernels: Kernels | None = None, *, expose: Sequence[str] = ()) -> bytes:
     """The fused graph (a serialized ONNX ModelProto) from the bytes of the packaged model.onnx;
-    a GraphError says what the file lacks."""
-    from onnx import TensorProto, helper, numpy_helper
-
+    a GraphError says what the file lacks. `expose` names float outputs of inner nodes to add
+    as graph outputs (to inspect activations)."""
     kernels = kernels or Kernels()
-    source = _parse(model)
-    tensors = {t.name: numpy_helper.to_array(t) for t in source.initializer}
-    layers = _linears(source, tensors)
+    nodes, tensors = _parse(model)
+    layers = _linears(nodes, tensors)
     floats = _Tensors(tensors)
-    del source
 
     g = _Graph()
     types = floats[f"{_EMBEDDINGS}token_type_embeddings.weight"]
@@ -327,9 +504,4 @@ def build(model: bytes, kernels: Kernels | None = None) -> bytes:
             epsilon=EPSILON,
         )[0]
 
-    dims: list[str | int] = ["batch", "sequence"]
-    g.proto.input.extend(
-        helper.make_tensor_value_info(name, TensorProto.INT32, dims) for name in INPUTS
-    )
-    g.proto.output.append(helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, [*dims, HIDDEN]))
-    return bytes(g.model.SerializeToString())
+    return g.serialize(expose)
