@@ -55,8 +55,8 @@ def config(tmp_path: Path) -> Path:
         # 1.10.0 (the latest): nothing changed
         add_signal_rows(engine, _rows("1.10.0", NOW - timedelta(days=6), 300, timedelta(minutes=20),
                                   0.8, 300.0, 3))  # fmt: skip
-        add_signal_rows(engine, _rows("1.10.0", NOW - timedelta(hours=20), 150, timedelta(minutes=7),
-                                  0.8, 300.0, 4))  # fmt: skip
+        add_signal_rows(engine, _rows("1.10.0", NOW - timedelta(hours=20), 150,
+                                      timedelta(minutes=7), 0.8, 300.0, 4))  # fmt: skip
     finally:
         engine.dispose()
     return path

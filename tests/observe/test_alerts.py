@@ -21,10 +21,10 @@ from tether.observe.alert_rules import AlertRule, AlertSettings, WebhookSink
 from tether.observe.alert_sinks import WebhookAlertSink, build_sinks, deliver
 from tether.observe.alerts import AlertEngine
 from tether.observe.signals import SignalInput
-from tether.store.signals import Signal
 from tether.store.alerts import AlertRow, recent_alerts
 from tether.store.engine import open_database
 from tether.store.migrations import migrate
+from tether.store.signals import Signal
 
 TOKEN = "hook-secret-7d2e9"
 AT = datetime(2026, 11, 30, 12, tzinfo=UTC)

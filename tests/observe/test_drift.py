@@ -27,11 +27,10 @@ from tether.observe.drift import (
     psi,
 )
 from tether.observe.signals import SignalInput
-from tether.store.signals import Signal
 from tether.store.alerts import recent_alerts
 from tether.store.engine import open_database
 from tether.store.migrations import migrate
-from tether.store.signals import SignalRow, add_signal_rows
+from tether.store.signals import Signal, SignalRow, add_signal_rows
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 WINDOW = 200

@@ -1,6 +1,6 @@
-"""The signal worker: one row per request written in batches, listeners called, a full queue dropping (and
-counting) rather than blocking, failed writes retried and then given up; and signals found in
-the database after a real client call."""
+"""The signal worker: one row per request written in batches, listeners called, a full queue
+dropping (and counting) rather than blocking, failed writes retried and then given up; and
+signals found in the database after a real client call."""
 
 from __future__ import annotations
 
