@@ -135,7 +135,7 @@ def test_the_outlier_channels_are_where_the_cls_token_peaks(
     # The channels Kernels routes through float32 hold the [CLS] token's huge activations:
     # in each listed layer, the largest value of the whole run, well above any other token's.
     nodes, _ = graph._parse(graph.build(packaged, EXACT))
-    norms = [n.output[0] for n in nodes if n.op_type == "SkipLayerNormalization"]
+    norms = [n.output[0] for n in nodes if n.op_type == "LayerNormalization"]
     up_inputs = norms[0::2]  # the layer norm after attention feeds the first feed-forward matrix
     down_inputs = [n.output[0] for n in nodes if n.op_type == "Gelu"]
     session = _session(graph.build(packaged, EXACT, expose=up_inputs + down_inputs))
@@ -162,7 +162,7 @@ def test_the_outlier_channels_are_where_the_cls_token_peaks(
 def test_the_built_graph_is_small_and_takes_int32(packaged: bytes) -> None:
     built = graph.build(packaged)
     nodes, _ = graph._parse(built)
-    assert len(nodes) < 100  # the packaged graph has 385
+    assert len(nodes) < 110  # the packaged graph has 385
     session = _session(built)
     assert [(i.name, i.type) for i in session.get_inputs()] == [
         ("input_ids", "tensor(int32)"),

@@ -280,7 +280,13 @@ class MiniLMEmbedder:
         options.intra_op_num_threads = self._threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        levels = ort.GraphOptimizationLevel
+        # The fused graph is fused already; onnxruntime's extended passes would only turn its
+        # Add + LayerNormalization pairs back into SkipLayerNormalization, slower on the CPU.
+        fused = self._graph == "fused"
+        options.graph_optimization_level = (
+            levels.ORT_ENABLE_BASIC if fused else levels.ORT_ENABLE_ALL
+        )
         try:
             session = ort.InferenceSession(
                 model, sess_options=options, providers=["CPUExecutionProvider"]

@@ -7,31 +7,33 @@ then streams about 42 MB of float32 weights through float32 matrix products, and
 nodes (reshapes, transposes, mask arithmetic, the erf GELU spelled out) add their own overhead.
 `build` reads the int8 matrices with their scales, the biases, the layer norms and the embedding
 tables out of that file (matched by tracing the graph, not by the exporter's `val_N` names) and
-wires them into a BERT graph of onnxruntime's fused com.microsoft operators, about 90 nodes:
+wires them into a BERT graph of onnxruntime's fused com.microsoft operators, about 100 nodes:
 EmbedLayerNormalization, then per layer one DynamicQuantizeMatMul for the packed Q/K/V columns,
-MultiHeadAttention, DynamicQuantizeMatMul + SkipLayerNormalization for the output projection,
-DynamicQuantizeMatMul with its bias + Gelu and DynamicQuantizeMatMul + SkipLayerNormalization for
-the feed-forward block. The weights stay the packaged int8 values; the activations are quantized
-to uint8 with one scale per run, the one numerical change. Two measures keep the sentence vectors
-within cosine 0.99 of the packaged graph's (mean about 0.998 on the STS-B dev sentences). First,
-on x86 CPUs without VNNI the uint8 x int8 kernel sums pairs of products in saturating 16-bit
-arithmetic, which clips for inputs centred on zero (layer-norm and attention outputs), so those
-matrices are stored as uint8 with zero point 128 (an exact re-encoding) and run the
-non-saturating uint8 x uint8 kernel; the GELU output feeding the last matrix of each layer is
-almost all near zero and keeps the faster int8 kernel. Second, the [CLS] token carries a few
-huge activations in fixed channels (about 25 where every other value stays under 6-15), which
-would set the one scale of the whole run: `Kernels.up_outliers` and `Kernels.down_outliers`
-name those input channels (found by running the float32 graph over STS-B train sentences), and
-they go through a small float32 product of their own. The graph is built in memory when the
-embedder loads (about a quarter of a second), reading and writing the ONNX protobuf format
-directly (the onnx package would take over a second just to import); nothing is written to disk
-or downloaded.
+MultiHeadAttention, DynamicQuantizeMatMul + Add + LayerNormalization for the output projection,
+DynamicQuantizeMatMul + Gelu and DynamicQuantizeMatMul + Add + LayerNormalization for the
+feed-forward block, biases inside the DynamicQuantizeMatMuls (SkipLayerNormalization would save a
+node but its CPU kernel is several times slower; the session runs the graph with basic
+optimizations only, so that onnxruntime does not fuse it back). The weights stay the packaged int8
+values; the activations are quantized to uint8 with one scale per run, the one numerical change.
+Two measures keep the sentence vectors within cosine 0.99 of the packaged graph's (mean about 0.998
+on the STS-B dev sentences). First, on x86 CPUs without VNNI the uint8 x int8 kernel sums pairs of
+products in saturating 16-bit arithmetic, which clips for inputs centred on zero (layer-norm and
+attention outputs), so those matrices are stored as uint8 with zero point 128 (an exact
+re-encoding) and run the non-saturating uint8 x uint8 kernel; the GELU output feeding the last
+matrix of each layer is almost all near zero and keeps the faster int8 kernel. Second, the [CLS]
+token carries a few huge activations in fixed channels (about 25 where every other value stays
+under 6-15), which would set the one scale of the whole run: `Kernels.up_outliers` and
+`Kernels.down_outliers` name those input channels (found by running the float32 graph over STS-B
+train sentences), and they go through a small float32 product of their own. The graph is built in
+memory when the embedder loads (about a quarter of a second), reading and writing the ONNX protobuf
+format directly (the onnx package would take over a second just to import); nothing is written to
+disk or downloaded.
 
 The built graph takes `input_ids` and `attention_mask` (int32, batch x sequence, padding on the
 right) and returns `last_hidden_state` (float32, batch x sequence x 384), as the packaged graph
-does; token type 0's embedding (every single text is type 0) is folded into the position table.
-A padded batch is masked correctly, but its texts share the activation scale, so a text's vector
-in a batch differs slightly from its vector alone: the embedder runs one text at a time.
+does; token type 0's embedding (every single text is type 0) is folded into the position table. A
+padded batch is masked correctly, but its texts share the activation scale, so a text's vector in a
+batch differs slightly from its vector alone: the embedder runs one text at a time.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ OUTPUT = "last_hidden_state"
 Kernel = Literal["s8", "u8", "float"]
 
 _MS = "com.microsoft"
-_STANDARD = frozenset({"Split", "MatMul", "Add", "Mul", "Gather"})
+_STANDARD = frozenset({"Split", "MatMul", "Add", "Mul", "Gather", "LayerNormalization"})
 _EMBEDDINGS = "inner.embeddings."
 _LAYER = "inner.encoder.layer.{}."
 _BIAS = re.compile(r"^inner\.encoder\.layer\.(\d+)\.(.+)\.bias$")
@@ -393,6 +395,22 @@ class _Graph:
         opsets = _bytes(8, _str(1, "") + _int(2, 17)) + _bytes(8, _str(1, _MS) + _int(2, 1))
         return b"".join([header, _key(7, 2), _varint_bytes(size), *graph, opsets])
 
+    def norm(
+        self,
+        x: str,
+        gamma: NDArray[np.float32],
+        beta: NDArray[np.float32],
+        tag: str,
+        output: int | str = 1,
+    ) -> str:
+        """LayerNormalization over the last axis. (Not the contrib SkipLayerNormalization:
+        onnxruntime's CPU kernel of that takes about 7 times as long as Add + LayerNormalization
+        for a short text.)"""
+        gamma_name, beta_name = self.const(f"{tag}.gamma", gamma), self.const(f"{tag}.beta", beta)
+        return self.node(
+            "LayerNormalization", [x, gamma_name, beta_name], output, axis=-1, epsilon=EPSILON
+        )[0]
+
     def linear(
         self,
         x: str,
@@ -474,34 +492,24 @@ def build(model: bytes, kernels: Kernels | None = None, *, expose: Sequence[str]
         attended = g.node(
             "MultiHeadAttention", [queries, keys, values, "", lengths], num_heads=HEADS
         )
-        out = g.linear(attended[0], layer["out"], kernels.out, f"{tag}.out", False)
-        x = g.node(
-            "SkipLayerNormalization",
-            [
-                out,
-                x,
-                g.const(f"{tag}.ln1.gamma", floats[f"{prefix}attention.output.LayerNorm.weight"]),
-                g.const(f"{tag}.ln1.beta", floats[f"{prefix}attention.output.LayerNorm.bias"]),
-                g.const(f"{tag}.out.bias", layer["out"].bias),
-            ],
-            epsilon=EPSILON,
-        )[0]
+        out = g.linear(attended[0], layer["out"], kernels.out, f"{tag}.out", True)
+        x = g.norm(
+            g.node("Add", [out, x])[0],
+            floats[f"{prefix}attention.output.LayerNorm.weight"],
+            floats[f"{prefix}attention.output.LayerNorm.bias"],
+            f"{tag}.ln1",
+        )
         up = g.linear(x, layer["up"], kernels.up, f"{tag}.up", True, kernels.up_outliers[index])
         hidden = g.node("Gelu", [up])[0]
         down = g.linear(
-            hidden, layer["down"], kernels.down, f"{tag}.down", False, kernels.down_outliers[index]
+            hidden, layer["down"], kernels.down, f"{tag}.down", True, kernels.down_outliers[index]
         )
-        x = g.node(
-            "SkipLayerNormalization",
-            [
-                down,
-                x,
-                g.const(f"{tag}.ln2.gamma", floats[f"{prefix}output.LayerNorm.weight"]),
-                g.const(f"{tag}.ln2.beta", floats[f"{prefix}output.LayerNorm.bias"]),
-                g.const(f"{tag}.down.bias", layer["down"].bias),
-            ],
+        x = g.norm(
+            g.node("Add", [down, x])[0],
+            floats[f"{prefix}output.LayerNorm.weight"],
+            floats[f"{prefix}output.LayerNorm.bias"],
+            f"{tag}.ln2",
             OUTPUT if index == LAYERS - 1 else 1,
-            epsilon=EPSILON,
-        )[0]
+        )
 
     return g.serialize(expose)
