@@ -17,17 +17,17 @@ optimizations only, so that onnxruntime does not fuse it back). The weights stay
 values; the activations are quantized to uint8 with one scale per run, the one numerical change.
 Two measures keep the sentence vectors within cosine 0.99 of the packaged graph's (mean about 0.998
 on the STS-B dev sentences). First, on x86 CPUs without VNNI the uint8 x int8 kernel sums pairs of
-products in saturating 16-bit arithmetic, which clips for inputs centred on zero (layer-norm and
-attention outputs), so those matrices are stored as uint8 with zero point 128 (an exact
-re-encoding) and run the non-saturating uint8 x uint8 kernel; the GELU output feeding the last
-matrix of each layer is almost all near zero and keeps the faster int8 kernel. Second, the [CLS]
-token carries a few huge activations in fixed channels (about 25 where every other value stays
-under 6-15), which would set the one scale of the whole run: `Kernels.up_outliers` and
-`Kernels.down_outliers` name those input channels (found by running the float32 graph over STS-B
-train sentences), and they go through a small float32 product of their own. The graph is built in
-memory when the embedder loads (about a quarter of a second), reading and writing the ONNX protobuf
-format directly (the onnx package would take over a second just to import); nothing is written to
-disk or downloaded.
+products in saturating 16-bit arithmetic, which clips now and then; measured matrix by matrix, the
+attention output projection and the first feed-forward matrix lose accuracy to it, so they are
+stored as uint8 with zero point 128 (an exact re-encoding) and run the non-saturating uint8 x uint8
+kernel (a little slower), while the Q/K/V and last feed-forward matrices keep the faster one.
+Second, the [CLS] token carries a few huge activations in fixed channels (about 25 where every
+other value stays under 6-15), which would set the one scale of the whole run:
+`Kernels.up_outliers` and `Kernels.down_outliers` name those input channels (found by running the
+float32 graph over STS-B train sentences), and they go through a small float32 product of their
+own. The graph is built in memory when the embedder loads (about a quarter of a second), reading
+and writing the ONNX protobuf format directly (the onnx package would take over a second just to
+import); nothing is written to disk or downloaded.
 
 The built graph takes `input_ids` and `attention_mask` (int32, batch x sequence, padding on the
 right) and returns `last_hidden_state` (float32, batch x sequence x 384), as the packaged graph
@@ -93,7 +93,7 @@ class Kernels:
     the GELU channels listed before the second). The defaults are the fastest choice found
     whose sentence vectors stay within cosine 0.99 of the packaged graph's."""
 
-    qkv: Kernel = "u8"
+    qkv: Kernel = "s8"
     out: Kernel = "u8"
     up: Kernel = "u8"
     down: Kernel = "s8"
