@@ -241,7 +241,7 @@ def test_fit_scorer_writes_a_scorer_that_reads_back(
     assert "fitted on" in output
     data = json.loads(out.read_text("utf-8"))
     scorer = Scorer.from_json(data["scorer"])
-    assert scorer.embedder == "all-MiniLM-L6-v2-onnx-int8"
+    assert scorer.embedder == "all-MiniLM-L6-v2-onnx-int8-fused"
     assert scorer.source.startswith("pairs.csv")
     assert len(data["calibration"]["scores"]) == len(data["calibration"]["same"]) > 40
     assert 0 <= scorer.score("How do I reset it?", "How can I reset it?", 0.9) <= 1

@@ -227,7 +227,7 @@ def test_minilm_router_on_the_vendored_sample(gsm8k: Outcomes, mmlu: Outcomes) -
 
     embedder = MiniLMEmbedder()
     router = train_router(mmlu, embedder, TrainOptions(folds=3, embedding="minilm"))
-    assert router.embedder == "all-MiniLM-L6-v2-onnx-int8"
+    assert router.embedder == embedder.name == "all-MiniLM-L6-v2-onnx-int8-fused"
     assert router.dimensions == 384
     policy = LearnedPolicy(router, embedder, cheap="small", premium="large")
     scored = policy.score(ask(mmlu.texts[0]), neighbours=3)
