@@ -4,15 +4,19 @@ in-memory exporter and reader."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -20,7 +24,7 @@ from tests.asks import api_key, chat, observed
 from tether import Client, FakeProvider, Settings
 from tether.cache.config import CacheSettings
 from tether.observe.metrics import known_models
-from tether.observe.tracing import Tracing
+from tether.observe.tracing import LowPriorityExporter, Tracing
 from tether.pipeline.context import Ask, Context
 from tether.prompts.loader import parse_spec
 
@@ -213,3 +217,55 @@ def test_a_sample_ratio_leaves_spans_out_but_measures_every_request(settings: Se
     tracing.close()
     with pytest.raises(ValueError, match="between 0 and 1"):
         Tracing.build("memory", sample_ratio=1.5)
+
+
+def test_in_the_background_spans_are_built_in_bursts_off_the_loop(settings: Settings) -> None:
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    tracing = Tracing(tracer_provider, MeterProvider(), background=True)
+    threads: list[str] = []
+    inner = tracing._emit
+
+    def noted(*args: Any) -> None:
+        threads.append(threading.current_thread().name)
+        inner(*args)
+
+    tracing._emit = noted  # type: ignore[method-assign]
+    with Client(settings, providers={"fake": FakeProvider(respond=lambda c: "ok")}) as client:
+        ctx = asyncio.run(client.runtime.pipeline.run(Context(chat("hi"))))
+    tracer = tracer_provider.get_tracer("test")
+
+    async def scenario() -> None:
+        with tracer.start_as_current_span("POST /v1/chat/completions"):
+            for _ in range(3):
+                tracing.observe(ctx)
+        await asyncio.sleep(0)
+        assert [s.name for s in spans.get_finished_spans()] == ["POST /v1/chat/completions"]
+
+    asyncio.run(scenario())
+    assert tracing.flush(10)
+    parent, *requests = spans.get_finished_spans()
+    assert [r.name for r in requests] == ["chat fake"] * 3
+    assert all(r.parent is not None and r.parent.span_id == parent.context.span_id
+               for r in requests)  # fmt: skip
+    assert threads == ["tether-traces"] * 3
+    tracing.close()
+    tracer_provider.shutdown()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is Linux's")
+def test_the_exporting_thread_runs_at_the_lowest_priority() -> None:
+    seen: list[int] = []
+
+    class Noting(InMemorySpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            return super().export(spans)
+
+    exporter = LowPriorityExporter(Noting())
+    done = threading.Thread(target=exporter.export, args=([],))
+    done.start()
+    done.join()
+    assert seen == [19]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 19

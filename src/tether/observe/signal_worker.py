@@ -6,22 +6,18 @@ or fail a request). A daemon thread computes the signals (compute_signals, the e
 lexical diversity per prompt version), calls the registered listeners, and writes one row per
 request, in batches. A failed write is retried a few times, then the batch is dropped and counted.
 
-The thread works in bursts: it lets requests gather for `flush_interval_s` (or until a batch
-is full), then computes and writes them in one transaction, so the requests in between share
-the CPU with nobody. On Linux it also runs at the lowest CPU priority: on a busy machine the
-event loop comes first, and signals wait (or, once the queue is full, are dropped and counted).
+The thread works in bursts at the lowest CPU priority (observe/bursts.py): requests gather
+for `flush_interval_s` (or until a batch is full), then are computed and written in one
+transaction.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import sys
-import threading
 import zlib
-from collections import deque
 from collections.abc import Callable, Sequence
 
+from tether.observe.bursts import Bursts, let_others_run
 from tether.observe.detectors import DiversityTracker, EvasiveDetector
 from tether.observe.signals import SignalInput, compute_signals, signal_input
 from tether.pipeline.context import Context
@@ -50,52 +46,39 @@ class SignalWorker:
         retries: int = 3,
         retry_wait_s: float = 0.5,
     ) -> None:
-        if queue_size < 1 or batch_size < 1 or retries < 0 or flush_interval_s < 0:
-            raise ValueError(
-                "queue_size and batch_size must be at least 1, retries and flush_interval_s "
-                "at least 0"
-            )
+        if retries < 0:
+            raise ValueError("retries must be at least 0")
         self._write = write
         self.listeners: list[SignalListener] = listeners if listeners is not None else []
         self._detector = detector if detector is not None else EvasiveDetector()
         self._diversity = DiversityTracker(diversity_window)
         self._evasive_sample = evasive_sample
-        self._queue: deque[SignalInput] = deque()
-        self._queue_size = queue_size
-        self._batch_size = batch_size
-        self._interval = flush_interval_s
-        self._hurry = False  # flush() or close(): write what is queued now
         self._retries = retries
         self._retry_wait_s = retry_wait_s
-        self._cv = threading.Condition()
-        self._busy = False
-        self._stopping = threading.Event()
-        self.dropped = 0  # requests refused because the queue was full
+        self._bursts = Bursts(self._handle, name="tether-signals", queue_size=queue_size,
+                              batch_size=batch_size, interval_s=flush_interval_s)  # fmt: skip
         self.written = 0  # requests whose signals are stored
         self.lost = 0  # requests whose signals were dropped after their write failed every retry
-        self._thread = threading.Thread(target=self._run, name="tether-signals", daemon=True)
 
     def add_listener(self, listener: SignalListener) -> None:
         self.listeners.append(listener)
 
     def start(self) -> None:
-        self._thread.start()
+        self._bursts.start()
 
     def submit(self, item: SignalInput) -> bool:
         """Queue one request's input; never blocks. False (and counted) when the queue is full
         or the worker is closed."""
-        with self._cv:
-            if len(self._queue) >= self._queue_size or self._stopping.is_set():
-                self.dropped += 1
-                return False
-            self._queue.append(item)
-            if len(self._queue) in (1, self._batch_size):  # the worker waits for these two
-                self._cv.notify()
-        return True
+        return self._bursts.submit(item)
 
     @property
     def pending(self) -> int:
-        return len(self._queue)
+        return self._bursts.pending
+
+    @property
+    def dropped(self) -> int:
+        """Requests refused because the queue was full or the worker closed."""
+        return self._bursts.dropped
 
     def stats(self) -> dict[str, int]:
         return {
@@ -107,51 +90,22 @@ class SignalWorker:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything queued so far is written (or given up); False on timeout."""
-        with self._cv:
-            self._hurry = True
-            self._cv.notify_all()
-            return self._cv.wait_for(lambda: not self._queue and not self._busy, timeout)
+        return self._bursts.flush(timeout)
 
     def close(self, timeout: float = 30.0) -> None:
         """Finish what is queued, then stop the thread."""
-        with self._cv:
-            self._stopping.set()
-            self._cv.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("signal worker: %d requests not written at close", self.pending)
+        self._bursts.close(timeout)
 
     # -- the thread ---------------------------------------------------------------------------
 
-    def _run(self) -> None:
-        lowest_priority()
-        while True:
-            batch = self._take()
-            if batch is None:
-                return
-            try:
-                sets = [found for item in batch if (found := self._process(item)) is not None]
-                self._store(sets)
-            finally:
-                with self._cv:
-                    self._busy = False
-                    self._cv.notify_all()
-
-    def _take(self) -> list[SignalInput] | None:
-        with self._cv:
-            self._cv.wait_for(lambda: bool(self._queue) or self._stopping.is_set())
-            if not self._queue:
-                return None
-            self._cv.wait_for(self._batch_ready, self._interval)
-            self._hurry = False
-            count = min(len(self._queue), self._batch_size)
-            batch = [self._queue.popleft() for _ in range(count)]
-            self._busy = True
-            return batch
-
-    def _batch_ready(self) -> bool:
-        return len(self._queue) >= self._batch_size or self._hurry or self._stopping.is_set()
+    def _handle(self, batch: list[SignalInput]) -> None:
+        sets: list[SignalSet] = []
+        for item in batch:
+            found = self._process(item)
+            if found is not None:
+                sets.append(found)
+            let_others_run()
+        self._store(sets)
 
     def _process(self, item: SignalInput) -> SignalSet | None:
         try:
@@ -203,7 +157,7 @@ class SignalWorker:
                     return
                 log.warning("signal worker: write failed (%s); retrying", exc)
                 # a closing worker still retries, without waiting
-                self._stopping.wait(self._retry_wait_s * 2**attempt)
+                self._bursts.stopping.wait(self._retry_wait_s * 2**attempt)
             else:
                 self.written += len(sets)
                 return
@@ -240,17 +194,6 @@ class SignalObserver:
         worker = self._worker()
         if worker is not None:
             worker.submit(signal_input(ctx))
-
-
-def lowest_priority() -> None:
-    """Give the calling thread the lowest CPU priority (Linux: a thread's nice value is its
-    own); elsewhere, or where the system refuses, it keeps the process's."""
-    if sys.platform != "linux":
-        return
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    except OSError as exc:
-        log.debug("signal worker: cannot lower its priority: %s", exc)
 
 
 def sampled(request_id: str, rate: float) -> bool:

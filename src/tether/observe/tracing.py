@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import logging
+import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -34,12 +36,14 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
     SimpleSpanProcessor,
     SpanExporter,
+    SpanExportResult,
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
@@ -48,7 +52,10 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from tether.costs.accounting import charged
 from tether.errors import TetherError
 from tether.messages import Usage
+from tether.observe.bursts import Bursts, let_others_run, lowest_priority
 from tether.pipeline.context import Context
+
+log = logging.getLogger("tether.observe")
 
 Exporter = Literal["none", "console", "otlp", "memory"]
 EXPORTERS: tuple[Exporter, ...] = ("none", "console", "otlp", "memory")
@@ -62,6 +69,11 @@ TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4
                  16777216, 67108864)  # fmt: skip
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
                     40.96, 81.92)  # fmt: skip
+
+
+# A finished request waiting for its span: its context, end (ns since the epoch), duration
+# (s) and the OpenTelemetry context it ran in.
+_Finished = tuple[Context, int, float, otel_context.Context]
 
 
 def _version() -> str:
@@ -130,7 +142,7 @@ def build_telemetry(
     processor = (
         SimpleSpanProcessor(span_exporter)
         if exporter == "memory"
-        else BatchSpanProcessor(span_exporter)
+        else BatchSpanProcessor(LowPriorityExporter(span_exporter), max_export_batch_size=128)
     )
     tracer_provider.add_span_processor(processor)
     meter_provider = SdkMeterProvider(resource=resource, metric_readers=[reader])
@@ -141,6 +153,28 @@ def build_telemetry(
         memory_reader,
         [tracer_provider, meter_provider],
     )
+
+
+class LowPriorityExporter(SpanExporter):
+    """A span exporter that lowers the priority of the thread it exports on (the batch
+    processor's): encoding spans is CPU work the request path should not wait behind."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self._inner = inner
+        self._lowered: set[int] = set()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        thread = threading.get_ident()
+        if thread not in self._lowered:
+            self._lowered.add(thread)
+            lowest_priority()
+        return self._inner.export(spans)
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
 
 
 def _periodic(exporter: MetricExporter, interval_s: float) -> PeriodicExportingMetricReader:
@@ -157,6 +191,7 @@ class Tracing:
         *,
         models: Collection[str] | None = None,
         telemetry: Telemetry | None = None,
+        background: bool = False,
     ) -> None:
         version = _version()
         self._tracer = trace.get_tracer(SCOPE, version, tracer_provider)
@@ -177,6 +212,12 @@ class Tracing:
         # configured (None: any); span attributes carry it as sent
         self._models = frozenset(models) if models is not None else None
         self.telemetry = telemetry
+        # Exporting providers: spans are built in bursts on a low-priority thread (a span
+        # costs tens of microseconds of Python the request path need not share its core with).
+        self._bursts: Bursts[_Finished] | None = None
+        if background:
+            self._bursts = Bursts(self._emit_all, name="tether-traces")
+            self._bursts.start()
 
     @classmethod
     def build(
@@ -196,25 +237,44 @@ class Tracing:
             telemetry.meter_provider,
             models=models,
             telemetry=telemetry,
+            background=exporter in ("otlp", "console"),
         )
 
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until the requests observed so far have their spans (background only)."""
+        return self._bursts.flush(timeout) if self._bursts is not None else True
+
     def close(self) -> None:
+        if self._bursts is not None:
+            self._bursts.close()
         if self.telemetry is not None:
             self.telemetry.shutdown()
 
     def observe(self, ctx: Context) -> None:
-        """The span and measurements of one finished request. On an event loop they are made
-        in its next turn, once the response has gone out: building a span costs tens of
-        microseconds that the caller need not wait for (its times are taken now)."""
+        """The span and measurements of one finished request: in the background thread's next
+        burst, or on an event loop in its next turn, once the response has gone out. Building
+        a span costs tens of microseconds that the caller need not wait for (its times are
+        taken now)."""
         now_ns = time.time_ns()
         elapsed_s = time.perf_counter() - ctx.started
         parent = otel_context.get_current()  # the caller's span, if it runs inside one
+        if self._bursts is not None:
+            self._bursts.submit((ctx, now_ns, elapsed_s, parent))
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self._emit(ctx, now_ns, elapsed_s, parent)
             return
         loop.call_soon(self._emit, ctx, now_ns, elapsed_s, parent)
+
+    def _emit_all(self, batch: list[_Finished]) -> None:
+        for finished in batch:
+            try:
+                self._emit(*finished)
+            except Exception:
+                log.exception("tracing: no span for %s", finished[0].request_id)
+            let_others_run()
 
     def _emit(
         self, ctx: Context, now_ns: int, elapsed_s: float, parent: otel_context.Context
