@@ -207,6 +207,7 @@ request_signals = Table(
     Column("labels", NulSafeText),  # JSON object: name -> label (enum fields); NULL: none
     Index("ix_request_signals_window", "prompt", "version", "at"),
     Index("ix_request_signals_request", "request_id"),
+    Index("ix_request_signals_at", "at"),  # retention deletes by age alone
 )
 
 alerts = Table(

@@ -56,6 +56,7 @@ _new = Table(
     Column("labels", Text),
     Index("ix_request_signals_window", "prompt", "version", "at"),
     Index("ix_request_signals_request", "request_id"),
+    Index("ix_request_signals_at", "at"),  # retention deletes by age alone
 )
 
 _BATCH = 5000
