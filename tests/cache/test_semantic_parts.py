@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tether.cache.semantic.calibration import calibrate, upper_bound
@@ -101,3 +102,22 @@ def test_calibration_picks_the_lowest_threshold_that_keeps_the_bound() -> None:
     assert calibrate(scores[:50], right[:50], 0.02, "few").threshold is None
     mixed = calibrate([0.9, 0.8, 0.7] * 200, [True, False] * 300, 0.05, "noisy")
     assert mixed.threshold is None  # half of them wrong at every score
+
+
+def test_calibration_scores_come_from_scorers_fitted_without_the_pair() -> None:
+    from tether.cache.semantic.fitting import held_out_scores
+    from tether.cache.semantic.scorer import Scorer, fit
+
+    rng = np.random.default_rng(3)
+    same = [bool(i % 2) for i in range(200)]
+    rows = [[float(s) + rng.normal(0, 0.8), *rng.normal(0, 1, 5)] for s in same]
+    weights, bias = fit(rows, same)
+    scorer = Scorer(weights, bias, "fake", "test")
+    held = held_out_scores(rows, same, scorer)
+    in_sample = [scorer.of_features(row) for row in rows]
+    assert held != in_sample  # each pair is scored by a model that never saw it
+    # ... and a model that never saw a pair is less sure of it on average
+    confident = sum(abs(s - 0.5) for s in in_sample)
+    assert sum(abs(s - 0.5) for s in held) < confident
+    one_sided = held_out_scores(rows[:12], [True] * 11 + [False], scorer)
+    assert one_sided[11] == scorer.of_features(rows[11])  # its fold's rest has one verdict

@@ -73,7 +73,9 @@ class Scorer:
     source: str = ""
 
     def score(self, query: str, cached: str, cosine: float) -> float:
-        features = pair_features(query, cached, cosine)
+        return self.of_features(pair_features(query, cached, cosine))
+
+    def of_features(self, features: Sequence[float]) -> float:
         z = self.bias + sum(w * x for w, x in zip(self.weights, features, strict=True))
         return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
 
