@@ -198,3 +198,12 @@ def test_the_readme_example_loads() -> None:
     (rule,) = [r for r in settings.rules if r.watches_inputs]
     assert rule.statistic == "embedding_p"
     assert rule.fires_below
+
+
+def test_an_input_rule_without_an_embedder_is_a_config_error() -> None:
+    from tether.observe.config import ObserveSettings
+
+    with pytest.raises(ValueError, match=r"'inputs' compares the inputs' embeddings.*evasive_"):
+        ObserveSettings(evasive_embedder="none", alerts=AlertSettings(rules=[input_rule()]))
+    assert ObserveSettings(evasive_embedder="none").alerts.rules == []
+    assert ObserveSettings(alerts=AlertSettings(rules=[input_rule()])).evasive_embedder == "minilm"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tether.cache.embedders.registry import EMBEDDER_KINDS
 from tether.observe.alert_rules import AlertSettings
@@ -70,3 +70,14 @@ class ObserveSettings(_Strict):
             known = ", ".join([*sorted(EMBEDDER_KINDS), NO_EMBEDDER])
             raise ValueError(f"unknown embedder {value!r} (known: {known})")
         return value
+
+    @model_validator(mode="after")
+    def _inputs_need_an_embedder(self) -> ObserveSettings:
+        watching = [rule.name for rule in self.alerts.rules if rule.watches_inputs]
+        if watching and self.evasive_embedder == NO_EMBEDDER:
+            raise ValueError(
+                f"alert rule {watching[0]!r} compares the inputs' embeddings, but "
+                f'evasive_embedder = "{NO_EMBEDDER}": set evasive_embedder to an embedder '
+                f'(e.g. "minilm") or remove the rule'
+            )
+        return self
