@@ -4,8 +4,12 @@ token never reaches the log."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+import os
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -198,3 +202,29 @@ def test_the_documented_settings_load() -> None:
     assert rule.fires_below
     assert rule.watched == "enum:sentiment"
     assert [s.name for s in settings.sinks] == ["ops"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is Linux's")
+def test_scheduled_checks_run_on_their_own_lowest_priority_thread() -> None:
+    from tether.observe.alerts import every
+
+    seen: list[tuple[str, int]] = []
+
+    def check() -> None:
+        seen.append((threading.current_thread().name,
+                     os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))  # fmt: skip
+        if len(seen) == 2:
+            raise RuntimeError("a failed round")  # logged; the next round still runs
+
+    async def scenario() -> None:
+        task = asyncio.create_task(every(0.01, check, "drift check"))
+        while len(seen) < 3:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert {name.split("_")[0] for name, _ in seen} == {"tether-drift-check"}
+    assert {nice for _, nice in seen} == {19}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 19

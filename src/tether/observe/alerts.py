@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-import anyio.to_thread
 import numpy as np
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from tether.observe.alert_rules import AlertRule, AlertSettings
 from tether.observe.alert_sinks import AlertSink, build_sinks, deliver
+from tether.observe.bursts import lowest_priority
 from tether.observe.config import NO_EMBEDDER
 from tether.observe.detectors import shared_embedder
 from tether.observe.drift import (
@@ -482,11 +482,18 @@ async def drift_check_loop(
 
 
 async def every(interval_s: float, work: Callable[[], object], what: str) -> None:
-    """Run blocking `work` in a thread every `interval_s` until cancelled; a failed round is
-    logged and the next one still runs."""
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            await anyio.to_thread.run_sync(work)
-        except Exception:
-            logger.exception("alerts: the scheduled %s failed", what)
+    """Run blocking `work` every `interval_s` until cancelled, on a thread of its own at the
+    lowest CPU priority (a drift check embeds up to a thousand inputs: requests come first);
+    a failed round is logged and the next one still runs."""
+    name = "tether-" + what.replace(" ", "-")
+    pool = ThreadPoolExecutor(1, thread_name_prefix=name, initializer=lowest_priority)
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await loop.run_in_executor(pool, work)
+            except Exception:
+                logger.exception("alerts: the scheduled %s failed", what)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # a round under way ends on its own
