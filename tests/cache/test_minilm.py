@@ -66,6 +66,17 @@ def test_texts_are_cut_at_256_tokens_not_128(minilm: MiniLMEmbedder) -> None:
     assert minilm.max_tokens == 256
 
 
+def test_an_uncut_vector_is_the_embedded_one_and_a_cut_text_has_none(
+    minilm: MiniLMEmbedder,
+) -> None:
+    text = "How do I reset my password?"
+    uncut = minilm.embed_uncut(text)
+    assert uncut is not None
+    np.testing.assert_array_equal(uncut, minilm.embed([text])[0])
+    assert minilm.embed_uncut("hello " * 253) is not None  # 253 + [CLS] + [SEP] = 255 tokens
+    assert minilm.embed_uncut("hello " * 254) is None  # 256: the model would read it cut
+
+
 def test_threads_share_one_instance_and_load_it_once() -> None:
     embedder = MiniLMEmbedder()
     expected = MiniLMEmbedder().embed(TEXTS)

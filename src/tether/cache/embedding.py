@@ -45,13 +45,7 @@ class CacheEmbedder:
         local = self._local
         if local is None:
             return _row(await self.embed([text]))  # hosted embedders read thousands of tokens
-
-        def run() -> Vectors | None:
-            if local.count_tokens([text]) >= local.max_tokens:
-                return None
-            return _row(local.embed([text]))
-
-        return await asyncio.to_thread(run)
+        return await asyncio.to_thread(local.embed_uncut, text)
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
         if self._local is not None:

@@ -177,6 +177,16 @@ class MiniLMEmbedder:
             return 0
         return sum(len(encoding.ids) for encoding in self._get().tokenizer.encode_batch(items))
 
+    def embed_uncut(self, text: str) -> Vectors | None:
+        """One text's vector, or None when it reaches `max_tokens` (the model would read it cut,
+        and two texts differing after the cut would look the same); tokenized once."""
+        loaded = self._get()
+        (encoding,) = loaded.tokenizer.encode_batch(check_texts([text]))
+        if len(encoding.ids) >= self.max_tokens:
+            return None
+        row: Vectors = self._run(loaded, [encoding])[0]
+        return row
+
     def embed(self, texts: Sequence[str]) -> Vectors:
         items = check_texts(texts)
         out = np.zeros((len(items), DIMENSIONS), dtype=np.float32)
