@@ -187,11 +187,9 @@ class ResponseCache:
             ctx.cache = CacheDecision("bypass", reason="the caller asked not to use the cache")
             return None
         found = self._lookup_of(ctx, policy)
-        pending = Pending(found, policy)
         if ctx.ask.cache == "refresh":
             ctx.cache = CacheDecision("bypass", reason="the caller asked for a fresh answer")
-            pending.lookup = self._by_meaning(ctx, found, policy)
-            self._pending[ctx.request_id] = pending
+            self._pending[ctx.request_id] = Pending(self._by_meaning(ctx, found, policy), policy)
             return None
         decision = CacheDecision("miss")
         ctx.cache = decision
@@ -203,9 +201,10 @@ class ResponseCache:
                 _savings(ctx, decision, entry)
                 return entry  # nothing pending: the request ends without a cache write
             decision.reason = "the cached answer no longer meets the contract"
-        pending.lookup = found = self._by_meaning(ctx, found, policy)
-        self._pending[ctx.request_id] = pending  # the fresh answer is filed when it comes
-        if found.text is None:
+        # a miss: the fresh answer is filed when it comes
+        pending = Pending(self._by_meaning(ctx, found, policy), policy)
+        self._pending[ctx.request_id] = pending
+        if pending.lookup.text is None:
             return None
         return await self._semantic(ctx, pending, decision, now)
 
