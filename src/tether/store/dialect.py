@@ -66,9 +66,8 @@ def insert_rows(
     """Insert many rows (value tuples in `columns` order) with one DBAPI executemany.
 
     For the hot write paths: SQLAlchemy's own executemany processes every parameter of every
-    row through its compiled statement, which cost more than the database's work. Here each
-    column's bind processor runs only where the dialect needs one, and a value repeated in
-    consecutive rows (a request's timestamp on each of its rows) is converted once.
+    row through its compiled statement, which cost more than the database's work. Here a
+    column's bind processor runs only where the dialect needs one.
     """
     dialect = conn.dialect
     processors = [_bind_processor(table.c[name].type, dialect) for name in columns]
@@ -80,27 +79,18 @@ def insert_rows(
         f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({names}) "
         f"VALUES ({', '.join([marker] * len(columns))})"
     )
-    seen: list[tuple[Any, Any]] = [(_UNSET, None)] * len(columns)
-    params: list[tuple[Any, ...]] = []
-    for row in rows:
-        values = []
-        for i, value in enumerate(row):
-            process = processors[i]
-            if process is None or value is None:
-                values.append(value)
-                continue
-            last, done = seen[i]
-            if value is not last:
-                done = process(value)
-                seen[i] = (value, done)
-            values.append(done)
-        params.append(tuple(values))
+    params = [
+        tuple(
+            value if process is None or value is None else process(value)
+            for process, value in zip(processors, row, strict=True)
+        )
+        for row in rows
+    ]
     if params:
         conn.exec_driver_sql(sql, params)
 
 
-_UNSET = object()
-_MARKERS = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric_dollar": None}
+_MARKERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}  # sqlite3, psycopg
 
 
 def _bind_processor(kind: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
