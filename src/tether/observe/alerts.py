@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from tether.observe.alert_rules import AlertRule, AlertSettings
@@ -41,9 +41,8 @@ from tether.observe.drift import (
     psi,
 )
 from tether.store.alerts import AlertRow, add_alert, last_alert_at, set_delivered
-from tether.store.dialect import utc_bound
-from tether.store.signals import prompt_versions, signal_series
-from tether.store.tables import requests
+from tether.store.requests_inputs import logged_versions
+from tether.store.signals import pair_order, prompt_versions, signal_series
 
 if TYPE_CHECKING:
     from tether.cache.embedders.base import Embedder
@@ -351,7 +350,7 @@ def run_drift_checks(
         first = start - timedelta(seconds=rule.baseline_seconds)
         pairs = prompt_versions(engine, since=start)
         if rule.watches_inputs:  # the request log may be on with signals off
-            pairs = sorted(set(pairs) | set(logged_versions(engine, since=start)), key=_order)
+            pairs = sorted(set(pairs) | set(logged_versions(engine, since=start)), key=pair_order)
         for prompt, version in pairs:
             if prompt is None or (rule.prompt is not None and prompt != rule.prompt):
                 continue
@@ -415,19 +414,6 @@ def check_inputs(
         f"mean embedding distance {distance:.4f}"
     )
     return AlertRow(now, rule.name, prompt, version, rule.signal, value, rule.threshold, text)
-
-
-def logged_versions(engine: Engine, since: datetime) -> list[tuple[str | None, str | None]]:
-    """The (prompt, version) pairs with requests logged at or after `since`."""
-    c = requests.c
-    query = select(c.prompt, c.prompt_version).where(c.at >= utc_bound(since)).distinct()
-    with engine.connect() as conn:
-        return [(r.prompt, r.prompt_version) for r in conn.execute(query)]
-
-
-def _order(pair: tuple[str | None, str | None]) -> tuple[bool, str, bool, str]:
-    prompt, version = pair
-    return prompt is not None, prompt or "", version is not None, version or ""
 
 
 def without_input_rules(settings: AlertSettings) -> AlertSettings:

@@ -63,6 +63,14 @@ def nth_latest_at(
     return utc(at) if at is not None else None
 
 
+def logged_versions(engine: Engine, since: datetime) -> list[tuple[str | None, str | None]]:
+    """The (prompt, version) pairs with requests logged at or after `since`."""
+    c = requests.c
+    query = select(c.prompt, c.prompt_version).where(c.at >= utc_bound(since)).distinct()
+    with engine.connect() as conn:
+        return [(r.prompt, r.prompt_version) for r in conn.execute(query)]
+
+
 def input_text(messages_json: str | None) -> str:
     """The last user turn's text of a logged `messages` column ("" when there is none).
     Content is a string or a list of parts; only the parts of type "text" count."""

@@ -178,7 +178,13 @@ def prompt_versions(
     query = _window(select(c.prompt, c.version).distinct(), since, None)
     with engine.connect() as conn:
         pairs = [(r.prompt, r.version) for r in conn.execute(query)]
-    return sorted(pairs, key=lambda p: (p[0] is not None, p[0] or "", p[1] is not None, p[1] or ""))
+    return sorted(pairs, key=pair_order)
+
+
+def pair_order(pair: tuple[str | None, str | None]) -> tuple[bool, str, bool, str]:
+    """Sort key of (prompt, version) pairs: calls without a prompt (or version) first."""
+    prompt, version = pair
+    return prompt is not None, prompt or "", version is not None, version or ""
 
 
 def _value(row: Any, name: str) -> tuple[float | None, str | None] | None:
