@@ -21,6 +21,9 @@ products in saturating 16-bit arithmetic, which clips now and then; measured mat
 attention output projection and the first feed-forward matrix lose accuracy to it, so they are
 stored as uint8 with zero point 128 (an exact re-encoding) and run the non-saturating uint8 x uint8
 kernel (a little slower), while the Q/K/V and last feed-forward matrices keep the faster one.
+On CPUs with VNNI (AVX512-VNNI or AVX-VNNI) the uint8 x int8 kernel accumulates in 32 bits and
+never clips, so every matrix takes it (`Kernels.for_this_cpu`): the integer sums are the same as
+the uint8 x uint8 kernel's, and so are the vectors, about a quarter sooner for a long text.
 Second, the [CLS] token carries a few huge activations in fixed channels (about 25 where every
 other value stays under 6-15), which would set the one scale of the whole run:
 `Kernels.up_outliers` and `Kernels.down_outliers` name those input channels (found by running the
@@ -42,6 +45,8 @@ import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -99,6 +104,30 @@ class Kernels:
     down: Kernel = "s8"
     up_outliers: tuple[tuple[int, ...], ...] = ((99,),) * 5 + ((),)
     down_outliers: tuple[tuple[int, ...], ...] = ((856,), (607,), (1004, 218), (358,), (), ())
+
+    @classmethod
+    def for_this_cpu(cls) -> Kernels:
+        """The defaults, or every matrix on the uint8 x int8 kernel where VNNI keeps it from
+        clipping (the same integer sums as the defaults', sooner)."""
+        return cls(out="s8", up="s8") if has_vnni() else cls()
+
+
+_VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
+
+
+@lru_cache(maxsize=4)
+def has_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU's flags (Linux's /proc/cpuinfo) name VNNI; False where they cannot be
+    read (other systems keep the kernels that are exact on every x86 CPU)."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "flags":
+            return not _VNNI_FLAGS.isdisjoint(value.split())
+    return False
 
 
 @dataclass(frozen=True)
@@ -453,9 +482,10 @@ class _Graph:
 
 def build(model: bytes, kernels: Kernels | None = None, *, expose: Sequence[str] = ()) -> bytes:
     """The fused graph (a serialized ONNX ModelProto) from the bytes of the packaged model.onnx;
-    a GraphError says what the file lacks. `expose` names float outputs of inner nodes to add
-    as graph outputs (to inspect activations)."""
-    kernels = kernels or Kernels()
+    a GraphError says what the file lacks. `kernels` defaults to `Kernels.for_this_cpu()`;
+    `expose` names float outputs of inner nodes to add as graph outputs (to inspect
+    activations)."""
+    kernels = kernels or Kernels.for_this_cpu()
     nodes, tensors = _parse(model)
     layers = _linears(nodes, tensors)
     floats = _Tensors(tensors)
