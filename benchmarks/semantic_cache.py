@@ -636,7 +636,7 @@ def target_checks(results: dict[str, Any], value: float | None, largest: dict[st
     """Each target of the benchmark: the measured value and whether it is met."""
     checks: dict[str, dict[str, Any]] = {
         "precision at recall 0.80": {"value": value, "target": f">= {TARGET_PRECISION}",
-                                     "met": value is not None and value >= TARGET_PRECISION},
+                                     "met": bool(value is not None and value >= TARGET_PRECISION)},
     }  # fmt: skip
     points = results["pairwise"]["tether"]["operating_points"]
     for name, point in points.items():
@@ -645,16 +645,16 @@ def target_checks(results: dict[str, Any], value: float | None, largest: dict[st
         checks[f"false-hit rate at {name.replace('delta', 'δ')}"] = {
             "value": false,
             "target": f"<= {delta:.0%}",
-            "met": false is None or false <= delta,
+            "met": bool(false is None or false <= delta),
         }
     semantic = largest["semantic"]["p99"] if largest is not None else None
     checks[f"semantic lookup p99 at {max(SIZES):,} entries, embedding included (ms)"] = {
         "value": semantic, "target": f"<= {P99_TARGET_MS}",
-        "met": semantic is not None and semantic <= P99_TARGET_MS}  # fmt: skip
+        "met": bool(semantic is not None and semantic <= P99_TARGET_MS)}  # fmt: skip
     exact = None if exact_p99 is None else exact_p99 * 1000
     checks["exact hit p99, every size (µs)"] = {
         "value": exact, "target": f"<= {EXACT_P99_TARGET_US:.0f}",
-        "met": exact is not None and exact <= EXACT_P99_TARGET_US}  # fmt: skip
+        "met": bool(exact is not None and exact <= EXACT_P99_TARGET_US)}  # fmt: skip
     return checks
 
 
