@@ -1,10 +1,13 @@
 """Nearest neighbours by cosine similarity, one HNSW graph (usearch) per namespace.
 
 An entry's id in the graph is the first 64 bits of its exact key (a 128-bit hash), so the
-index needs no table of its own to map back. The graphs hold float16 copies of the vectors:
-half the memory of float32 and, at 100k entries, about 1.6x faster searches with the same
-neighbours found, the cosines within 1e-4 of float32's. Each namespace's graph has its own lock:
-usearch graphs take concurrent readers, but a removal racing a search is not worth the risk.
+index needs no table of its own to map back. The graphs hold float16 copies of the vectors
+(half the memory of float32, cosines within 1e-4 of float32's) and a search expands 48
+candidates: at 100k entries that finds the true nearest neighbour for 98.3 % of STS-B queries in
+0.31 / 0.58 ms p50 / p99, where float32 with 64 took 0.54 / 0.87 ms for 98.5 %
+(benchmarks/vector_index.py). A neighbour the search misses costs a hit, never a false hit.
+Each namespace's graph has its own lock: usearch graphs take concurrent readers, but a removal
+racing a search is not worth the risk.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ def entry_id(key: str) -> int:
 class _Graph:
     def __init__(self, dimensions: int) -> None:
         self.index = Index(ndim=dimensions, metric="cos", dtype="f16", connectivity=16,
-                           expansion_add=128, expansion_search=64)  # fmt: skip
+                           expansion_add=128, expansion_search=48)  # fmt: skip
         self.keys: dict[int, str] = {}
         self.lock = threading.Lock()
 
