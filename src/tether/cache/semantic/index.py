@@ -3,8 +3,8 @@
 An entry's id in the graph is the first 64 bits of its exact key (a 128-bit hash), so the
 index needs no table of its own to map back. The graphs hold float16 copies of the vectors
 (half the memory of float32, cosines within 1e-4 of float32's) and a search expands 48
-candidates: at 100k entries that finds the true nearest neighbour for 98.3 % of STS-B queries in
-0.31 / 0.58 ms p50 / p99, where float32 with 64 took 0.54 / 0.87 ms for 98.5 %
+candidates: at 100k entries that finds the true nearest neighbour for about 98 % of STS-B
+queries in about 0.4 / 0.6 ms p50 / p99, where float32 with 64 finds about 99 % in 0.55 / 0.85 ms
 (benchmarks/vector_index.py). A neighbour the search misses costs a hit, never a false hit.
 Each namespace's graph has its own lock: usearch graphs take concurrent readers, but a removal
 racing a search is not worth the risk.
