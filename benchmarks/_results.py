@@ -31,6 +31,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from tether.cpu import VNNI_FLAGS, cpu_flags, cpuinfo_field
+
 if TYPE_CHECKING:
     from llama_cpp import Llama
     from llguidance import LLTokenizer
@@ -79,24 +81,12 @@ def utc_now() -> str:
 
 
 def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return cpuinfo_field("model name") or platform.processor() or "unknown"
 
 
 def _cpu_flags() -> list[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return sorted(flags & {"avx", "avx2", "fma", "f16c", "avx512f", "amx_tile"})
-    except OSError:
-        pass
-    return []
+    wanted = {"avx", "avx2", "fma", "f16c", "avx512f", "amx_tile", *VNNI_FLAGS}
+    return sorted(cpu_flags() & wanted)
 
 
 def load_average() -> list[float] | None:

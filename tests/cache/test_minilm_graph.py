@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from tether.cache.embedders import MiniLMEmbedder
 from tether.cache.embedders import minilm_graph as graph
+from tether.cpu import has_vnni
 from tether.errors import ModelFileError
 
 TEXTS = [
@@ -110,7 +111,7 @@ def test_int8_vectors_stay_close_to_the_packaged_graph(
     assert cosines.mean() >= 0.993, cosines
 
 
-@pytest.mark.skipif(not graph.has_vnni(), reason="the CPU has no VNNI")
+@pytest.mark.skipif(not has_vnni(), reason="the CPU has no VNNI")
 def test_with_vnni_every_matrix_on_the_faster_kernel_gives_the_same_vectors(
     packaged: bytes, ids: list[list[int]]
 ) -> None:
@@ -121,27 +122,6 @@ def test_with_vnni_every_matrix_on_the_faster_kernel_gives_the_same_vectors(
     faster = _session(graph.build(packaged, graph.Kernels.for_this_cpu()))
     for row in ids:
         np.testing.assert_allclose(_states(faster, [row]), _states(safe, [row]), atol=1e-5)
-
-
-@pytest.mark.parametrize(
-    ("flags", "expected"),
-    [
-        ("fpu sse2 avx2 avx512f avx512_vnni avx512_bf16", True),
-        ("fpu sse2 avx2 avx_vnni", True),
-        ("fpu sse2 avx avx2 fma", False),
-    ],
-)
-def test_vnni_is_read_from_the_cpu_flags(flags: str, expected: bool, tmp_path: Path) -> None:
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: some CPU\nflags\t\t: {flags}\n\n")
-    assert graph.has_vnni(cpuinfo) is expected
-
-
-def test_without_cpu_flags_the_kernels_exact_everywhere_are_kept(tmp_path: Path) -> None:
-    arm = tmp_path / "arm"
-    arm.write_text("processor\t: 0\nFeatures\t: fp asimd asimddp\n")
-    assert graph.has_vnni(arm) is False
-    assert graph.has_vnni(tmp_path / "missing") is False
 
 
 def test_a_padded_batch_equals_one_text_at_a_time(exact: Any, ids: list[list[int]]) -> None:

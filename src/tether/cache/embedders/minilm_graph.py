@@ -45,12 +45,12 @@ import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
+
+from tether.cpu import has_vnni
 
 LAYERS = 6
 HIDDEN = 384
@@ -110,24 +110,6 @@ class Kernels:
         """The defaults, or every matrix on the uint8 x int8 kernel where VNNI keeps it from
         clipping (the same integer sums as the defaults', sooner)."""
         return cls(out="s8", up="s8") if has_vnni() else cls()
-
-
-_VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
-
-
-@lru_cache(maxsize=4)
-def has_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether the CPU's flags (Linux's /proc/cpuinfo) name VNNI; False where they cannot be
-    read (other systems keep the kernels that are exact on every x86 CPU)."""
-    try:
-        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    for line in text.splitlines():
-        name, _, value = line.partition(":")
-        if name.strip() == "flags":
-            return not _VNNI_FLAGS.isdisjoint(value.split())
-    return False
 
 
 @dataclass(frozen=True)
