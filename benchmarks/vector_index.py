@@ -2,8 +2,8 @@
 
 Method: the 100k texts that fill a cache in benchmarks/semantic_cache.py (STS-B train and dev
 sentences, then synthetic variants), their MiniLM vectors (the same on-disk vector cache), and
-the dev s2 sentences as queries. For each setting, a usearch HNSW graph built as
-tether.cache.semantic.index builds one (cosine, connectivity 16, expansion_add 128) with float32
+the dev s2 sentences as queries. For each setting, a usearch HNSW graph built by
+tether.cache.semantic.index.new_graph (cosine, connectivity 16, expansion_add 128) with float32
 or float16 elements, searched for 4 neighbours with expansion_search 32, 48 or 64, one query at a
 time on one pinned core; and exact search (one matrix product over all vectors, numpy) as the
 reference. Reported: search p50/p99, how often the true nearest neighbour (by exact cosine) is
@@ -46,13 +46,8 @@ NAME = "vector_index"
 TARGET_P99_MS = 1.0
 TARGET_RECALL = 0.98  # a neighbour the search misses costs a hit, never a false hit
 NEIGHBOURS = 4
-SETTINGS = [(dtype, ef) for dtype in ("f32", "f16") for ef in (32, 48, 64)]
-
-
-def tether_setting() -> tuple[str, int]:
-    """The element type and search breadth tether's index uses (read from a graph it builds)."""
-    graph = tether_index._Graph(8)
-    return str(graph.index.dtype).split(".")[-1].lower(), int(graph.index.expansion_search)
+ELEMENTS = ("f32", "f16")
+EXPANSIONS = (32, 48, 64)
 
 
 def timed_search(
@@ -107,17 +102,14 @@ def main() -> None:
     truth = np.argmax(exact, axis=1)
 
     rows: dict[str, dict[str, Any]] = {"exact (numpy)": exact_search(vectors, queries)}
-    ours = tether_setting()
-    for dtype in sorted({d for d, _ in SETTINGS}, reverse=True):
-        index = Index(ndim=vectors.shape[1], metric="cos", dtype=dtype, connectivity=16,
-                      expansion_add=128)  # fmt: skip
+    ours = (tether_index.ELEMENT, tether_index.EXPANSION_SEARCH)
+    for dtype in ELEMENTS:
+        index = tether_index.new_graph(vectors.shape[1], element=dtype)
         console.print(f"building a {dtype} graph of {len(vectors):,} vectors")
         began = time.perf_counter()
         index.add(np.arange(len(vectors)), vectors)
         build_s = time.perf_counter() - began
-        for kind, ef in SETTINGS:
-            if kind != dtype:
-                continue
+        for ef in EXPANSIONS:
             index.expansion_search = ef
             name = f"usearch {dtype}, ef {ef}" + (" (tether)" if (dtype, ef) == ours else "")
             rows[name] = timed_search(index, queries, truth, exact) | {

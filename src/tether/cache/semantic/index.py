@@ -19,6 +19,20 @@ from usearch.index import Index
 
 from tether.cache.embedders.base import Vectors
 
+# How each namespace's graph is built and searched (benchmarks/vector_index.py compares others).
+ELEMENT = "f16"
+CONNECTIVITY = 16
+EXPANSION_ADD = 128
+EXPANSION_SEARCH = 48
+
+
+def new_graph(dimensions: int, *, element: str = ELEMENT, expansion_search: int = EXPANSION_SEARCH
+              ) -> Index:  # fmt: skip
+    """An empty cosine HNSW graph with the cache's settings (element type and search breadth
+    can be varied for comparison)."""
+    return Index(ndim=dimensions, metric="cos", dtype=element, connectivity=CONNECTIVITY,
+                 expansion_add=EXPANSION_ADD, expansion_search=expansion_search)  # fmt: skip
+
 
 def entry_id(key: str) -> int:
     return int(key[:16], 16)
@@ -26,8 +40,7 @@ def entry_id(key: str) -> int:
 
 class _Graph:
     def __init__(self, dimensions: int) -> None:
-        self.index = Index(ndim=dimensions, metric="cos", dtype="f16", connectivity=16,
-                           expansion_add=128, expansion_search=48)  # fmt: skip
+        self.index = new_graph(dimensions)
         self.keys: dict[int, str] = {}
         self.lock = threading.Lock()
 
