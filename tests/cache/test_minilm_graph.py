@@ -3,8 +3,6 @@ tolerance of the packaged graph, padding handled, errors for files of another la
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from importlib import import_module, resources
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from tests.fresh_python import fresh_python
 from tether.cache.embedders import MiniLMEmbedder
 from tether.cache.embedders import minilm_graph as graph
 from tether.cpu import has_vnni
@@ -195,10 +194,7 @@ def test_building_needs_no_onnx_package(packaged: bytes) -> None:
         "minilm_graph.build(raw)\n"
         "print('onnx' in sys.modules)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert done.stdout.strip() == "False"
+    assert fresh_python(code, timeout=120) == "False"
 
 
 def test_a_file_of_another_layout_is_named(packaged: bytes, tmp_path: Path) -> None:
